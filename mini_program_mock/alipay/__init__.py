@@ -1,0 +1,8 @@
+"""Sandbox alipay (placeholder until its gateway lands)."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    pass

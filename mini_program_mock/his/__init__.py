@@ -1,0 +1,8 @@
+"""Sandbox his (placeholder until its gateway lands)."""
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    pass
