@@ -45,3 +45,62 @@ def sandbox():
     yield proc
     proc.stop()
     print(proc.output()[-3000:]) if proc.proc.returncode not in (0, -15, None) else None
+
+
+# --- the platform -----------------------------------------------------------------------------
+
+def _create_database(admin_url: str, name: str) -> str:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_url):
+    """A fresh PostgreSQL database brought to the latest migration (the migrations are tested here too)."""
+    from app.db.migrate import upgrade
+
+    url = _create_database(postgres_url, "hpay_test")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url, redis_url, sandbox):
+    from config.settings import TestSettings
+
+    return TestSettings(DATABASE_URL=database_url, REDIS_URL=redis_url, SANDBOX_URL=sandbox.url,
+                        PUBLIC_BASE_URL="http://127.0.0.1:1", LOG_JSON=True)
+
+
+@pytest.fixture(scope="session")
+def app(settings):
+    from app.factory import create_app
+
+    flask_app = create_app(settings)
+    yield flask_app
+    flask_app.extensions["hpay_runtime"].close()
+
+
+@pytest.fixture(scope="session")
+def rt(app):
+    return app.extensions["hpay_runtime"]
+
+
+@pytest.fixture()
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def demo_clinic(rt, sandbox):
+    """Clinic `demo` wired to the session's sandbox (seed-demo is idempotent, so tests may call it again)."""
+    from app.cli.demo import seed_demo
+
+    seed_demo(rt, sandbox.url)
+    return "demo"

@@ -1,0 +1,1 @@
+"""The clinic payment platform: mini-program API, channel notifications, services, domain."""

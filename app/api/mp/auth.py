@@ -1,0 +1,45 @@
+"""POST /api/mp/v1/auth/login."""
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.extensions import runtime
+from app.services import auth
+
+blp = Blueprint("mp_auth", __name__, url_prefix="/api/mp/v1/auth", description="Mini-program login")
+
+
+class LoginSchema(Schema):
+    clinic_code = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    channel = fields.String(required=True, validate=validate.OneOf(["wechat", "alipay"]))
+    code = fields.String(required=True, validate=validate.Length(min=1, max=256))
+
+
+class MpUserSchema(Schema):
+    id = fields.Integer(required=True)
+    channel = fields.String(required=True)
+    openid = fields.String(required=True)
+
+
+class LoginResultSchema(Schema):
+    token = fields.String(required=True)
+    expires_in = fields.Integer(required=True)
+    user = fields.Nested(MpUserSchema, required=True)
+
+
+class ErrorSchema(Schema):
+    message = fields.String(required=True)
+    error = fields.String()
+
+
+@blp.route("/login", methods=["POST"])
+@blp.arguments(LoginSchema)
+@blp.response(200, LoginResultSchema)
+@blp.alt_response(401, schema=ErrorSchema, description="The channel refused the login code")
+@blp.alt_response(404, schema=ErrorSchema, description="Unknown clinic")
+def login(body):
+    """Exchange a wx.login / my.getAuthCode code for our session token."""
+    session = auth.login(runtime(), body["clinic_code"], body["channel"], body["code"])
+    return {"token": session.token, "expires_in": session.expires_in,
+            "user": {"id": session.user_id, "channel": session.channel, "openid": session.openid}}

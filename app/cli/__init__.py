@@ -1,0 +1,29 @@
+"""Flask CLI commands: `flask --app wsgi db-upgrade | seed-demo`."""
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+
+from app.extensions import runtime
+
+
+def register_cli(app: Flask) -> None:
+    @app.cli.command("db-upgrade")
+    def db_upgrade():
+        """Apply the Alembic migrations to HPAY_DATABASE_URL."""
+        from app.db.migrate import upgrade
+
+        upgrade(current_app.config["HPAY_SETTINGS"].DATABASE_URL)
+        click.echo("database is at the latest migration")
+
+    @app.cli.command("seed-demo")
+    @click.option("--sandbox-url", default=None, help="the sandbox world (default HPAY_SANDBOX_URL)")
+    def seed_demo(sandbox_url):
+        """Create (or refresh) clinic `demo` with the sandbox's merchants, items and slots."""
+        from app.cli.demo import seed_demo as run_seed
+
+        rt = runtime()
+        if rt.settings.ENV == "production":
+            raise click.ClickException("seed-demo is refused in production")
+        summary = run_seed(rt, sandbox_url or rt.settings.SANDBOX_URL)
+        click.echo(summary)

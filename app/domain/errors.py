@@ -1,0 +1,55 @@
+"""Business refusals with stable snake_case codes (API.md `error`) and their HTTP category."""
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    http_status = 409
+    code = "conflict"
+
+    def __init__(self, message: str, code: str | None = None, details: dict | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details or {}
+
+
+class InvalidInput(DomainError):
+    http_status = 422
+    code = "invalid_input"
+
+
+class NotFound(DomainError):
+    http_status = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    http_status = 409
+    code = "conflict"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+class Unauthorized(DomainError):
+    http_status = 401
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    http_status = 403
+    code = "forbidden"
+
+
+class TooManyRequests(DomainError):
+    http_status = 429
+    code = "too_many_requests"
+
+
+class Unavailable(DomainError):
+    """A system we depend on (channel, HIS) did not answer; the request may be retried."""
+
+    http_status = 503
+    code = "unavailable"

@@ -1,0 +1,86 @@
+"""create_app(): settings, logging, the Runtime, the APIs, error mapping and the CLI."""
+from __future__ import annotations
+
+import re
+import uuid
+
+import swagger_ui_bundle
+from flask import Flask, g, request, send_from_directory
+from flask_smorest import Api
+
+from app.errors import register_error_handlers
+from app.runtime import Runtime
+from config.logging import configure_logging, request_id_var
+from config.settings import Settings, load_settings
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+DOCS_STATIC = "/docs/static"
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    configure_logging(settings.LOG_LEVEL, settings.LOG_JSON)
+
+    app = Flask("app")
+    app.config.update(
+        SECRET_KEY=settings.SECRET_KEY,
+        HPAY_SETTINGS=settings,
+        API_TITLE="Clinic payment platform",
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL=f"{DOCS_STATIC}/",
+        MAX_CONTENT_LENGTH=2 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.ensure_ascii = False
+    app.extensions["hpay_runtime"] = Runtime(settings)
+
+    _install_request_id(app)
+    register_error_handlers(app)
+
+    api = Api(app, spec_kwargs={"components": {"securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer"},
+        "his_hmac": {"type": "apiKey", "in": "header", "name": "X-HIS-Signature"},
+    }}})
+    app.extensions["hpay_api"] = api
+    _register_blueprints(api)
+
+    @app.get(f"{DOCS_STATIC}/<path:filename>")
+    def docs_static(filename: str):
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
+
+    from app.cli import register_cli
+    register_cli(app)
+    return app
+
+
+def _register_blueprints(api: Api) -> None:
+    from app.api.health import blp as health_blp
+    from app.api.mp import blueprints as mp_blueprints
+
+    api.register_blueprint(health_blp)
+    for blp in mp_blueprints():
+        api.register_blueprint(blp)
+
+
+def _install_request_id(app: Flask) -> None:
+    @app.before_request
+    def assign_request_id():
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id_token = request_id_var.set(g.request_id)
+
+    @app.after_request
+    def echo_request_id(response):
+        if "request_id" in g:
+            response.headers["X-Request-Id"] = g.request_id
+        return response
+
+    @app.teardown_request
+    def clear_request_id(_exc):
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            request_id_var.reset(token)

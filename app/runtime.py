@@ -1,0 +1,44 @@
+"""What a process needs to run use cases: settings, database, Redis and the job queues.
+
+The web app and every rq worker build one Runtime from the same settings; the
+services take it as their first argument, so they run the same in both.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+
+from redis import Redis
+from rq import Queue
+
+from app.db.session import Database
+from config.settings import Settings
+
+QUEUE_NAMES = ("notifications", "his", "channel", "default")
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.DATABASE_URL, echo=settings.SQL_ECHO)
+
+    @cached_property
+    def redis(self) -> Redis:
+        return Redis.from_url(self.settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2,
+                              health_check_interval=30)
+
+    def queue_name(self, name: str) -> str:
+        return f"{self.settings.QUEUE_PREFIX}-{name}"
+
+    def queue(self, name: str) -> Queue:
+        if name not in QUEUE_NAMES:
+            raise ValueError(f"unknown queue {name!r}")
+        return Queue(self.queue_name(name), connection=self.redis)
+
+    def enqueue(self, queue: str, func_path: str, *args, **options):
+        """Enqueue a worker job by dotted path, so services never import the workers package."""
+        return self.queue(queue).enqueue(func_path, *args, **options)
+
+    def close(self) -> None:
+        self.db.dispose()
+        if "redis" in self.__dict__:
+            self.redis.close()

@@ -1,0 +1,138 @@
+"""Settings for development, test and production, read from HPAY_* environment variables.
+
+Every field can be set as HPAY_<FIELD>. Production refuses to start with the
+development secret key, the demo password or sandbox base URLs.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+DEV_DEMO_PASSWORD = "demo-password"
+SANDBOX_HOST_MARKERS = ("127.0.0.1", "localhost", "[::1]", "/wxpay/", "/wxlogin/", "/alipay/gateway.do")
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def _parse(value: str, kind: type) -> Any:
+    if kind is bool:
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    if kind is int:
+        return int(value)
+    if kind is float:
+        return float(value)
+    return value
+
+
+@dataclass
+class Settings:
+    ENV: str = "development"
+    SECRET_KEY: str = DEV_SECRET_KEY
+    DATABASE_URL: str = f"sqlite:///{ROOT / 'var' / 'hpay.db'}"
+    REDIS_URL: str = "redis://127.0.0.1:6390/0"
+    # Where the channels reach our notify endpoints.
+    PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"
+    # The sandbox world; empty in production.
+    SANDBOX_URL: str = "http://127.0.0.1:8100"
+    DEMO_PASSWORD: str = DEV_DEMO_PASSWORD
+    LOG_LEVEL: str = "INFO"
+    LOG_JSON: bool = True
+    TOKEN_TTL_S: int = 7200
+    ORDER_TTL_S: int = 900
+    TOPUP_MIN_FEN: int = 100
+    TOPUP_MAX_FEN: int = 500_000
+    # Multiplies every retry and polling delay; tests compress a day into seconds.
+    RETRY_TIME_SCALE: float = 1.0
+    HIS_TIMEOUT_S: float = 5.0
+    CHANNEL_TIMEOUT_S: float = 10.0
+    QUEUE_PREFIX: str = "hpay"
+    SQL_ECHO: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = environ.get(f"HPAY_{f.name}")
+            if raw is not None:
+                kind = type(f.default)
+                try:
+                    values[f.name] = _parse(raw, kind)
+                except ValueError as exc:
+                    raise ConfigurationError(f"HPAY_{f.name}={raw!r} is not a valid {kind.__name__}") from exc
+        values.update(overrides)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.DATABASE_URL.startswith("sqlite")
+
+    def validate(self) -> None:
+        if self.TOPUP_MIN_FEN <= 0 or self.TOPUP_MAX_FEN < self.TOPUP_MIN_FEN:
+            raise ConfigurationError("HPAY_TOPUP_MIN_FEN must be positive and not above HPAY_TOPUP_MAX_FEN")
+        if self.ORDER_TTL_S <= 0 or self.TOKEN_TTL_S <= 0:
+            raise ConfigurationError("HPAY_ORDER_TTL_S and HPAY_TOKEN_TTL_S must be positive")
+
+
+@dataclass
+class DevelopmentSettings(Settings):
+    ENV: str = "development"
+    LOG_JSON: bool = True
+
+
+@dataclass
+class TestSettings(Settings):
+    ENV: str = "test"
+    RETRY_TIME_SCALE: float = 0.001
+    LOG_LEVEL: str = "WARNING"
+
+
+@dataclass
+class ProductionSettings(Settings):
+    ENV: str = "production"
+    SANDBOX_URL: str = ""
+    DEMO_PASSWORD: str = ""
+
+    def validate(self) -> None:
+        super().validate()
+        problems = []
+        if not self.SECRET_KEY or self.SECRET_KEY == DEV_SECRET_KEY or len(self.SECRET_KEY) < 32:
+            problems.append("HPAY_SECRET_KEY must be set to a random value of at least 32 characters")
+        if self.DEMO_PASSWORD:
+            problems.append("HPAY_DEMO_PASSWORD must not be set in production (no demo users)")
+        if self.SANDBOX_URL:
+            problems.append("HPAY_SANDBOX_URL must be empty in production")
+        if self.is_sqlite:
+            problems.append("HPAY_DATABASE_URL must point at PostgreSQL in production")
+        if any(marker in self.PUBLIC_BASE_URL for marker in ("127.0.0.1", "localhost")):
+            problems.append("HPAY_PUBLIC_BASE_URL must be the public address the channels can reach")
+        if problems:
+            raise ConfigurationError("production settings refused: " + "; ".join(problems))
+
+
+SETTINGS_BY_ENV = {"development": DevelopmentSettings, "test": TestSettings, "production": ProductionSettings}
+
+
+def load_settings(env: str | None = None, **overrides: Any) -> Settings:
+    env = env or os.environ.get("HPAY_ENV", "development")
+    try:
+        cls = SETTINGS_BY_ENV[env]
+    except KeyError:
+        raise ConfigurationError(f"HPAY_ENV must be one of {', '.join(SETTINGS_BY_ENV)}") from None
+    return cls.from_env(**overrides)
+
+
+def looks_like_sandbox(url: str | None) -> bool:
+    """A merchant or HIS base URL that points at loopback or the sandbox's paths."""
+    return bool(url) and any(marker in url for marker in SANDBOX_HOST_MARKERS)
