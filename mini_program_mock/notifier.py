@@ -63,7 +63,7 @@ class Notifier:
         """Store a notification and let the delivery thread send it, honouring the fault settings."""
         faults = self.world.faults()
         if self.world.chance(faults["notify_drop_rate"]):
-            self.world.log("notify_dropped", channel=channel, kind=kind, ref=ref, url=url)
+            self.world.log("notify_dropped", channel=channel, notification=kind, ref=ref, url=url)
             return
         copies = 2 if self.world.chance(faults["notify_duplicate_rate"]) else 1
         first_at = time.time() + float(faults["notify_delay_s"])
@@ -123,5 +123,5 @@ class Notifier:
                 " WHERE id = ?",
                 (attempts, status, next_at, reply, row["id"]),
             )
-        self.world.log("notify_attempt", channel=row["channel"], kind=row["kind"], ref=row["ref"],
+        self.world.log("notify_attempt", channel=row["channel"], notification=row["kind"], ref=row["ref"],
                        attempt=attempts, acked=acked, reply=reply[:200])

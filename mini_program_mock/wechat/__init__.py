@@ -1,8 +1,21 @@
-"""Sandbox wechat (placeholder until its gateway lands)."""
+"""Sandbox WeChat: mini-program login under /wxlogin/, Pay v2 under /wxpay/, control under /sandbox/wechat/.
+
+Speaks the wire protocols of PROTOCOLS.md so that wechatpy's real clients talk to it unchanged.
+"""
 from __future__ import annotations
 
 from flask import Flask
 
+from . import ledger, login, pay_api, sandbox_routes
+from .notifications import RefundSettler
+
 
 def register(app: Flask) -> None:
-    pass
+    world = app.extensions["sandbox_world"]
+    ledger.install(world)
+    login.register(app, world)
+    app.register_blueprint(pay_api.bp)
+    app.register_blueprint(sandbox_routes.bp)
+    settler = RefundSettler(world, app.extensions["sandbox_merchants"], app.extensions["sandbox_notifier"])
+    app.extensions["sandbox_wechat_settler"] = settler
+    settler.start()

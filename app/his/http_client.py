@@ -1,0 +1,208 @@
+"""The HIS over its JSON HTTP API (the sandbox's `/his/` speaks the same; see mini_program_mock.his)."""
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from .base import (HisAuthFailed, HisBill, HisCard, HisClient, HisNotFound, HisPatient, HisRecord,
+                   HisRegistration, HisRejected, HisUnavailable, HisWriteResult)
+
+log = logging.getLogger(__name__)
+
+
+def _segment(value: str) -> str:
+    return quote(str(value), safe="")
+
+
+def _patient(data: dict) -> HisPatient:
+    return HisPatient(id=data["id"], name=data["name"], phone=data["phone"], id_number=data.get("id_number"),
+                      card_nos=tuple(data.get("card_nos") or ()))
+
+
+def _card(data: dict) -> HisCard:
+    return HisCard(card_no=data["card_no"], balance_fen=int(data["balance_fen"]), patient=_patient(data["patient"]))
+
+
+def _bill(data: dict) -> HisBill:
+    return HisBill(bill_id=data["bill_id"], card_no=data["card_no"], kind=data["kind"], title=data["title"],
+                   amount_fen=int(data["amount_fen"]), status=data["status"], paid_by=data.get("paid_by"))
+
+
+def _registration(data: dict) -> HisRegistration:
+    return HisRegistration(order_no=data["order_no"], card_no=data.get("card_no"), patient_id=data["patient_id"],
+                           item_code=data["item_code"], appointment_at=datetime.fromisoformat(data["appointment_at"]),
+                           amount_fen=int(data["amount_fen"]), status=data["status"])
+
+
+def _record(data: dict) -> HisRecord:
+    return HisRecord(idempotency_key=data["idempotency_key"], kind=data["kind"], card_no=data.get("card_no"),
+                     amount_fen=int(data["amount_fen"]), order_no=data["order_no"],
+                     recorded_at=datetime.fromisoformat(data["recorded_at"]))
+
+
+def _write_result(data: dict, replayed: bool) -> HisWriteResult:
+    balance = data.get("balance_fen")
+    return HisWriteResult(idempotency_key=data["idempotency_key"], kind=data["kind"], record_id=data["record_id"],
+                          card_no=data.get("card_no"), amount_fen=int(data["amount_fen"]), order_no=data["order_no"],
+                          recorded_at=datetime.fromisoformat(data["recorded_at"]),
+                          balance_fen=None if balance is None else int(balance), extra=dict(data.get("extra") or {}),
+                          replayed=replayed)
+
+
+class HttpHisClient(HisClient):
+    """`base_url` is the HIS API root, e.g. `http://127.0.0.1:8100/his`.
+
+    One requests.Session per client (connection reuse); use one client per thread or process.
+    """
+
+    def __init__(self, base_url: str, key_id: str, secret: str, timeout: float = 5.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.key_id = key_id
+        self.timeout = timeout
+        self._session = requests.Session()
+        self._session.headers.update({"X-HIS-Client": key_id, "Authorization": f"Bearer {secret}",
+                                      "Accept": "application/json"})
+
+    def close(self) -> None:
+        self._session.close()
+
+    # --- transport ------------------------------------------------------------------
+    def _call(self, method: str, path: str, *, params: dict | None = None,
+              body: dict | None = None) -> tuple[Any, int]:
+        """The decoded JSON answer and its status, or the HisError the answer means."""
+        try:
+            response = self._session.request(method, self.base_url + path, params=params, json=body,
+                                             timeout=self.timeout)
+        except requests.Timeout as exc:
+            log.warning("HIS %s %s timed out after %ss", method, path, self.timeout)
+            raise HisUnavailable(f"HIS timed out after {self.timeout}s: {method} {path}") from exc
+        except requests.RequestException as exc:
+            log.warning("HIS %s %s failed: %s", method, path, exc.__class__.__name__)
+            raise HisUnavailable(f"HIS unreachable: {exc.__class__.__name__}") from exc
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        status = response.status_code
+        if 200 <= status < 300:
+            if payload is None:
+                raise HisUnavailable(f"HIS answered {status} without JSON: {method} {path}")
+            return payload, status
+        code = payload.get("error") if isinstance(payload, dict) else None
+        message = payload.get("message", "") if isinstance(payload, dict) else response.text[:200]
+        if status >= 500:
+            log.warning("HIS %s %s answered %s", method, path, status)
+            raise HisUnavailable(f"HIS answered {status}: {message}")
+        if status in (401, 403):
+            log.error("HIS refused our key %s (%s)", self.key_id, status)
+            raise HisAuthFailed(f"HIS refused key {self.key_id}: {message}")
+        if not code:
+            # Not the HIS's verdict on our request (a wrong base URL, a proxy): the outcome is still open.
+            raise HisUnavailable(f"HIS answered {status} without an error code: {method} {path}")
+        if status == 404:
+            raise HisNotFound(code, message, status)
+        raise HisRejected(code, message, status)
+
+    def _read(self, path: str, convert, **params: Any):
+        payload, _ = self._call("GET", path, params=params or None)
+        return self._decoded(payload, convert)
+
+    def _post(self, path: str, body: dict) -> tuple[Any, bool]:
+        payload, status = self._call("POST", path, body={k: v for k, v in body.items() if v is not None})
+        return payload, status == 200
+
+    def _write(self, path: str, body: dict) -> HisWriteResult:
+        payload, replayed = self._post(path, body)
+        return self._decoded(payload, lambda data: _write_result(data, replayed))
+
+    @staticmethod
+    def _decoded(payload: Any, convert):
+        """Our value types from a 2xx answer; an answer of the wrong shape is as good as none."""
+        try:
+            return convert(payload)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise HisUnavailable(f"unreadable HIS answer: {exc!r}") from exc
+
+    # --- patients and cards --------------------------------------------------------------
+    def get_card(self, card_no: str) -> HisCard:
+        return self._read(f"/cards/{_segment(card_no)}", _card)
+
+    def get_balance(self, card_no: str) -> int:
+        return self._read(f"/cards/{_segment(card_no)}/balance", lambda data: int(data["balance_fen"]))
+
+    def find_patients(self, phone: str | None = None, *, id_number: str | None = None) -> list[HisPatient]:
+        payload, _ = self._post("/patients/search", {"phone": phone, "id_number": id_number})
+        return self._decoded(payload, lambda data: [_patient(p) for p in data["patients"]])
+
+    def get_patient(self, patient_id: str) -> HisPatient:
+        return self._read(f"/patients/{_segment(patient_id)}", _patient)
+
+    def create_patient(self, name: str, phone: str, id_number: str | None = None,
+                       idempotency_key: str | None = None) -> HisPatient:
+        payload, _ = self._post("/patients", {"name": name, "phone": phone, "id_number": id_number,
+                                              "idempotency_key": idempotency_key})
+        return self._decoded(payload, _patient)
+
+    def open_card(self, patient_id: str, idempotency_key: str | None = None) -> HisCard:
+        payload, _ = self._post(f"/patients/{_segment(patient_id)}/cards", {"idempotency_key": idempotency_key})
+        return self._decoded(payload, _card)
+
+    # --- visit bills -------------------------------------------------------------------------
+    def unpaid_bills(self, card_no: str) -> list[HisBill]:
+        return self._read(f"/cards/{_segment(card_no)}/bills", lambda data: [_bill(b) for b in data["bills"]])
+
+    def get_bill(self, bill_id: str) -> HisBill:
+        return self._read(f"/bills/{_segment(bill_id)}", _bill)
+
+    def create_bill(self, card_no: str, kind: str, title: str, amount_fen: int,
+                    idempotency_key: str | None = None) -> HisBill:
+        payload, _ = self._post(f"/cards/{_segment(card_no)}/bills", {
+            "kind": kind, "title": title, "amount_fen": amount_fen, "idempotency_key": idempotency_key})
+        return self._decoded(payload, _bill)
+
+    # --- ledger writes --------------------------------------------------------------------------
+    def recharge(self, card_no: str, amount_fen: int, order_no: str, idempotency_key: str) -> HisWriteResult:
+        return self._write("/recharges", {"card_no": card_no, "amount_fen": amount_fen, "order_no": order_no,
+                                          "idempotency_key": idempotency_key})
+
+    def settle_bills(self, card_no: str, bill_ids: list[str], amount_fen: int, order_no: str,
+                     idempotency_key: str) -> HisWriteResult:
+        return self._write("/bill-settlements", {"card_no": card_no, "bill_ids": list(bill_ids),
+                                                 "amount_fen": amount_fen, "order_no": order_no,
+                                                 "idempotency_key": idempotency_key})
+
+    def register(self, order_no: str, item_code: str, appointment_at: datetime, idempotency_key: str, *,
+                 card_no: str | None = None, patient_id: str | None = None, amount_fen: int = 0) -> HisWriteResult:
+        if appointment_at.tzinfo is None:
+            raise ValueError("appointment_at must be timezone-aware")
+        return self._write("/registrations", {
+            "order_no": order_no, "card_no": card_no, "patient_id": patient_id, "item_code": item_code,
+            "appointment_at": appointment_at.isoformat(), "amount_fen": amount_fen,
+            "idempotency_key": idempotency_key})
+
+    def revert_registration(self, order_no: str, idempotency_key: str) -> HisWriteResult:
+        return self._write(f"/registrations/{_segment(order_no)}/revert", {"idempotency_key": idempotency_key})
+
+    def get_registration(self, order_no: str) -> HisRegistration:
+        return self._read(f"/registrations/{_segment(order_no)}", _registration)
+
+    def charge(self, order_no: str, card_no: str, amount_fen: int, settlement_type: str,
+               idempotency_key: str) -> HisWriteResult:
+        return self._write("/charges", {"order_no": order_no, "card_no": card_no, "amount_fen": amount_fen,
+                                        "settlement_type": settlement_type, "idempotency_key": idempotency_key})
+
+    def refund_hold(self, card_no: str, amount_fen: int, order_no: str, idempotency_key: str) -> HisWriteResult:
+        return self._write("/refund-holds", {"card_no": card_no, "amount_fen": amount_fen, "order_no": order_no,
+                                             "idempotency_key": idempotency_key})
+
+    def refund_restore(self, card_no: str, amount_fen: int, order_no: str, idempotency_key: str) -> HisWriteResult:
+        return self._write("/refund-restores", {"card_no": card_no, "amount_fen": amount_fen, "order_no": order_no,
+                                                "idempotency_key": idempotency_key})
+
+    # --- reconciliation ------------------------------------------------------------------------
+    def export(self, day: date) -> list[HisRecord]:
+        return self._read("/export", lambda data: [_record(r) for r in data["records"]], date=day.isoformat())

@@ -1,0 +1,73 @@
+"""/sandbox/ control routes for the HIS: what it recorded, its cards, and test set-up helpers.
+
+These stand outside the HIS's own API: no HIS key, no faults.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from ..world import current_world
+from . import store
+from .validation import (BILL_KINDS, HisRefusal, amount, business_date, choice, id_number, json_body,
+                         mask_phone, phone, text)
+
+bp = Blueprint("sandbox_his_control", __name__, url_prefix="/sandbox")
+
+
+@bp.errorhandler(HisRefusal)
+def refused(exc: HisRefusal):
+    return exc.response()
+
+
+@bp.get("/his/records")
+def his_records():
+    day = business_date(request.args.get("date"))
+    return jsonify(store.records_on(current_world().conn(), day))
+
+
+@bp.get("/cards/<card_no>")
+def card(card_no: str):
+    return jsonify(store.card_json(current_world().conn(), card_no))
+
+
+@bp.post("/his/cards")
+def new_patient_with_card():
+    body = json_body()
+    name, mobile, id_no = text(body, "name", max_len=40), phone(body), id_number(body)
+    balance_fen = amount(body, "balance_fen", minimum=0, default=0)
+    world = current_world()
+    with world.tx() as conn:
+        now = store.stamp(world)
+        patient_id = store.insert_patient(conn, now, name, mobile, id_no)
+        answer = store.card_json(conn, store.insert_card(conn, now, patient_id, balance_fen))
+    world.log("his_control", action="new_card", card_no=answer["card_no"], phone=mask_phone(mobile))
+    return jsonify(answer), 201
+
+
+@bp.post("/his/bills")
+def new_bill():
+    body = json_body()
+    card_no, kind = text(body, "card_no"), choice(body, "kind", BILL_KINDS)
+    title, amount_fen = text(body, "title"), amount(body)
+    world = current_world()
+    with world.tx() as conn:
+        store.card_row(conn, card_no)
+        bill_id = store.insert_bill(conn, store.stamp(world), card_no, kind, title, amount_fen)
+        answer = store.bill_json(store.bill_row(conn, bill_id))
+    world.log("his_control", action="new_bill", card_no=card_no, bill_id=bill_id, amount_fen=amount_fen)
+    return jsonify(answer), 201
+
+
+@bp.post("/his/bills/<bill_id>/pay-elsewhere")
+def pay_elsewhere(bill_id: str):
+    """The patient pays the bill at the hospital window, so a later online settlement is refused."""
+    world = current_world()
+    with world.tx() as conn:
+        bill = store.bill_row(conn, bill_id)
+        if bill["status"] == "paid":
+            raise HisRefusal(409, "bill_already_paid", f"bill {bill_id} is already paid by {bill['paid_by']}")
+        conn.execute("UPDATE his_bills SET status = 'paid', paid_by = ?, paid_at = ? WHERE bill_id = ?",
+                     (store.WINDOW_PAYER, store.stamp(world), bill_id))
+        answer = store.bill_json(store.bill_row(conn, bill_id))
+    world.log("his_control", action="pay_elsewhere", bill_id=bill_id)
+    return jsonify(answer)
