@@ -1,7 +1,9 @@
 """create_app(): settings, logging, the Runtime, the APIs, error mapping and the CLI."""
 from __future__ import annotations
 
+import logging
 import re
+import time
 import uuid
 
 import swagger_ui_bundle
@@ -15,6 +17,7 @@ from config.settings import Settings, load_settings
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 DOCS_STATIC = "/docs/static"
+access_log = logging.getLogger("hpay.access")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -39,7 +42,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["hpay_runtime"] = Runtime(settings)
 
     _install_request_id(app)
-    register_error_handlers(app)
 
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"},
@@ -47,6 +49,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     }}})
     app.extensions["hpay_api"] = api
     _register_blueprints(api)
+    # After the Api, whose own HTTPException handler ours replaces.
+    register_error_handlers(app)
 
     @app.get(f"{DOCS_STATIC}/<path:filename>")
     def docs_static(filename: str):
@@ -60,8 +64,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 def _register_blueprints(api: Api) -> None:
     from app.api.health import blp as health_blp
     from app.api.mp import blueprints as mp_blueprints
+    from app.api.notify import blp as notify_blp
 
     api.register_blueprint(health_blp)
+    api.register_blueprint(notify_blp)
     for blp in mp_blueprints():
         api.register_blueprint(blp)
 
@@ -72,11 +78,15 @@ def _install_request_id(app: Flask) -> None:
         incoming = request.headers.get("X-Request-Id", "")
         g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         g.request_id_token = request_id_var.set(g.request_id)
+        g.started = time.perf_counter()
 
     @app.after_request
     def echo_request_id(response):
         if "request_id" in g:
             response.headers["X-Request-Id"] = g.request_id
+            access_log.info("%s %s -> %s", request.method, request.path, response.status_code,
+                            extra={"status": response.status_code,
+                                   "duration_ms": round((time.perf_counter() - g.started) * 1000, 1)})
         return response
 
     @app.teardown_request

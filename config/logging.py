@@ -70,7 +70,18 @@ class PlainFormatter(logging.Formatter):
         return mask_text(super().format(record))
 
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args, **kwargs) -> logging.LogRecord:
+    record = _base_factory(*args, **kwargs)
+    record.request_id = request_id_var.get()
+    return record
+
+
 def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
+    # Stamped at creation, so every handler (and every line) carries the request's id.
+    logging.setLogRecordFactory(_record_with_request_id)
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if json_logs else PlainFormatter(

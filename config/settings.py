@@ -49,6 +49,9 @@ class Settings:
     TOPUP_MAX_FEN: int = 500_000
     # Multiplies every retry and polling delay; tests compress a day into seconds.
     RETRY_TIME_SCALE: float = 1.0
+    # How long a dispatched job owns its row before the dispatcher hands it out again (a worker
+    # killed mid-job loses nothing: its rows come back after this).
+    JOB_LEASE_S: int = 120
     HIS_TIMEOUT_S: float = 5.0
     CHANNEL_TIMEOUT_S: float = 10.0
     QUEUE_PREFIX: str = "hpay"
@@ -93,6 +96,7 @@ class DevelopmentSettings(Settings):
 
 @dataclass
 class TestSettings(Settings):
+    __test__ = False  # not a pytest test class
     ENV: str = "test"
     RETRY_TIME_SCALE: float = 0.001
     LOG_LEVEL: str = "WARNING"

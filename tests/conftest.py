@@ -104,3 +104,57 @@ def demo_clinic(rt, sandbox):
 
     seed_demo(rt, sandbox.url)
     return "demo"
+
+
+# --- the platform as real processes: gunicorn, rq workers and the cron scheduler --------------
+
+class PlatformStack:
+    def __init__(self, database_url: str, redis_url: str, sandbox_url: str, workers: int = 2) -> None:
+        import sys
+
+        from tests.processes import ManagedProcess
+        from tests.servers import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            "HPAY_ENV": "test", "HPAY_DATABASE_URL": database_url, "HPAY_REDIS_URL": redis_url,
+            "HPAY_SANDBOX_URL": sandbox_url, "HPAY_PUBLIC_BASE_URL": self.url, "HPAY_RETRY_TIME_SCALE": "0.001",
+            "HPAY_LOG_LEVEL": "INFO", "HPAY_DISPATCH_INTERVAL_S": "1", "HPAY_JOB_LEASE_S": "10",
+            "PYTHONUNBUFFERED": "1",
+        }
+        bindir = os.path.dirname(sys.executable)
+        self.web = ManagedProcess([os.path.join(bindir, "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{self.port}",
+                                   "--workers", "3", "--timeout", "60"], self.env, "web")
+        self.workers = [ManagedProcess([sys.executable, "-m", "workers"] + ([] if i == 0 else ["--no-scheduler"]),
+                                       self.env, f"worker{i}") for i in range(workers)]
+        self.cron = ManagedProcess([sys.executable, "-m", "workers.cron"], self.env, "cron")
+
+    def start(self) -> "PlatformStack":
+        from tests.processes import wait_http
+
+        self.web.start()
+        for worker in self.workers:
+            worker.start()
+        self.cron.start()
+        wait_http(f"{self.url}/readyz", proc=self.web.proc)
+        return self
+
+    def restart_worker(self, index: int) -> None:
+        self.workers[index].stop()
+        self.workers[index].start()
+
+    def stop(self) -> None:
+        for proc in [self.cron, *self.workers, self.web]:
+            proc.stop()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.log_path}\n{p.output()[-4000:]}" for p in [self.web, *self.workers, self.cron])
+
+
+@pytest.fixture(scope="session")
+def platform(database_url, redis_url, sandbox, demo_clinic):
+    """The whole platform on real processes, pointed at the session's PostgreSQL, Redis and sandbox."""
+    stack = PlatformStack(database_url, redis_url, sandbox.url).start()
+    yield stack
+    stack.stop()

@@ -113,6 +113,7 @@ def main() -> None:
         web = stack.spawn("web", [str(bindir / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{WEB_PORT}",
                                   "--workers", "2", "--access-logfile", "-"], env)
         stack.spawn("worker", [py, "-m", "workers"], env)
+        stack.spawn("cron", [py, "-m", "workers.cron"], env)
         _wait_http(f"http://127.0.0.1:{WEB_PORT}/readyz", web)
         print(
             f"\nClinic payment platform is up:\n"

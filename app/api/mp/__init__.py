@@ -1,8 +1,10 @@
 """The mini-program API under /api/mp/v1."""
 from __future__ import annotations
 
+import importlib
+
+MODULES = ["auth", "patients", "cards", "catalog", "orders"]
+
 
 def blueprints():
-    from app.api.mp.auth import blp as auth_blp
-
-    return [auth_blp]
+    return [importlib.import_module(f"app.api.mp.{name}").blp for name in MODULES]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app.api.schemas import ApiErrorSchema
 from app.extensions import runtime
 from app.services import auth
 
@@ -28,16 +29,11 @@ class LoginResultSchema(Schema):
     user = fields.Nested(MpUserSchema, required=True)
 
 
-class ErrorSchema(Schema):
-    message = fields.String(required=True)
-    error = fields.String()
-
-
 @blp.route("/login", methods=["POST"])
 @blp.arguments(LoginSchema)
 @blp.response(200, LoginResultSchema)
-@blp.alt_response(401, schema=ErrorSchema, description="The channel refused the login code")
-@blp.alt_response(404, schema=ErrorSchema, description="Unknown clinic")
+@blp.alt_response(401, schema=ApiErrorSchema, description="The channel refused the login code")
+@blp.alt_response(404, schema=ApiErrorSchema, description="Unknown clinic")
 def login(body):
     """Exchange a wx.login / my.getAuthCode code for our session token."""
     session = auth.login(runtime(), body["clinic_code"], body["channel"], body["code"])

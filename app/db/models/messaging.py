@@ -13,7 +13,7 @@ class NotificationInbox(Base):
     """A channel notification exactly as received, stored before the channel is answered."""
 
     __tablename__ = "notification_inbox"
-    __table_args__ = (Index("ix_notification_inbox_status_received_at", "status", "received_at"),)
+    __table_args__ = (Index("ix_notification_inbox_status_next_attempt_at", "status", "next_attempt_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
@@ -26,6 +26,8 @@ class NotificationInbox(Base):
     status: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(String(500))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the dispatcher may (re)enqueue it: a lease while a job holds it, a backoff after a failure.
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -33,6 +33,8 @@ class Order(Base):
     item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"))
     slot_id: Mapped[int | None] = mapped_column(ForeignKey("slots.id"))
     bill_ids: Mapped[list | None] = mapped_column(JsonDoc)
+    # The payment attempt whose money the order kept (others paid late or twice are refunded).
+    paid_attempt_id: Mapped[int | None] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(String(200))
     appointment_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -40,6 +42,8 @@ class Order(Base):
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Lease for the expiry job, so one expired order is handled by one worker at a time.
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

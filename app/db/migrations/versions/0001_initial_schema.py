@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 10:27:36.753286
+Create Date: 2026-11-22 10:35:09.323604
 """
 from alembic import op
 import sqlalchemy as sa
@@ -144,6 +144,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('error', sa.String(length=500), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_attempt_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('received_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('processed_at', app.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['merchant_account_id'], ['merchant_accounts.id'], name=op.f('fk_notification_inbox_merchant_account_id_merchant_accounts')),
@@ -151,7 +152,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('notification_inbox', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_notification_inbox_out_trade_no'), ['out_trade_no'], unique=False)
-        batch_op.create_index('ix_notification_inbox_status_received_at', ['status', 'received_at'], unique=False)
+        batch_op.create_index('ix_notification_inbox_status_next_attempt_at', ['status', 'next_attempt_at'], unique=False)
 
     op.create_table('slots',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -217,6 +218,7 @@ def upgrade() -> None:
     sa.Column('item_id', sa.Integer(), nullable=True),
     sa.Column('slot_id', sa.Integer(), nullable=True),
     sa.Column('bill_ids', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=True),
+    sa.Column('paid_attempt_id', sa.Integer(), nullable=True),
     sa.Column('description', sa.String(length=200), nullable=False),
     sa.Column('appointment_at', app.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('expires_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
@@ -224,6 +226,7 @@ def upgrade() -> None:
     sa.Column('completed_at', app.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('closed_at', app.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('redeemed_at', app.db.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_check_at', app.db.types.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('amount_fen > 0', name=op.f('ck_orders_amount_positive')),
@@ -422,7 +425,7 @@ def downgrade() -> None:
 
     op.drop_table('slots')
     with op.batch_alter_table('notification_inbox', schema=None) as batch_op:
-        batch_op.drop_index('ix_notification_inbox_status_received_at')
+        batch_op.drop_index('ix_notification_inbox_status_next_attempt_at')
         batch_op.drop_index(batch_op.f('ix_notification_inbox_out_trade_no'))
 
     op.drop_table('notification_inbox')

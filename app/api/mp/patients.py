@@ -1,0 +1,40 @@
+"""GET, POST /api/mp/v1/patients: the current user's patients."""
+from __future__ import annotations
+
+from flask import make_response, request
+from flask_smorest import Blueprint
+
+from app.api.mp.people_schemas import IDEMPOTENCY_KEY_HEADER, PatientCreateSchema, PatientSchema
+from app.api.mp.security import current_principal, login_required
+from app.api.schemas import ApiErrorSchema
+from app.extensions import runtime
+from app.services import idempotency, patients
+
+blp = Blueprint("mp_patients", __name__, url_prefix="/api/mp/v1", description="Mini-program patients")
+
+
+@blp.route("/patients", methods=["GET"])
+@login_required
+@blp.doc(security=[{"bearer": []}])
+@blp.response(200, PatientSchema(many=True))
+@blp.alt_response(401, schema=ApiErrorSchema, description="Missing or invalid bearer token")
+def list_patients():
+    """The current user's patients with their cards; phone and ID number masked."""
+    return patients.list_patients(runtime(), current_principal())
+
+
+@blp.route("/patients", methods=["POST"])
+@login_required
+@blp.doc(security=[{"bearer": []}], parameters=[IDEMPOTENCY_KEY_HEADER])
+@blp.arguments(PatientCreateSchema)
+@blp.response(201, PatientSchema)
+@blp.alt_response(401, schema=ApiErrorSchema, description="Missing or invalid bearer token")
+@blp.alt_response(409, schema=ApiErrorSchema, description="Idempotency-Key already used with another body")
+@blp.alt_response(422, schema=ApiErrorSchema, description="A field is not valid (see `errors`)")
+def create_patient(body):
+    """Add a patient (family members may share one phone number)."""
+    principal = current_principal()
+    status, result = idempotency.run(
+        runtime(), f"mp:{principal.user_id}:POST /patients", request.headers.get("Idempotency-Key"), body,
+        lambda: (201, PatientSchema().dump(patients.create_patient(runtime(), principal, **body))))
+    return make_response(result, status)

@@ -1,0 +1,25 @@
+"""Payment channels behind one interface; adapters return our own dataclasses, never SDK objects."""
+from __future__ import annotations
+
+from .alipay import AlipayChannel
+from .base import (AlreadyPaid, ChannelError, ChannelRejected, ChannelUnavailable, InvalidNotification,
+                   InvalidResponse, LoginIdentity, MerchantConfig, NotificationKind, PaymentChannel,
+                   PaymentNotification, PrepayResult, RefundNotification, RefundQueryResult, RefundResult,
+                   RefundState, TradeQueryResult, TradeState)
+from .wechat_pay import WeChatPayChannel
+
+
+def channel_for(config: MerchantConfig) -> PaymentChannel:
+    if config.channel == "wechat":
+        return WeChatPayChannel(config)
+    if config.channel == "alipay":
+        return AlipayChannel(config)
+    raise ValueError(f"unknown payment channel {config.channel!r}")
+
+
+__all__ = [
+    "AlipayChannel", "AlreadyPaid", "ChannelError", "ChannelRejected", "ChannelUnavailable", "InvalidNotification",
+    "InvalidResponse", "LoginIdentity", "MerchantConfig", "NotificationKind", "PaymentChannel", "PaymentNotification",
+    "PrepayResult", "RefundNotification", "RefundQueryResult", "RefundResult", "RefundState", "TradeQueryResult",
+    "TradeState", "WeChatPayChannel", "channel_for",
+]

@@ -1,0 +1,199 @@
+"""Channel notifications: verified and stored before the channel is answered, processed by workers.
+
+Ingestion does the least that makes a notification durable: verify the
+signature and merchant, check the amount against our attempt, and insert the
+raw body into the inbox in one statement (an INSERT … SELECT that only inserts
+when the attempt exists with that amount). No Redis on this path: a dispatcher
+enqueues the processing, and re-enqueues anything a crash or a Redis restart
+dropped. Processing applies the payment once, by conditional updates.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import insert, literal, select, update
+from sqlalchemy.orm import Session
+
+from app.channels.base import InvalidNotification, NotificationKind, PaymentChannel, RefundState
+from app.db.models import Clinic, MerchantAccount, NotificationInbox, PaymentAttempt, Refund
+from app.db.types import utcnow
+from app.runtime import Runtime
+from app.services.merchants import channel_for_account
+from app.services.payment_outcomes import AmountMismatch, record_payment
+from app.services.refund_executor import apply_notification
+
+log = logging.getLogger(__name__)
+
+RECEIVED, PROCESSED, FAILED = "received", "processed", "failed"
+ACCOUNT_CACHE_TTL_S = 30.0
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: bool
+    reply: bytes
+    content_type: str
+    reason: str = ""
+
+
+class _AccountCache:
+    """The notify path looks up a clinic's channel apps on every request; they change rarely."""
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple, tuple[float, list]] = {}
+        self._lock = threading.Lock()
+
+    def adapters(self, rt: Runtime, clinic_code: str, channel: str) -> list[tuple[int, PaymentChannel]]:
+        key = (id(rt), clinic_code, channel)
+        hit = self._entries.get(key)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        with rt.db.session() as session:
+            clinic = session.scalar(select(Clinic).where(Clinic.code == clinic_code))
+            accounts = [] if clinic is None else session.scalars(
+                select(MerchantAccount).where(MerchantAccount.clinic_id == clinic.id,
+                                              MerchantAccount.channel == channel).order_by(MerchantAccount.id))
+            adapters = [(a.id, channel_for_account(session, a, rt.settings)) for a in accounts]
+        with self._lock:
+            self._entries[key] = (time.monotonic() + ACCOUNT_CACHE_TTL_S, adapters)
+        return adapters
+
+
+_accounts = _AccountCache()
+
+
+def _reject(adapter: PaymentChannel | None, channel: str, reason: str, clinic_code: str) -> IngestResult:
+    log.warning("rejected %s notification for clinic %s: %s", channel, clinic_code, reason)
+    if adapter is None:
+        body, ctype = (b"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[rejected]]>"
+                       b"</return_msg></xml>", "text/xml") if channel == "wechat" else (b"fail", "text/plain")
+    else:
+        body, ctype = adapter.notification_ack(False)
+    return IngestResult(False, body, ctype, reason)
+
+
+def ingest(rt: Runtime, channel: str, clinic_code: str, body: bytes, content_type: str | None,
+           expected_kind: NotificationKind | None = None) -> IngestResult:
+    adapters = _accounts.adapters(rt, clinic_code, channel)
+    if not adapters:
+        return _reject(None, channel, "unknown clinic or channel", clinic_code)
+    first = adapters[0][1]
+    try:
+        kind = expected_kind or first.notification_kind(body, content_type)
+    except InvalidNotification as exc:
+        return _reject(first, channel, f"unreadable: {exc.reason}", clinic_code)
+    if kind == NotificationKind.OTHER:
+        return IngestResult(True, *first.notification_ack(True), reason="nothing to act on")
+    for account_id, adapter in adapters:
+        try:
+            parsed = (adapter.parse_payment_notification(body, content_type) if kind == NotificationKind.PAYMENT
+                      else adapter.parse_refund_notification(body, content_type))
+        except InvalidNotification as exc:
+            reason = exc.reason
+            continue
+        stored = _store(rt, channel, kind, clinic_code, account_id, parsed, body, content_type)
+        if stored is None:
+            return IngestResult(True, *adapter.notification_ack(True))
+        if stored:
+            return _reject(adapter, channel, stored, clinic_code)
+        return IngestResult(True, *adapter.notification_ack(True))
+    return _reject(first, channel, f"verification failed: {reason}", clinic_code)
+
+
+def _store(rt: Runtime, channel: str, kind: NotificationKind, clinic_code: str, account_id: int, parsed,
+           body: bytes, content_type: str | None) -> str | None:
+    """Insert into the inbox; returns a rejection reason, or None when stored."""
+    now = utcnow()
+    values = dict(channel=literal(channel), kind=literal(kind.value), clinic_code=literal(clinic_code),
+                  merchant_account_id=literal(account_id), out_trade_no=literal(parsed.out_trade_no),
+                  body=literal(body.decode("utf-8", errors="replace")), content_type=literal(content_type),
+                  status=literal(RECEIVED), attempts=literal(0), next_attempt_at=literal(now, NotificationInbox.next_attempt_at.type),
+                  received_at=literal(now, NotificationInbox.received_at.type))
+    conditions = [PaymentAttempt.out_trade_no == parsed.out_trade_no,
+                  PaymentAttempt.merchant_account_id == account_id]
+    if kind == NotificationKind.PAYMENT:
+        conditions.append(PaymentAttempt.amount_fen == parsed.amount_fen)
+    statement = insert(NotificationInbox).from_select(
+        list(values), select(*values.values()).where(*conditions)).returning(NotificationInbox.id)
+    engine = rt.db.engine
+    connection = engine.connect()
+    if engine.dialect.name == "postgresql":
+        # One round trip: the row is durable when the statement returns.
+        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
+        inserted = connection.execute(statement).first()
+        connection.close()
+    else:
+        with connection.begin():
+            inserted = connection.execute(statement).first()
+        connection.close()
+    if inserted is not None:
+        return None
+    with rt.db.session() as session:
+        attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.out_trade_no == parsed.out_trade_no,
+                                                              PaymentAttempt.merchant_account_id == account_id))
+    if attempt is None:
+        return f"unknown out_trade_no {parsed.out_trade_no}"
+    return f"amount {parsed.amount_fen} fen does not match the order's {attempt.amount_fen} fen"
+
+
+def process(rt: Runtime, inbox_id: int) -> str:
+    """Apply one stored notification; safe to run any number of times."""
+    with rt.db.session() as session:
+        row = session.get(NotificationInbox, inbox_id)
+        if row is None or row.status != RECEIVED:
+            return row.status if row else "missing"
+        adapter = channel_for_account(session, session.get(MerchantAccount, row.merchant_account_id), rt.settings)
+        row.attempts += 1
+        try:
+            outcome = _apply(session, adapter, row)
+            status, error = PROCESSED, None
+        except (InvalidNotification, AmountMismatch) as exc:
+            log.error("notification %s could not be applied: %s", inbox_id, exc)
+            status, error, outcome = FAILED, str(exc)[:500], "failed"
+        done = session.execute(update(NotificationInbox)
+                               .where(NotificationInbox.id == inbox_id, NotificationInbox.status == RECEIVED)
+                               .values(status=status, error=error, processed_at=utcnow(), attempts=row.attempts)
+                               .execution_options(synchronize_session=False)).rowcount
+        if done != 1:
+            session.rollback()
+            return "already_processed"
+        return outcome
+
+
+def _apply(session: Session, adapter: PaymentChannel, row: NotificationInbox) -> str:
+    body = row.body.encode("utf-8")
+    if row.kind == NotificationKind.PAYMENT.value:
+        note = adapter.parse_payment_notification(body, row.content_type)
+        attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.out_trade_no == note.out_trade_no)
+                                 .with_for_update())
+        return record_payment(session, attempt, note.channel_trade_no, note.amount_fen, note.paid_at, "notification")
+    note = adapter.parse_refund_notification(body, row.content_type)
+    if note.out_refund_no:
+        part = session.scalar(select(Refund).where(Refund.refund_no == note.out_refund_no))
+        if part is None:
+            return "unknown_refund"
+        return "refund_applied" if apply_notification(session, part, note.state, note.channel_refund_id,
+                                                      note.succeeded_at) else "refund_already_settled"
+    # Alipay may omit the refund number: ask the channel about this payment's refunds now.
+    attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.out_trade_no == note.out_trade_no))
+    if attempt is not None and note.state == RefundState.SUCCEEDED:
+        session.execute(update(Refund).where(Refund.payment_attempt_id == attempt.id,
+                                             Refund.status.in_(("pending", "processing")))
+                        .values(next_query_at=utcnow()).execution_options(synchronize_session=False))
+    return "refund_query_scheduled"
+
+
+def due_ids(session: Session, now, limit: int) -> list[int]:
+    return list(session.scalars(select(NotificationInbox.id).where(NotificationInbox.status == RECEIVED,
+                                                                   NotificationInbox.next_attempt_at <= now)
+                                .order_by(NotificationInbox.id).limit(limit)))
+
+
+def lease(session: Session, ids_: list[int], until) -> list[int]:
+    return [i for i in ids_ if session.execute(
+        update(NotificationInbox).where(NotificationInbox.id == i, NotificationInbox.status == RECEIVED,
+                                        NotificationInbox.next_attempt_at <= utcnow())
+        .values(next_attempt_at=until).execution_options(synchronize_session=False)).rowcount]
