@@ -47,6 +47,8 @@ class Settings:
     ORDER_TTL_S: int = 900
     TOPUP_MIN_FEN: int = 100
     TOPUP_MAX_FEN: int = 500_000
+    # A patient may cancel a paid booking online until this long before the appointment.
+    CANCEL_DEADLINE_S: int = 2 * 3600
     # Multiplies every retry and polling delay; tests compress a day into seconds.
     RETRY_TIME_SCALE: float = 1.0
     # How long a dispatched job owns its row before the dispatcher hands it out again (a worker
@@ -55,6 +57,8 @@ class Settings:
     HIS_TIMEOUT_S: float = 5.0
     CHANNEL_TIMEOUT_S: float = 10.0
     QUEUE_PREFIX: str = "hpay"
+    # The Asia/Shanghai months (comma list of 1-12) in which checked statements may be settled.
+    SETTLEMENT_MONTHS: str = "1,4,7,10"
     SQL_ECHO: bool = False
     extra: dict = field(default_factory=dict)
 

@@ -36,6 +36,15 @@ def add_write(session: Session, order: Order, kind: str, payload: dict, *, refun
     return row
 
 
+def add_request_write(session: Session, request, kind: str, payload: dict, key: str) -> HisOutbox:
+    """A write on behalf of a refund request (a card hold or restore, a cancellation's revert); its outcome
+    releases or fails the request's refund parts."""
+    row = HisOutbox(clinic_id=request.clinic_id, order_id=request.order_id, refund_request_id=request.id, kind=kind,
+                    idempotency_key=key, payload=payload, status=PENDING, next_attempt_at=utcnow())
+    session.add(row)
+    return row
+
+
 def add_write_for_paid_order(session: Session, order: Order) -> HisOutbox:
     """What the HIS must record once an order's money arrived: registration, recharge or bill settlement."""
     if order.type == o.TOPUP:
@@ -62,15 +71,16 @@ class _WritePlan:
     patient: tuple[int, str, str, str | None, str | None] | None = None  # id, name, phone, id number, HIS id
 
 
-def _plan(session: Session, row: HisOutbox, order: Order) -> _WritePlan:
-    plan = _WritePlan(row.kind, row.idempotency_key, order.order_no, dict(row.payload))
+def _plan(session: Session, row: HisOutbox, order: Order | None) -> _WritePlan:
+    order_no = row.payload["order_no"] if "order_no" in row.payload else order.order_no
+    plan = _WritePlan(row.kind, row.idempotency_key, order_no, dict(row.payload))
     if row.kind != "registration":
         return plan
     from app.db.models import Item
 
     patient = session.get(Patient, row.payload["patient_id"])
     card_no = patient.cards[0].card_no if patient.cards else None
-    return _WritePlan(row.kind, row.idempotency_key, order.order_no, dict(row.payload),
+    return _WritePlan(row.kind, row.idempotency_key, order_no, dict(row.payload),
                       item_code=session.get(Item, row.payload["item_id"]).code, card_no=card_no,
                       patient=(patient.id, patient.name, patient.phone, patient.id_number, patient.his_patient_id))
 
@@ -109,7 +119,11 @@ def send(rt: Runtime, outbox_id: int) -> str:
         row = session.get(HisOutbox, outbox_id)
         if row is None or row.status != PENDING:
             return row.status if row else "missing"
-        plan = _plan(session, row, session.get(Order, row.order_id))
+        if row.kind == "registration_revert" and _registration_in_flight(session, row):
+            # Revert only what the HIS has: wait for the registration write to settle first.
+            row.next_attempt_at = utcnow() + timedelta(seconds=max(1.0, 5 * rt.settings.RETRY_TIME_SCALE))
+            return row.status
+        plan = _plan(session, row, session.get(Order, row.order_id) if row.order_id else None)
         client = his_client(session.get(Clinic, row.clinic_id), rt.settings)
     outcome: HisWriteResult | HisUnavailable | HisRejected
     created_patient = None
@@ -119,7 +133,7 @@ def send(rt: Runtime, outbox_id: int) -> str:
         outcome = exc
     with rt.db.session() as session:
         row = session.get(HisOutbox, outbox_id)
-        order = session.get(Order, row.order_id)
+        order = session.get(Order, row.order_id) if row.order_id else None
         if created_patient and plan.patient:
             session.get(Patient, plan.patient[0]).his_patient_id = created_patient
         if row.status != PENDING:
@@ -131,6 +145,12 @@ def send(rt: Runtime, outbox_id: int) -> str:
         else:
             _mark_sent(session, row, order, outcome)
         return row.status
+
+
+def _registration_in_flight(session: Session, revert: HisOutbox) -> bool:
+    return session.scalar(select(HisOutbox.id).where(HisOutbox.order_id == revert.order_id,
+                                                     HisOutbox.kind == "registration",
+                                                     HisOutbox.status == PENDING).limit(1)) is not None
 
 
 def _schedule_retry(rt: Runtime, session: Session, row: HisOutbox, error: str) -> None:
@@ -154,17 +174,22 @@ def _schedule_retry(rt: Runtime, session: Session, row: HisOutbox, error: str) -
                 delay, error)
 
 
-def _reject(session: Session, row: HisOutbox, order: Order, exc: HisRejected) -> None:
+def _reject(session: Session, row: HisOutbox, order: Order | None, exc: HisRejected) -> None:
     row.attempts += 1
     row.status = REJECTED
     row.last_error = f"{exc.code}: {exc.message}"[:500]
     log.error("HIS refused write %s: %s", row.idempotency_key, row.last_error)
+    if row.refund_request_id is not None:
+        from app.services import refund_gates
+
+        refund_gates.on_write_settled(session, row, ok=False, code=exc.code)
+        return
     from app.services import payment_outcomes
 
     payment_outcomes.on_his_rejected(session, row, order, exc.code)
 
 
-def _mark_sent(session: Session, row: HisOutbox, order: Order, result: HisWriteResult) -> None:
+def _mark_sent(session: Session, row: HisOutbox, order: Order | None, result: HisWriteResult) -> None:
     now = utcnow()
     updated = session.execute(
         update(HisOutbox).where(HisOutbox.id == row.id, HisOutbox.status == PENDING)
@@ -172,6 +197,11 @@ def _mark_sent(session: Session, row: HisOutbox, order: Order, result: HisWriteR
         .execution_options(synchronize_session=False)
     ).rowcount
     if updated != 1:
+        return
+    if row.refund_request_id is not None:
+        from app.services import refund_gates
+
+        refund_gates.on_write_settled(session, row, ok=True, code=None)
         return
     if row.kind in ("recharge", "bill_settlement") and order.status == o.PAID:
         from app.services.order_state import move

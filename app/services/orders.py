@@ -142,12 +142,26 @@ def _visit_bills(session: Session, principal: MpPrincipal, data: dict, order: Or
     order.description = "门诊缴费 Visit bills"
 
 
-def cancel_unpaid(rt: Runtime, principal: MpPrincipal, order_no: str, reason: str | None) -> dict:
-    """Cancel an order that is not paid: close its trades at the channel first, so no payment slips in."""
+def cancel_order(rt: Runtime, principal: MpPrincipal, order_no: str, reason: str | None) -> dict:
+    """An unpaid order is cancelled at once; a paid booking is cancelled and refunded in full."""
     with rt.db.session() as session:
         order = _load(session, principal, order_no)
-        if order.status != o.CREATED:
-            raise Conflict(f"a {order.status} order cannot be cancelled here", "invalid_transition")
+        order_id, status, order_type = order.id, order.status, order.type
+    if status != o.CREATED and order_type == o.BOOKING:
+        from app.services.cancellations import cancel_paid_booking
+
+        return cancel_paid_booking(rt, order_id, actor=f"mp_user:{principal.user_id}",
+                                   reason=reason or "cancelled by the patient", enforce_patient_deadline=True)
+    if status != o.CREATED:
+        raise Conflict(f"a {status} {order_type} order cannot be cancelled; ask for a refund instead",
+                       "invalid_transition")
+    return _cancel_unpaid(rt, principal, order_no, reason)
+
+
+def _cancel_unpaid(rt: Runtime, principal: MpPrincipal, order_no: str, reason: str | None) -> dict:
+    """Close the order's trades at the channel first, so no payment slips in, then cancel."""
+    with rt.db.session() as session:
+        order = _load(session, principal, order_no)
         pending = [(a.id, channel_for_account(session, session.get(MerchantAccount, a.merchant_account_id),
                                               rt.settings), a.out_trade_no)
                    for a in order.payments if a.status == "pending"]

@@ -23,7 +23,8 @@ from app.services.merchants import channel_for_account
 
 log = logging.getLogger(__name__)
 
-PENDING, PROCESSING, SUCCEEDED, FAILED = "pending", "processing", "succeeded", "failed"
+# `waiting`: held back until a HIS write it depends on is recorded (see refund_gates).
+WAITING, PENDING, PROCESSING, SUCCEEDED, FAILED = "waiting", "pending", "processing", "succeeded", "failed"
 WECHAT_MAX_REFUNDS_PER_PAYMENT = 50
 
 
@@ -33,12 +34,13 @@ def refund_notify_url(rt: Runtime, clinic_code: str, channel: str) -> str | None
     return f"{rt.settings.PUBLIC_BASE_URL.rstrip('/')}/notify/wechat/{clinic_code}/refund"
 
 
-def add_refund(session: Session, request: RefundRequest, attempt: PaymentAttempt, amount_fen: int) -> Refund:
+def add_refund(session: Session, request: RefundRequest, attempt: PaymentAttempt, amount_fen: int,
+               wait: bool = False) -> Refund:
     """A refund part in the caller's transaction; its number is the payment's next refund sequence."""
     seq = session.scalar(select(func.count(Refund.id)).where(Refund.payment_attempt_id == attempt.id)) + 1
     part = Refund(refund_no=ids.refund_no(attempt.out_trade_no, seq), request=request,
                   payment_attempt_id=attempt.id, order_id=attempt.order_id, amount_fen=amount_fen,
-                  status=PENDING, next_query_at=utcnow())
+                  status=WAITING if wait else PENDING, next_query_at=None if wait else utcnow())
     session.add(part)
     return part
 
@@ -53,7 +55,7 @@ def advance(rt: Runtime, refund_id: int) -> str:
     """Send a pending refund or query a processing one; returns its status afterwards."""
     with rt.db.session() as session:
         part = session.get(Refund, refund_id)
-        if part is None or part.status in (SUCCEEDED, FAILED):
+        if part is None or part.status in (SUCCEEDED, FAILED, WAITING):
             return part.status if part else "missing"
         attempt = session.get(PaymentAttempt, part.payment_attempt_id)
         account = session.get(MerchantAccount, attempt.merchant_account_id)

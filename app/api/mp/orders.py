@@ -16,13 +16,13 @@ _AUTH = [{"bearer": []}]
 
 
 @blp.route("/orders", methods=["POST"])
+@login_required
 @blp.doc(security=_AUTH, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
                                       "schema": {"type": "string", "maxLength": 200}}])
 @blp.arguments(CreateOrderSchema)
 @blp.response(201, OrderSchema)
 @blp.alt_response(409, schema=ApiErrorSchema, description="Sold out, bill not payable, or key reused")
 @blp.alt_response(422, schema=ApiErrorSchema, description="Invalid order")
-@login_required
 def create_order(body):
     """Place a booking, card top-up or visit-bill order (a booking holds its place until it expires)."""
     principal = current_principal()
@@ -33,31 +33,31 @@ def create_order(body):
 
 
 @blp.route("/orders", methods=["GET"])
+@login_required
 @blp.doc(security=_AUTH)
 @blp.arguments(ListOrdersQuerySchema, location="query")
 @blp.response(200, OrderSchema(many=True))
-@login_required
 def list_orders(query):
     """This user's orders, newest first."""
     return orders.list_orders(runtime(), current_principal(), query["limit"], query["offset"])
 
 
 @blp.route("/orders/<string:order_no>", methods=["GET"])
+@login_required
 @blp.doc(security=_AUTH)
 @blp.response(200, OrderSchema)
 @blp.alt_response(404, schema=ApiErrorSchema, description="No such order of this user")
-@login_required
 def get_order(order_no):
     """One of this user's orders."""
     return orders.get_order(runtime(), current_principal(), order_no)
 
 
 @blp.route("/orders/<string:order_no>/pay", methods=["POST"])
+@login_required
 @blp.doc(security=_AUTH)
 @blp.response(200, PayResultSchema)
 @blp.alt_response(409, schema=ApiErrorSchema, description="Not payable (paid, closed or expired)")
 @blp.alt_response(503, schema=ApiErrorSchema, description="The channel did not answer")
-@login_required
 def pay_order(order_no):
     """Start paying: WeChat pay_params for wx.requestPayment, or the Alipay trade_no for my.tradePay."""
     result = payments.pay_order(runtime(), current_principal(), order_no, request.remote_addr or "127.0.0.1")
@@ -70,11 +70,12 @@ def pay_order(order_no):
 
 
 @blp.route("/orders/<string:order_no>/cancel", methods=["POST"])
+@login_required
 @blp.doc(security=_AUTH)
 @blp.arguments(CancelOrderSchema)
 @blp.response(200, OrderSchema)
 @blp.alt_response(409, schema=ApiErrorSchema, description="The order cannot be cancelled")
-@login_required
 def cancel_order(body, order_no):
-    """Cancel an unpaid order (its place is released at once)."""
-    return orders.cancel_unpaid(runtime(), current_principal(), order_no, body.get("reason"))
+    """Cancel an order: an unpaid one at once; a paid booking (until the cancellation deadline) is refunded
+    in full along its channel after its HIS registration is reverted."""
+    return orders.cancel_order(runtime(), current_principal(), order_no, body.get("reason"))

@@ -1,0 +1,68 @@
+"""POST /api/his/v1/refunds (window refunds) and GET /api/his/v1/reconciliation/{date}."""
+from __future__ import annotations
+
+from datetime import date
+
+from flask import abort
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.api.his.security import his_clinic_id, his_signed
+from app.api.schemas import ApiErrorSchema, RefundRequestSchema
+from app.extensions import runtime
+from app.services import card_refunds, his_ledger
+
+blp = Blueprint("his_api", __name__, url_prefix="/api/his/v1", description="HIS API (HMAC-signed)")
+_HMAC = [{"his_hmac": []}]
+
+
+class WindowRefundSchema(Schema):
+    card_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    amount_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10**9))
+    request_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class HisWriteSchema(Schema):
+    idempotency_key = fields.String(required=True)
+    kind = fields.String(required=True)
+    order_no = fields.String(allow_none=True)
+    card_no = fields.String(allow_none=True)
+    amount_fen = fields.Integer(allow_none=True)
+    status = fields.String(required=True)
+    sent_at = fields.AwareDateTime(allow_none=True)
+
+
+class HisDaySchema(Schema):
+    date = fields.Date(required=True)
+    writes = fields.List(fields.Nested(HisWriteSchema), required=True)
+
+
+@blp.route("/refunds", methods=["POST"])
+@blp.doc(security=_HMAC)
+@blp.arguments(WindowRefundSchema)
+@blp.response(201, RefundRequestSchema)
+@blp.alt_response(401, schema=ApiErrorSchema, description="Bad or stale signature")
+@blp.alt_response(409, schema=ApiErrorSchema, description="Over the balance or the online top-ups")
+@his_signed
+def window_refund(body):
+    """A refund asked for at the hospital window: the same rules as a patient's, over every channel app's
+    top-ups; `request_no` makes it idempotent."""
+    rt = runtime()
+    request_no = card_refunds.request_refund(rt, clinic_id=his_clinic_id(), card_no=body["card_no"],
+                                             amount_fen=body["amount_fen"], origin="window", account_ids=None,
+                                             external_request_no=body["request_no"])
+    return card_refunds.describe(rt, request_no)
+
+
+@blp.route("/reconciliation/<string:day>", methods=["GET"])
+@blp.doc(security=_HMAC)
+@blp.response(200, HisDaySchema)
+@blp.alt_response(401, schema=ApiErrorSchema, description="Bad or stale signature")
+@his_signed
+def reconciliation_day(day):
+    """The platform's record of the HIS writes it made that day (Asia/Shanghai), for the HIS to check."""
+    try:
+        parsed = date.fromisoformat(day)
+    except ValueError:
+        abort(422, description="the date must be YYYY-MM-DD")
+    return {"date": parsed, "writes": his_ledger.writes_on(runtime(), his_clinic_id(), parsed)}

@@ -1,0 +1,46 @@
+"""Mini-program card-balance refunds."""
+from __future__ import annotations
+
+from flask import make_response, request
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from app.api.mp.security import current_principal, login_required
+from app.api.schemas import ApiErrorSchema, RefundRequestSchema
+from app.extensions import runtime
+from app.services import card_refunds, idempotency
+from app.services.mp_refunds import request_patient_refund
+
+blp = Blueprint("mp_refunds", __name__, url_prefix="/api/mp/v1", description="Mini-program refunds")
+_AUTH = [{"bearer": []}]
+
+
+class CardRefundSchema(Schema):
+    amount_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10**9))
+
+
+@blp.route("/cards/<string:card_no>/refunds", methods=["POST"])
+@blp.doc(security=_AUTH, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
+                                      "schema": {"type": "string", "maxLength": 200}}])
+@blp.arguments(CardRefundSchema)
+@blp.response(201, RefundRequestSchema)
+@blp.alt_response(409, schema=ApiErrorSchema, description="Over the balance or the online top-ups")
+@login_required
+def refund_card(body, card_no):
+    """Refund part of a card balance back along the top-ups made through this mini-program, newest first."""
+    principal = current_principal()
+    status, result = idempotency.run(
+        runtime(), f"mp:{principal.user_id}:POST /cards/{card_no}/refunds", request.headers.get("Idempotency-Key"),
+        body, lambda: (201, RefundRequestSchema().dump(
+            request_patient_refund(runtime(), principal, card_no, body["amount_fen"]))))
+    return make_response(result, status)
+
+
+@blp.route("/refunds/<string:refund_request_no>", methods=["GET"])
+@blp.doc(security=_AUTH)
+@blp.response(200, RefundRequestSchema)
+@blp.alt_response(404, schema=ApiErrorSchema, description="No such refund request of this user")
+@login_required
+def get_refund(refund_request_no):
+    """A refund request with each part's status."""
+    return card_refunds.describe(runtime(), refund_request_no, user_id=current_principal().user_id)

@@ -1,0 +1,64 @@
+"""The hospital's card-refund rules, made exact (seed 000, section 3.3).
+
+An online refund of a card balance may not exceed the card's current HIS
+balance, nor the online top-ups made to the card (through this channel app for
+a patient's request, through every app for a window request) minus what was
+already refunded from them. It is split across the original top-up orders,
+newest first, each part no larger than what remains of its order; orders past
+the channel's refund window or at its refund-count limit are skipped.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.domain.errors import Conflict, InvalidInput
+
+
+@dataclass(frozen=True)
+class RefundableTopup:
+    order_id: int
+    paid_at: datetime
+    remaining_fen: int
+    """The order's amount minus what is refunded or on its way back."""
+    skip_reason: str | None = None
+    """Why the channel cannot take a refund of this order now (window passed, count limit)."""
+
+
+@dataclass(frozen=True)
+class RefundPart:
+    order_id: int
+    amount_fen: int
+
+
+def check_limits(amount_fen: int, balance_fen: int, topups: list[RefundableTopup]) -> None:
+    if amount_fen <= 0:
+        raise InvalidInput("the refund amount must be at least 1 fen", "invalid_amount")
+    if amount_fen > balance_fen:
+        raise Conflict(f"the card holds {balance_fen} fen; {amount_fen} fen cannot be refunded",
+                       "refund_exceeds_balance", details={"balance_fen": balance_fen})
+    topped_up = sum(t.remaining_fen for t in topups)
+    if amount_fen > topped_up:
+        raise Conflict(f"only {topped_up} fen of online top-ups remain to refund", "refund_exceeds_online_topups",
+                       details={"refundable_topups_fen": topped_up})
+    refundable = sum(t.remaining_fen for t in topups if t.skip_reason is None)
+    if amount_fen > refundable:
+        skipped = sorted({t.skip_reason for t in topups if t.skip_reason})
+        raise Conflict(f"only {refundable} fen can go back online now (some top-ups are {', '.join(skipped)})",
+                       "refund_exceeds_refundable_orders", details={"refundable_fen": refundable})
+
+
+def allocate(amount_fen: int, topups: list[RefundableTopup]) -> list[RefundPart]:
+    """Newest top-up first, each part at most what remains of its order; the limits were checked."""
+    parts, left = [], amount_fen
+    for topup in sorted(topups, key=lambda t: (t.paid_at, t.order_id), reverse=True):
+        if left == 0:
+            break
+        if topup.skip_reason is not None or topup.remaining_fen <= 0:
+            continue
+        take = min(topup.remaining_fen, left)
+        parts.append(RefundPart(topup.order_id, take))
+        left -= take
+    if left:
+        raise Conflict("the top-ups cannot cover this refund", "refund_exceeds_refundable_orders")
+    return parts
