@@ -172,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         session = client.login()
         print(f"[patient] logged in through {args.channel} as user {session['user']['id']}", flush=True)
         order = getattr(client, args.flow)()
+        deadline = time.monotonic() + 30
         records = client.his_records(order["order_no"])
+        while not records and time.monotonic() < deadline:
+            time.sleep(0.5)
+            records = client.his_records(order["order_no"])
         print("[his] what the HIS recorded for this order:", flush=True)
         print(json.dumps(records, ensure_ascii=False, indent=2), flush=True)
     except FlowError as exc:

@@ -71,13 +71,12 @@ class Stack:
         return proc
 
     def stop(self) -> None:
+        """Newest first, one at a time: workers before the Redis and sandbox they talk to."""
         for _name, proc in reversed(self.procs):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for _name, proc in reversed(self.procs):
             try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
+                proc.wait(15)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -122,7 +121,7 @@ def main() -> None:
         subprocess.run([*flask, "db-upgrade"], cwd=ROOT, env=env, check=True)
         subprocess.run([*flask, "seed-demo"], cwd=ROOT, env=env, check=True)
         web = stack.spawn("web", [str(bindir / "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{WEB_PORT}",
-                                  "--workers", "2", "--access-logfile", "-"], env)
+                                  "--workers", "2"], env)
         stack.spawn("worker", [py, "-m", "workers"], env)
         stack.spawn("cron", [py, "-m", "workers.cron"], env)
         _wait_http(f"http://127.0.0.1:{WEB_PORT}/readyz", web)
