@@ -64,11 +64,16 @@ def create_app(settings: Settings | None = None) -> Flask:
 def _register_blueprints(api: Api) -> None:
     from app.api.health import blp as health_blp
     from app.api.mp import blueprints as mp_blueprints
+    from app.api.his.views import blp as his_blp
     from app.api.notify import blp as notify_blp
 
     api.register_blueprint(health_blp)
     api.register_blueprint(notify_blp)
+    api.register_blueprint(his_blp)
     for blp in mp_blueprints():
+        api.register_blueprint(blp)
+    from admin_api import blueprints as admin_blueprints
+    for blp in admin_blueprints():
         api.register_blueprint(blp)
 
 

@@ -59,6 +59,9 @@ class Settings:
     QUEUE_PREFIX: str = "hpay"
     # The Asia/Shanghai months (comma list of 1-12) in which checked statements may be settled.
     SETTLEMENT_MONTHS: str = "1,4,7,10"
+    # When the daily reconciliation of the day before starts (HH:MM, Asia/Shanghai): after the channels
+    # publish their bills (WeChat by 10:00).
+    RECONCILE_AT: str = "10:30"
     SQL_ECHO: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -104,6 +107,8 @@ class TestSettings(Settings):
     ENV: str = "test"
     RETRY_TIME_SCALE: float = 0.001
     LOG_LEVEL: str = "WARNING"
+    # Tests settle in any month; the window tests configure their own months.
+    SETTLEMENT_MONTHS: str = "1,2,3,4,5,6,7,8,9,10,11,12"
 
 
 @dataclass

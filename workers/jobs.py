@@ -1,7 +1,9 @@
 """RQ job functions: ids in, one service call, nothing else."""
 from __future__ import annotations
 
-from app.services import dispatch, his_outbox, notifications, payments, refund_executor
+from app.services import (dispatch, his_outbox, no_shows, notifications, payments, redemption, refund_executor,
+                          registration_sync)
+from app.services import reconciliation
 from workers.context import runtime
 
 
@@ -27,3 +29,23 @@ def expire_order(order_id: int) -> str:
 
 def advance_refund(refund_id: int) -> str:
     return refund_executor.advance(runtime(), refund_id)
+
+
+def mark_no_show(order_id: int) -> str:
+    return no_shows.mark_if_overdue(runtime(), order_id)
+
+
+def sync_registration(sync_id: int) -> str:
+    return registration_sync.sync(runtime(), sync_id)
+
+
+def send_extra_charge(charge_id: int) -> str:
+    return redemption.send_extra_charge(runtime(), charge_id)
+
+
+def reconcile_run(run_id: int, attempt: int) -> dict:
+    return reconciliation.execute_started(runtime(), run_id, attempt)
+
+
+def reconcile_daily() -> list[dict]:
+    return reconciliation.run_daily(runtime())

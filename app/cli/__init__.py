@@ -1,13 +1,18 @@
-"""Flask CLI commands: `flask --app wsgi db-upgrade | seed-demo`."""
+"""Flask CLI commands: `flask --app wsgi db-upgrade | seed-demo | create-user`."""
 from __future__ import annotations
 
 import click
 from flask import Flask, current_app
 
+from app.cli.reconcile import reconcile_command
+from app.cli.users import create_user_command
 from app.extensions import runtime
 
 
 def register_cli(app: Flask) -> None:
+    app.cli.add_command(create_user_command)
+    app.cli.add_command(reconcile_command)
+
     @app.cli.command("db-upgrade")
     def db_upgrade():
         """Apply the Alembic migrations to HPAY_DATABASE_URL."""

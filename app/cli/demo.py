@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app.db.models import Clinic, Item, ItemInventory, MerchantAccount, Slot
 from app.runtime import Runtime
+from app.services.staff_auth import seed_demo_users
 
 SHANGHAI = timezone(timedelta(hours=8))
 DEMO_ITEMS = [
@@ -92,5 +93,6 @@ def seed_demo(rt: Runtime, sandbox_url: str, today: date | None = None) -> str:
                     session.add(Slot(item_id=item.id, starts_at=starts, ends_at=starts + timedelta(hours=1),
                                      capacity=capacity, reserved=0))
                     slots_added += 1
+        users_changed = seed_demo_users(session, clinic, rt.settings.DEMO_PASSWORD)
     return (f"clinic demo ready: wechat app {wechat['appid']}, alipay app {alipay['app_id']}, "
-            f"{len(DEMO_ITEMS)} items, {slots_added} new slots")
+            f"{len(DEMO_ITEMS)} items, {slots_added} new slots, {users_changed} demo users created or updated")

@@ -34,9 +34,10 @@ TRANSITIONS: dict[str, dict[str, set[str]]] = {
     BOOKING: {
         **_COMMON,
         PAID: {BOOKED, REFUNDING},
-        BOOKED: {REDEEMED, NO_SHOW, REFUNDING},
+        # Staff may confirm a booked order again (another patient or time), and move a rescheduled one again.
+        BOOKED: {BOOKED, REDEEMED, NO_SHOW, REFUNDING},
         NO_SHOW: {RESCHEDULED, REFUNDING},
-        RESCHEDULED: {REDEEMED, NO_SHOW, REFUNDING},
+        RESCHEDULED: {RESCHEDULED, REDEEMED, NO_SHOW, REFUNDING},
     },
     # Top-ups and visit bills are complete once the HIS recorded them; their money may later be
     # refunded (card balance refunds draw on top-up orders).

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app.db.models import Clinic, MerchantAccount, Order, PaymentAttempt, Refund, RefundRequest
@@ -81,15 +82,13 @@ def request_refund(rt: Runtime, *, clinic_id: int, card_no: str, amount_fen: int
     """Record a card refund; returns its refund_request_no. Raises Conflict with the rule it breaks."""
     balance = live_balance(rt, clinic_id, card_no)
     with rt.db.session() as session:
-        if external_request_no is not None:
-            existing = session.scalar(select(RefundRequest).where(
-                RefundRequest.clinic_id == clinic_id, RefundRequest.origin == origin,
-                RefundRequest.external_request_no == external_request_no))
-            if existing is not None:
-                if existing.card_no != card_no or existing.amount_fen != amount_fen:
-                    raise Conflict("this request_no was used for another refund", "idempotency_key_reused")
-                return existing.refund_request_no
         topups = _refundable_topups(session, clinic_id, card_no, account_ids)
+        # Looked up only once the card's top-ups are locked: a retry sent while the first request was still
+        # being recorded waits for it here and answers with it, instead of refunding again.
+        if external_request_no is not None:
+            existing = _existing_request(session, clinic_id, origin, external_request_no, card_no, amount_fen)
+            if existing is not None:
+                return existing
         check_limits(amount_fen, balance - _holds_in_flight(session, clinic_id, card_no), [t for *_, t in topups])
         parts = allocate(amount_fen, [t for *_, t in topups])
         attempts = {order.id: attempt for order, attempt, _ in topups}
@@ -99,7 +98,15 @@ def request_refund(rt: Runtime, *, clinic_id: int, card_no: str, amount_fen: int
                                 card_no=card_no, amount_fen=amount_fen, status="processing",
                                 reason=f"{origin} card refund")
         session.add(request)
-        session.flush()
+        try:
+            session.flush()
+        except IntegrityError:
+            # The same request_no for another card, recorded meanwhile under that card's lock.
+            session.rollback()
+            existing = _existing_request(session, clinic_id, origin, external_request_no, card_no, amount_fen)
+            if existing is None:
+                raise
+            return existing
         for part in parts:
             add_refund(session, request, attempts[part.order_id], part.amount_fen, wait=True)
         hold = his_outbox.add_request_write(
@@ -111,6 +118,18 @@ def request_refund(rt: Runtime, *, clinic_id: int, card_no: str, amount_fen: int
     # The dispatcher would send it within a second; sending now lets the answer say whether the HIS agreed.
     his_outbox.send(rt, hold_id)
     return request_no
+
+
+def _existing_request(session: Session, clinic_id: int, origin: str, external_request_no: str, card_no: str,
+                      amount_fen: int) -> str | None:
+    existing = session.scalar(select(RefundRequest).where(
+        RefundRequest.clinic_id == clinic_id, RefundRequest.origin == origin,
+        RefundRequest.external_request_no == external_request_no))
+    if existing is None:
+        return None
+    if existing.card_no != card_no or existing.amount_fen != amount_fen:
+        raise Conflict("this request_no was used for another refund", "idempotency_key_reused")
+    return existing.refund_request_no
 
 
 def describe(rt: Runtime, refund_request_no: str, *, user_id: int | None = None,

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.db.types import utcnow
 from app.runtime import Runtime
-from app.services import his_outbox, notifications, payments, refund_executor
+from app.services import his_outbox, no_shows, notifications, payments, redemption, refund_executor, registration_sync
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ SOURCES = [
     Source("expired_orders", "channel", "workers.jobs.expire_order", payments.due_expired_order_ids,
            payments.lease_orders),
     Source("refunds", "channel", "workers.jobs.advance_refund", refund_executor.due_ids, refund_executor.lease),
+    Source("no_shows", "default", "workers.jobs.mark_no_show", no_shows.due_ids, no_shows.lease),
+    Source("registration_syncs", "his", "workers.jobs.sync_registration", registration_sync.due_ids,
+           registration_sync.lease),
+    Source("extra_charges", "his", "workers.jobs.send_extra_charge", redemption.due_ids, redemption.lease),
 ]
 
 

@@ -20,6 +20,7 @@ from app.domain.backoff import HIS_RETRY_HORIZON_S, HIS_RETRY_SCHEDULE, delay_af
 from app.his.base import HisClient, HisRejected, HisUnavailable, HisWriteResult
 from app.runtime import Runtime
 from app.services.his_gateway import his_client
+from app.services.patients import his_key_for
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ class _WritePlan:
     payload: dict
     item_code: str | None = None
     card_no: str | None = None
-    patient: tuple[int, str, str, str | None, str | None] | None = None  # id, name, phone, id number, HIS id
+    patient: tuple[str, str, str, str | None, str | None] | None = None  # HIS key, name, phone, id number, HIS id
+    patient_id: int | None = None
 
 
 def _plan(session: Session, row: HisOutbox, order: Order | None) -> _WritePlan:
@@ -82,7 +84,9 @@ def _plan(session: Session, row: HisOutbox, order: Order | None) -> _WritePlan:
     card_no = patient.cards[0].card_no if patient.cards else None
     return _WritePlan(row.kind, row.idempotency_key, order_no, dict(row.payload),
                       item_code=session.get(Item, row.payload["item_id"]).code, card_no=card_no,
-                      patient=(patient.id, patient.name, patient.phone, patient.id_number, patient.his_patient_id))
+                      patient=(his_key_for(patient.id, patient.created_at, "his-patient"), patient.name,
+                               patient.phone, patient.id_number, patient.his_patient_id),
+                      patient_id=patient.id)
 
 
 def _perform(client: HisClient, plan: _WritePlan) -> tuple[HisWriteResult, str | None]:
@@ -93,11 +97,10 @@ def _perform(client: HisClient, plan: _WritePlan) -> tuple[HisWriteResult, str |
     if plan.kind == "bill_settlement":
         return client.settle_bills(p["card_no"], p["bill_ids"], p["amount_fen"], order_no, key), None
     if plan.kind == "registration":
-        patient_id, name, phone, id_number, his_patient_id = plan.patient
+        patient_key, name, phone, id_number, his_patient_id = plan.patient
         created = None
         if plan.card_no is None and his_patient_id is None:
-            created = his_patient_id = client.create_patient(name, phone, id_number,
-                                                             idempotency_key=f"patient:{patient_id}").id
+            created = his_patient_id = client.create_patient(name, phone, id_number, idempotency_key=patient_key).id
         result = client.register(order_no, plan.item_code, datetime.fromisoformat(p["appointment_at"]), key,
                                  card_no=plan.card_no, patient_id=None if plan.card_no else his_patient_id,
                                  amount_fen=p["amount_fen"])
@@ -134,8 +137,9 @@ def send(rt: Runtime, outbox_id: int) -> str:
     with rt.db.session() as session:
         row = session.get(HisOutbox, outbox_id)
         order = session.get(Order, row.order_id) if row.order_id else None
-        if created_patient and plan.patient:
-            session.get(Patient, plan.patient[0]).his_patient_id = created_patient
+        if created_patient and plan.patient_id:
+            patient = session.get(Patient, plan.patient_id)
+            patient.his_patient_id = patient.his_patient_id or created_patient
         if row.status != PENDING:
             return row.status
         if isinstance(outcome, HisUnavailable):

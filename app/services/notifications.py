@@ -14,7 +14,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import insert, literal, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.channels.base import InvalidNotification, NotificationKind, PaymentChannel, RefundState
@@ -103,32 +104,75 @@ def ingest(rt: Runtime, channel: str, clinic_code: str, body: bytes, content_typ
     return _reject(first, channel, f"verification failed: {reason}", clinic_code)
 
 
+class _InboxConnections:
+    """Each thread keeps one autocommit connection for the inbox insert. A checkout from the pool pings
+    the server first (pool_pre_ping), a second round trip on the busiest path. A connection found broken
+    is replaced and the insert sent again, as the ping would have done: if the first one was stored after
+    all, the inbox holds a duplicate, which processing ignores like the channels' own repeats."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def insert(self, engine: Engine, statement, params: dict):
+        for retry in (False, True):
+            try:
+                return self._connection(engine).execute(statement, params).first()
+            except DBAPIError as exc:
+                if retry or not exc.connection_invalidated:
+                    raise
+
+    def _connection(self, engine: Engine) -> Connection:
+        held = getattr(self._local, "held", None)
+        if held is not None and held[0] is engine and not held[1].invalidated:
+            return held[1]
+        if held is not None:
+            held[1].close()
+        connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self._local.held = (engine, connection)
+        return connection
+
+
+_inbox_connections = _InboxConnections()
+
+_INBOX_COLUMNS = ("channel", "kind", "clinic_code", "merchant_account_id", "out_trade_no", "body", "content_type",
+                  "status", "attempts", "next_attempt_at", "received_at")
+
+
+def _inbox_insert(check_amount: bool):
+    """INSERT … SELECT storing the notification only when its attempt exists (with that amount, for a
+    payment). Built once: building it per request took as much CPU as all the rest of ingestion."""
+    inbox, attempts = NotificationInbox.__table__, PaymentAttempt.__table__
+    values = [bindparam(name, type_=inbox.c[name].type) for name in _INBOX_COLUMNS]
+    conditions = [attempts.c.out_trade_no == bindparam("out_trade_no"),
+                  attempts.c.merchant_account_id == bindparam("merchant_account_id")]
+    if check_amount:
+        conditions.append(attempts.c.amount_fen == bindparam("amount_fen"))
+    return (insert(inbox).from_select(list(_INBOX_COLUMNS), select(*values).where(*conditions))
+            .returning(inbox.c.id))
+
+
+_INSERT_PAYMENT = _inbox_insert(check_amount=True)
+_INSERT_REFUND = _inbox_insert(check_amount=False)
+
+
 def _store(rt: Runtime, channel: str, kind: NotificationKind, clinic_code: str, account_id: int, parsed,
            body: bytes, content_type: str | None) -> str | None:
     """Insert into the inbox; returns a rejection reason, or None when stored."""
     now = utcnow()
-    values = dict(channel=literal(channel), kind=literal(kind.value), clinic_code=literal(clinic_code),
-                  merchant_account_id=literal(account_id), out_trade_no=literal(parsed.out_trade_no),
-                  body=literal(body.decode("utf-8", errors="replace")), content_type=literal(content_type),
-                  status=literal(RECEIVED), attempts=literal(0), next_attempt_at=literal(now, NotificationInbox.next_attempt_at.type),
-                  received_at=literal(now, NotificationInbox.received_at.type))
-    conditions = [PaymentAttempt.out_trade_no == parsed.out_trade_no,
-                  PaymentAttempt.merchant_account_id == account_id]
+    params = dict(channel=channel, kind=kind.value, clinic_code=clinic_code, merchant_account_id=account_id,
+                  out_trade_no=parsed.out_trade_no, body=body.decode("utf-8", errors="replace"),
+                  content_type=content_type, status=RECEIVED, attempts=0, next_attempt_at=now, received_at=now)
     if kind == NotificationKind.PAYMENT:
-        conditions.append(PaymentAttempt.amount_fen == parsed.amount_fen)
-    statement = insert(NotificationInbox).from_select(
-        list(values), select(*values.values()).where(*conditions)).returning(NotificationInbox.id)
+        statement, params["amount_fen"] = _INSERT_PAYMENT, parsed.amount_fen
+    else:
+        statement = _INSERT_REFUND
     engine = rt.db.engine
-    connection = engine.connect()
     if engine.dialect.name == "postgresql":
         # One round trip: the row is durable when the statement returns.
-        connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        inserted = connection.execute(statement).first()
-        connection.close()
+        inserted = _inbox_connections.insert(engine, statement, params)
     else:
-        with connection.begin():
-            inserted = connection.execute(statement).first()
-        connection.close()
+        with engine.begin() as connection:
+            inserted = connection.execute(statement, params).first()
     if inserted is not None:
         return None
     with rt.db.session() as session:

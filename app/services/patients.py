@@ -51,8 +51,16 @@ class _PatientSnapshot:
     created_at: datetime
 
     def his_key(self, purpose: str) -> str:
-        # Stable for this row across retries, and distinct from a same-id row of a rebuilt database.
-        return f"hpay-patient-{self.id}-{self.created_at.strftime('%Y%m%d%H%M%S%f')}-{purpose}"
+        return his_key_for(self.id, self.created_at, purpose)
+
+
+def his_key_for(patient_id: int, created_at: datetime, purpose: str) -> str:
+    """The idempotency key of a HIS write about one of our patients (creating it in the HIS, opening a card).
+
+    Stable for this row across retries and across every path that creates the HIS patient (binding,
+    booking registration, staff redemption), and distinct from a same-id row of a rebuilt database.
+    """
+    return f"hpay-patient-{patient_id}-{created_at.strftime('%Y%m%d%H%M%S%f')}-{purpose}"
 
 
 # --- lookups other services use ---------------------------------------------------------------

@@ -1,0 +1,281 @@
+"""The role matrix over every admin endpoint, generated from the app's registered routes.
+
+For each route under /api/admin/v1 (an endpoint added later is covered without editing this file):
+- it declares its access (`staff_required(...)` or `public_endpoint`), and only the login is public;
+- no token, or a token that is not ours, is 401;
+- a signed-in user of a role the route does not admit is 403;
+- every admitted role, on its own clinic's data, gets a 2xx, and a write leaves an audit event
+  naming that user;
+- another clinic's data is 404.
+
+The last two need a request that is valid for the route: a `Case` in a module-level dict
+`ROLE_MATRIX_CASES` (endpoint name -> Case) of any `tests/api/test_admin_*.py` module. A route
+without one fails `test_every_admin_route_has_a_case`. A Case's builders receive the `World`
+below (the test client, the runtime, the sandbox, a staff user of the demo clinic, and
+another clinic with an item and a paid booking) and return `Call(method, path, kwargs)`, the
+path relative to /api/admin/v1 and kwargs for the Flask test client (`json=`, `query_string=`).
+"""
+from __future__ import annotations
+
+import glob
+import importlib
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pytest
+from sqlalchemy import func, select
+
+from admin_api.security import ADMIN_PREFIX, PUBLIC, declared_access
+from app.db.models import AuditEvent
+from app.services import bookings_admin
+from app.services.staff_auth import ROLES
+from tests.api.admin_helpers import (ADMIN, OtherClinic, confirmed_booking, make_user, now, other_clinic,
+                                     paid_booking, principal, sign_in)
+from tests.e2e.helpers import fresh_slot
+
+PUBLIC_ENDPOINTS = {"admin_auth.login"}
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Case:
+    own: Callable[["World"], Call]
+    # None when the route touches no clinic's data (e.g. the signed-in user's own profile).
+    foreign: Callable[["World"], Call] | None
+
+
+@dataclass
+class World:
+    client: object
+    rt: object
+    sandbox: object
+    staff_username: str
+    other: OtherClinic
+
+    def paid(self, **kwargs):
+        return paid_booking(self.client, self.sandbox, self.rt, **kwargs)
+
+    def booked_now(self, **kwargs):
+        """A booking confirmed for now (its appointment has begun, and it is today)."""
+        return confirmed_booking(self.client, self.sandbox, self.rt, self.staff_username, **kwargs)
+
+    def no_show(self):
+        booked = self.booked_now()
+        bookings_admin.mark_no_show(self.rt, principal(self.rt, self.staff_username), booked.order_no)
+        return booked
+
+
+def _appointment() -> str:
+    return now().isoformat()
+
+
+ROLE_MATRIX_CASES = {
+    "admin_auth.me": Case(lambda w: Call("GET", "/auth/me"), None),
+    "admin_bookings.list_bookings": Case(
+        lambda w: Call("GET", "/bookings", {"query_string": {"status": "paid"}}),
+        lambda w: Call("GET", "/bookings", {"query_string": {"clinic_code": w.other.code}})),
+    "admin_bookings.get_booking": Case(
+        lambda w: Call("GET", f"/bookings/{w.paid().order_no}"),
+        lambda w: Call("GET", f"/bookings/{w.other.order_no}")),
+    "admin_bookings.confirm": Case(
+        lambda w: Call("POST", f"/bookings/{(p := w.paid()).order_no}/confirm",
+                       {"json": {"patient_id": p.patient_id, "appointment_at": _appointment()}}),
+        lambda w: Call("POST", f"/bookings/{w.other.order_no}/confirm",
+                       {"json": {"new_patient": {"name": "某人", "phone": "13800009999"},
+                                 "appointment_at": _appointment()}})),
+    "admin_bookings.no_show": Case(
+        lambda w: Call("POST", f"/bookings/{w.booked_now().order_no}/no-show"),
+        lambda w: Call("POST", f"/bookings/{w.other.order_no}/no-show")),
+    "admin_bookings.reschedule": Case(
+        lambda w: Call("POST", f"/bookings/{w.no_show().order_no}/reschedule",
+                       {"json": {"appointment_at": _appointment()}}),
+        lambda w: Call("POST", f"/bookings/{w.other.order_no}/reschedule",
+                       {"json": {"appointment_at": _appointment()}})),
+    "admin_bookings.cancel": Case(
+        lambda w: Call("POST", f"/bookings/{w.paid().order_no}/cancel", {"json": {"reason": "矩阵测试"}}),
+        lambda w: Call("POST", f"/bookings/{w.other.order_no}/cancel", {"json": {"reason": "矩阵测试"}})),
+    "admin_bookings.redeem": Case(
+        lambda w: Call("POST", f"/orders/{w.booked_now().order_no}/redeem", {"json": {}}),
+        lambda w: Call("POST", f"/orders/{w.other.order_no}/redeem", {"json": {}})),
+    "admin_clinic.search_patients": Case(
+        lambda w: Call("GET", "/patients", {"query_string": {"phone": "13812345678"}}),
+        lambda w: Call("GET", "/patients", {"query_string": {"phone": "13800009999", "clinic_code": w.other.code}})),
+    "admin_clinic.get_inventory": Case(
+        lambda w: Call("GET", f"/items/{fresh_slot(w.rt, 1)[0]}/inventory"),
+        lambda w: Call("GET", f"/items/{w.other.item_id}/inventory")),
+    "admin_clinic.put_inventory": Case(
+        lambda w: Call("PUT", f"/items/{fresh_slot(w.rt, 1)[0]}/inventory",
+                       {"json": [{"channel": "wechat", "quantity": 20}]}),
+        lambda w: Call("PUT", f"/items/{w.other.item_id}/inventory",
+                       {"json": [{"channel": "wechat", "quantity": 20}]})),
+    "admin_clinic.get_settlement_types": Case(
+        lambda w: Call("GET", "/settings/settlement-types"),
+        lambda w: Call("GET", "/settings/settlement-types", {"query_string": {"clinic_code": w.other.code}})),
+    # Writes the defaults, so that the demo clinic's settings stay as other tests expect them.
+    "admin_clinic.put_settlement_types": Case(
+        lambda w: Call("PUT", "/settings/settlement-types",
+                       {"json": [{"channel": "alipay", "count_in_cash_flow": True, "count_in_revenue": True}]}),
+        lambda w: Call("PUT", "/settings/settlement-types",
+                       {"query_string": {"clinic_code": w.other.code},
+                        "json": [{"channel": "alipay", "count_in_cash_flow": True, "count_in_revenue": True}]})),
+    "admin_clinic.list_audit_events": Case(
+        lambda w: Call("GET", "/audit-events", {"query_string": {"limit": 5}}),
+        lambda w: Call("GET", "/audit-events", {"query_string": {"clinic_code": w.other.code}})),
+}
+
+
+def all_cases() -> dict[str, Case]:
+    cases: dict[str, Case] = {}
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(__file__), "test_admin_*.py"))):
+        module = importlib.import_module(f"tests.api.{os.path.basename(path)[:-3]}")
+        cases.update(getattr(module, "ROLE_MATRIX_CASES", {}))
+    return cases
+
+
+def admin_routes(app) -> list[tuple[str, str, object]]:
+    """(endpoint, method, rule) of every admin route."""
+    return sorted((rule.endpoint, method, rule) for rule in app.url_map.iter_rules()
+                  if rule.rule.startswith(ADMIN_PREFIX + "/")
+                  for method in sorted(rule.methods - {"HEAD", "OPTIONS"}))
+
+
+def placeholder_path(rule) -> str:
+    """The rule with every variable filled in (auth is checked before anything is looked up)."""
+    return re.sub(r"<(?:(\w+):)?\w+>", lambda m: "1" if m.group(1) == "int" else "X", rule.rule)
+
+
+@pytest.fixture(scope="module")
+def users(app, rt, demo_clinic):
+    client = app.test_client()
+    accounts = {role: make_user(rt, role, name=f"matrix-{role}") for role in ROLES}
+    return {role: (sign_in(client, *accounts[role]), accounts[role][0]) for role in ROLES}
+
+
+@pytest.fixture(scope="module")
+def world(app, rt, sandbox, users):
+    return World(app.test_client(), rt, sandbox, users["staff"][1], other_clinic(rt))
+
+
+def test_every_admin_route_declares_its_access_and_only_the_login_is_public(app):
+    undeclared = [endpoint for endpoint, _, _ in admin_routes(app)
+                  if declared_access(app.view_functions[endpoint]) is None]
+    public = {endpoint for endpoint, _, _ in admin_routes(app)
+              if declared_access(app.view_functions[endpoint]) == PUBLIC}
+    assert not undeclared, f"admin endpoints without staff_required: {undeclared}"
+    assert public == PUBLIC_ENDPOINTS
+
+
+def test_every_admin_route_has_a_case(app):
+    cases = all_cases()
+    missing = [endpoint for endpoint, _, _ in admin_routes(app)
+               if endpoint not in cases and endpoint not in PUBLIC_ENDPOINTS]
+    assert not missing, f"add ROLE_MATRIX_CASES entries for {missing}"
+
+
+def test_no_token_or_a_foreign_token_is_401(app, sandbox, demo_clinic):
+    from tests.api.mp_helpers import login
+
+    client = app.test_client()
+    mp_token = login(client, sandbox, "wechat", openid=f"matrix-{os.getpid()}")["token"]
+    wrong = []
+    for endpoint, method, rule in admin_routes(app):
+        if endpoint in PUBLIC_ENDPOINTS:
+            continue
+        for headers in ({}, {"Authorization": f"Bearer {mp_token}"}, {"Authorization": "Bearer nonsense"},
+                        {"Authorization": "Basic abc"}):
+            resp = client.open(placeholder_path(rule), method=method, headers=headers, json={"x": 1})
+            if resp.status_code != 401:
+                wrong.append(f"{method} {rule.rule} with {headers or 'no token'} -> {resp.status_code}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_role_not_admitted_is_403(app, users):
+    client = app.test_client()
+    wrong = []
+    for endpoint, method, rule in admin_routes(app):
+        access = declared_access(app.view_functions[endpoint])
+        if access == PUBLIC:
+            continue
+        for role in set(ROLES) - set(access):
+            resp = client.open(placeholder_path(rule), method=method, headers=users[role][0], json={"x": 1})
+            if resp.status_code != 403 or resp.get_json().get("error") != "role_not_allowed":
+                wrong.append(f"{method} {rule.rule} as {role} -> {resp.status_code}")
+    assert not wrong, "\n".join(wrong)
+
+
+def _audit_count(rt, username: str) -> int:
+    with rt.db.session() as session:
+        return session.scalar(select(func.count(AuditEvent.id)).where(AuditEvent.actor_name == username))
+
+
+def test_each_admitted_role_gets_its_clinics_data_and_each_write_is_audited(app, rt, users, world):
+    cases = all_cases()
+    wrong = []
+    for endpoint, method, rule in admin_routes(app):
+        access = declared_access(app.view_functions[endpoint])
+        if access == PUBLIC or endpoint not in cases:
+            continue
+        for role in access:
+            call = cases[endpoint].own(world)
+            audited_before = _audit_count(rt, users[role][1])
+            resp = world.client.open(ADMIN + call.path, method=call.method, headers=users[role][0], **call.kwargs)
+            if not 200 <= resp.status_code < 300:
+                wrong.append(f"{call.method} {call.path} as {role} -> {resp.status_code} {resp.get_json()}")
+            elif call.method != "GET" and _audit_count(rt, users[role][1]) <= audited_before:
+                wrong.append(f"{call.method} {call.path} as {role} left no audit event")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_another_clinics_data_is_404(app, users, world):
+    cases = all_cases()
+    wrong = []
+    for endpoint, method, rule in admin_routes(app):
+        access = declared_access(app.view_functions[endpoint])
+        if access == PUBLIC or endpoint not in cases or cases[endpoint].foreign is None:
+            continue
+        for role in access:
+            call = cases[endpoint].foreign(world)
+            resp = world.client.open(ADMIN + call.path, method=call.method, headers=users[role][0], **call.kwargs)
+            if resp.status_code != 404:
+                wrong.append(f"{call.method} {call.path} as {role} -> {resp.status_code} {resp.get_json()}")
+            elif world.other.order_no in resp.get_data(as_text=True):
+                wrong.append(f"{call.method} {call.path} as {role} showed the other clinic's order")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_an_admin_view_that_declares_no_access_is_refused_at_request_time():
+    from flask import Flask
+    from flask_smorest import Api, Blueprint
+
+    from admin_api.security import refuse_undeclared_endpoints, staff_required
+    from app.errors import register_error_handlers
+
+    flask_app = Flask("guard-probe")
+    flask_app.config.update(API_TITLE="probe", API_VERSION="1", OPENAPI_VERSION="3.0.3")
+    blp = Blueprint("probe", __name__, url_prefix=ADMIN_PREFIX)
+
+    @blp.route("/forgotten")
+    def forgotten():
+        return {"secret": True}
+
+    @blp.route("/declared")
+    @staff_required("admin")
+    def declared():
+        return {"secret": True}
+
+    blp.before_request(refuse_undeclared_endpoints)
+    Api(flask_app).register_blueprint(blp)
+    register_error_handlers(flask_app)
+    client = flask_app.test_client()
+
+    refused = client.get(f"{ADMIN_PREFIX}/forgotten")
+    assert (refused.status_code, refused.get_json()["error"]) == (403, "access_undeclared")
+    assert client.get(f"{ADMIN_PREFIX}/declared").status_code == 401
