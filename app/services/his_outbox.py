@@ -148,6 +148,7 @@ def send(rt: Runtime, outbox_id: int) -> str:
             _reject(session, row, order, outcome)
         else:
             _mark_sent(session, row, order, outcome)
+            session.expire(row, ["status"])  # updated by a conditional statement, not through the object
         return row.status
 
 
