@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from bench.common import (GUNICORN_WORKERS, BenchStack, Series, describe_machine, ensure_wrk, load_average,
-                          lua_script, ratio_line, results_table, run_wrk, seed_demo_clinic, workdir)
+from bench.common import (BenchStack, Series, add_server_args, describe_machine, ensure_wrk, load_average,
+                          lua_script, ratio_line, results_table, run_wrk, seed_demo_clinic, server_setting, workdir)
 
 SLOT_SPACING = timedelta(minutes=30)
 
@@ -36,8 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--slots", type=int, default=20, help="fresh slots per flash run (default 20)")
     parser.add_argument("--places", type=int, default=5, help="places per slot (default 5)")
-    parser.add_argument("--pg-fsync-off", action="store_true",
-                        help="run PostgreSQL with fsync=off as the test suite does (commits not flushed to disk)")
+    add_server_args(parser)
     return parser.parse_args(argv)
 
 
@@ -152,11 +150,6 @@ def check_inventory(rt, item_id: int) -> tuple[int, int]:
     return reserved, orders
 
 
-def settle() -> None:
-    """Let the requests wrk left in flight finish before counting rows."""
-    time.sleep(1.0)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ensure_wrk()
@@ -164,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     work = workdir()
     script = lua_script("booking.lua", work)
-    with BenchStack(fsync=not args.pg_fsync_off) as stack:
+    with BenchStack(args) as stack:
         rt = Runtime(stack.settings())
         crowd = seed_crowd(rt, args.users, work / "users.txt")
         slots = SlotMaker(rt, crowd.item_id, args.places)
@@ -177,9 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         honest = True
 
         def crowd_run(mode: str, seconds: float, slot_ids: list[int]):
-            return run_wrk(server.url, script, [str(crowd.users_file), mode, str(crowd.item_id),
-                                                ",".join(map(str, slot_ids))], seconds, args.connections,
-                           args.threads)
+            run = run_wrk(server.url, script, [str(crowd.users_file), mode, str(crowd.item_id),
+                                               ",".join(map(str, slot_ids))], seconds, args.connections, args.threads)
+            server.drain()
+            return run
 
         for round_no in range(1, args.rounds + 1):
             crowd_run("items", args.warmup, [])
@@ -192,7 +186,6 @@ def main(argv: list[str] | None = None) -> int:
             fresh = slots.make(args.slots)
             measured = crowd_run("book", args.duration, fresh)
             flash.runs.append(measured)
-            settle()
             check = check_slots(rt, fresh)
             booked = measured.counts.get("booked", 0)
             unexpected = {k: n for k, n in measured.counts.items() if k not in ("booked", "sold_out")}
@@ -210,11 +203,11 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(results_table([baseline, flash]))
         print(ratio_line("flash/baseline", flash, baseline))
-        print(f"oversell check: every round {'OK' if honest else 'FAILED'}; item stock reserved {reserved} = "
-              f"orders holding a place {orders} across all runs (warm-ups included); {load_average()} at the end")
-        print(f"{args.connections} connections on {GUNICORN_WORKERS} sync workers: a request mostly waits its turn, "
-              f"so p99 is about connections / (req/s) = {args.connections / statistics.median(flash.rps) * 1000:.0f} ms "
-              f"for the flash runs")
+        print(f"oversell check: {'OK' if honest else 'FAILED'}; item stock reserved {reserved}, orders holding a "
+              f"place {orders}, across all runs (warm-ups included); {load_average()} at the end")
+        queueing_ms = args.connections / statistics.median(flash.rps) * 1000
+        print(f"{args.connections} connections on {server_setting(stack)}: a request mostly waits its turn, so "
+              f"latency is about connections / (req/s) = {queueing_ms:.0f} ms for the flash runs")
         rt.close()
     return 0 if honest else 1
 

@@ -6,6 +6,7 @@ answers, and prints one `BENCH {json}` line that `run_wrk` reads.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform as host
@@ -22,13 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import requests  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
 from tests.processes import ManagedProcess, SandboxProcess, wait_http  # noqa: E402
 from tests.servers import PostgresServer, RedisServer, _pg_bin, _wait_port, free_port  # noqa: E402
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
-GUNICORN_WORKERS = 2
 BENCH_SECRET_KEY = "bench-secret-key-not-for-production-0123456789"
 
 
@@ -55,11 +56,20 @@ class BenchPostgresServer(PostgresServer):
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
 
+def add_server_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for every variant (default 2)")
+    parser.add_argument("--worker-threads", type=int, default=0,
+                        help="gthread workers with this many threads each, instead of sync workers (default: sync)")
+    parser.add_argument("--pg-fsync-off", action="store_true",
+                        help="run PostgreSQL with fsync=off as the test suite does (commits not flushed to disk)")
+
+
 class BenchStack:
     """PostgreSQL with a migrated `hpay_bench` database, and redis-server; everything stops on exit."""
 
-    def __init__(self, fsync: bool = True) -> None:
-        self.fsync = fsync
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.fsync = not args.pg_fsync_off
+        self.workers, self.worker_threads = args.workers, args.worker_threads
         self._exit = ExitStack()
         self.database_url = ""
         self.redis_url = ""
@@ -103,7 +113,7 @@ class BenchStack:
                 "HPAY_REDIS_URL": self.redis_url, "HPAY_SECRET_KEY": BENCH_SECRET_KEY, "HPAY_LOG_LEVEL": "INFO"}
 
     def gunicorn(self, app_spec: str, label: str, ready_path: str = "/") -> "Gunicorn":
-        server = Gunicorn(app_spec, self.env(), label).start(ready_path)
+        server = Gunicorn(app_spec, self.env(), label, self.workers, self.worker_threads).start(ready_path)
         self._exit.callback(server.stop)
         return server
 
@@ -121,20 +131,26 @@ def seed_demo_clinic(rt) -> None:
 
 
 class Gunicorn:
-    """One gunicorn with the settings every variant shares: sync workers, nothing else tuned."""
+    """One gunicorn with the settings every variant shares (sync workers unless told), nothing else tuned."""
 
-    def __init__(self, app_spec: str, env: dict[str, str], label: str) -> None:
+    def __init__(self, app_spec: str, env: dict[str, str], label: str, workers: int, threads: int) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         bindir = Path(sys.executable).parent
+        kind = ["--worker-class", "gthread", "--threads", str(threads)] if threads else ["--worker-class", "sync"]
         self.process = ManagedProcess([str(bindir / "gunicorn"), app_spec, "--bind", f"127.0.0.1:{self.port}",
-                                       "--workers", str(GUNICORN_WORKERS), "--worker-class", "sync",
-                                       "--timeout", "60"], env, f"bench-{label}")
+                                       "--workers", str(workers), *kind, "--timeout", "60"], env, f"bench-{label}")
 
     def start(self, ready_path: str) -> "Gunicorn":
+        self.ready_url = self.url + ready_path
         self.process.start()
-        wait_http(self.url + ready_path, proc=self.process.proc)
+        wait_http(self.ready_url, proc=self.process.proc)
         return self
+
+    def drain(self) -> None:
+        """Wait out the requests wrk left queued when it stopped (up to one per connection): the workers
+        finish them even though nobody reads the answers, and they must not eat into the next run."""
+        requests.get(self.ready_url, timeout=300)
 
     def stop(self) -> None:
         self.process.stop()
@@ -249,8 +265,14 @@ def describe_machine(stack: BenchStack) -> str:
     except (OSError, subprocess.SubprocessError):
         revision = "unknown"
     pg = ", ".join(f"{k}={v}" for k, v in sorted(stack.pg_settings.items()))
-    return (f"{os.cpu_count()} cores, Python {host.python_version()}, PostgreSQL {pg}, "
-            f"gunicorn {GUNICORN_WORKERS} sync workers, revision {revision}; {load_average()}")
+    return (f"{os.cpu_count()} cores, Python {host.python_version()}, PostgreSQL {pg}, gunicorn "
+            f"{server_setting(stack)}, revision {revision}; {load_average()}")
+
+
+def server_setting(stack: BenchStack) -> str:
+    if stack.worker_threads:
+        return f"{stack.workers} gthread workers x {stack.worker_threads} threads"
+    return f"{stack.workers} sync workers"
 
 
 def load_average() -> str:

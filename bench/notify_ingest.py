@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from bench.common import (BenchStack, Series, describe_machine, ensure_wrk, load_average, lua_script, ratio_line,
-                          results_table, run_wrk, seed_demo_clinic, workdir)
+from bench.common import (BenchStack, Series, add_server_args, describe_machine, ensure_wrk, load_average,
+                          lua_script, ratio_line, results_table, run_wrk, seed_demo_clinic, workdir)
 
 NOTIFY_PATH = "/notify/wechat/demo/pay"
 TARGET_RATIO, TARGET_P99_MS = 1.5, 50.0
@@ -52,8 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--bodies", type=int, default=40_000,
                         help="distinct payment attempts and signed bodies (more than one run sends; default 40000)")
-    parser.add_argument("--pg-fsync-off", action="store_true",
-                        help="run PostgreSQL with fsync=off as the test suite does (commits not flushed to disk)")
+    add_server_args(parser)
     return parser.parse_args(argv)
 
 
@@ -163,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     work = workdir()
     script = lua_script("notify.lua", work)
     bodies_file = work / "bodies.txt"
-    with BenchStack(fsync=not args.pg_fsync_off) as stack:
+    with BenchStack(args) as stack:
         rt = Runtime(stack.settings())
         started = time.monotonic()
         account, attempts = seed_attempts(rt, args.bodies)
@@ -186,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
                 for seconds in (args.warmup, args.duration):
                     run = run_wrk(url, script, [str(bodies_file), str(args.threads), str(positions[v.key])],
                                   seconds, args.connections, args.threads)
+                    servers[v.key].drain()
                     positions[v.key] = run.furthest_position + 1
                     runs.append(run)
                 measured = runs[-1]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.channels import channel_for
 from app.db.models import (Card, Clinic, HisOutbox, MerchantAccount, MpUser, Order, OrderEvent, Patient,
@@ -114,6 +114,11 @@ def unpaid_topup(rt, clinic: OwnClinic, channel: str, amount_fen: int):
 def patient_pays(rt, clinic: OwnClinic, channel: str, amount_fen: int) -> Payment:
     """A top-up order paid at the channel; the platform has not heard of it yet (its attempt is pending)."""
     order_no, pay, card_no = unpaid_topup(rt, clinic, channel, amount_fen)
+    # Before the patient pays: the platform's query schedule has not come round for this attempt yet (a
+    # platform running in the same test session would otherwise find the payment by querying first).
+    with rt.db.session() as session:
+        session.execute(update(PaymentAttempt).where(PaymentAttempt.out_trade_no == pay.out_trade_no)
+                        .values(next_query_at=utcnow() + timedelta(days=1)))
     if channel == "wechat":
         sandbox_post(clinic.sandbox_url, "/sandbox/wechat/pay",
                      {"prepay_id": pay.pay_params["package"].removeprefix("prepay_id="), "outcome": "success"})
