@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bench.common import (BenchStack, Series, add_server_args, describe_machine, ensure_wrk, load_average,
-                          lua_script, ratio_line, results_table, run_wrk, seed_demo_clinic, server_setting, workdir)
+                          lua_script, ratio_line, results_table, run_wrk, seed_demo_clinic, server_setting)
 
 SLOT_SPACING = timedelta(minutes=30)
 
@@ -155,11 +155,10 @@ def main(argv: list[str] | None = None) -> int:
     ensure_wrk()
     from app.runtime import Runtime
 
-    work = workdir()
-    script = lua_script("booking.lua", work)
     with BenchStack(args) as stack:
+        script = lua_script("booking.lua", stack.workdir)
         rt = Runtime(stack.settings())
-        crowd = seed_crowd(rt, args.users, work / "users.txt")
+        crowd = seed_crowd(rt, args.users, stack.workdir / "users.txt")
         slots = SlotMaker(rt, crowd.item_id, args.places)
         server = stack.gunicorn("wsgi:app", "platform", "/readyz")
         baseline, flash = Series("GET /items (read-only)"), Series("POST /orders flash crowd")

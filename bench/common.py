@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform as host
+import pwd
 import shutil
 import statistics
 import subprocess
@@ -45,8 +46,6 @@ class BenchPostgresServer(PostgresServer):
         if not self.fsync:
             return super().start()
         if self._as_postgres:
-            import pwd
-
             user = pwd.getpwnam("postgres")
             os.chown(self.tmp, user.pw_uid, user.pw_gid)
         self._run(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
@@ -77,6 +76,8 @@ class BenchStack:
     def __enter__(self) -> "BenchStack":
         from app.db.migrate import upgrade
 
+        self.workdir = Path(tempfile.mkdtemp(prefix="hpay-bench-run-"))
+        self._exit.callback(shutil.rmtree, self.workdir, ignore_errors=True)
         try:
             postgres = BenchPostgresServer(self.fsync)
             admin_url = postgres.start()
@@ -128,6 +129,7 @@ def seed_demo_clinic(rt) -> None:
     finally:
         sandbox.stop()
         shutil.rmtree(sandbox.data_dir, ignore_errors=True)
+        sandbox.log_path.unlink(missing_ok=True)
 
 
 class Gunicorn:
@@ -195,7 +197,7 @@ class WrkRun:
 
 def lua_script(name: str, workdir: Path) -> Path:
     """bench/lua/report.lua (counting and the BENCH line) followed by the variant's script."""
-    script = workdir / f"{name}.lua"
+    script = workdir / name
     script.write_text((LUA_DIR / "report.lua").read_text() + "\n" + (LUA_DIR / name).read_text())
     return script
 
@@ -258,15 +260,22 @@ def ratio_line(name: str, top: Series, bottom: Series) -> str:
             f"{min(per_round):.2f}-{max(per_round):.2f}")
 
 
-def describe_machine(stack: BenchStack) -> str:
+def revision() -> str:
+    """HEAD, and whether tracked files differ from it (plumbing only: nothing in .git is written)."""
     try:
-        revision = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True,
-                                  text=True, timeout=10).stdout.strip() or "unknown"
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(ROOT), "diff-index", "--quiet", "HEAD", "--"],
+                                 timeout=10).returncode != 0
     except (OSError, subprocess.SubprocessError):
-        revision = "unknown"
+        return "unknown"
+    return f"{head or 'unknown'}{' with uncommitted changes' if changed else ''}"
+
+
+def describe_machine(stack: BenchStack) -> str:
     pg = ", ".join(f"{k}={v}" for k, v in sorted(stack.pg_settings.items()))
     return (f"{os.cpu_count()} cores, Python {host.python_version()}, PostgreSQL {pg}, gunicorn "
-            f"{server_setting(stack)}, revision {revision}; {load_average()}")
+            f"{server_setting(stack)}, revision {revision()}; {load_average()}")
 
 
 def server_setting(stack: BenchStack) -> str:
@@ -279,7 +288,3 @@ def load_average() -> str:
     """Other work on the machine skews every figure: say how busy it was."""
     one, five, _ = os.getloadavg()
     return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
-
-
-def workdir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="hpay-bench-"))

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bench.common import (BenchStack, Series, add_server_args, describe_machine, ensure_wrk, load_average,
-                          lua_script, ratio_line, results_table, run_wrk, seed_demo_clinic, workdir)
+                          lua_script, ratio_line, results_table, run_wrk, seed_demo_clinic)
 
 NOTIFY_PATH = "/notify/wechat/demo/pay"
 TARGET_RATIO, TARGET_P99_MS = 1.5, 50.0
@@ -159,10 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     ensure_wrk()
     from app.runtime import Runtime
 
-    work = workdir()
-    script = lua_script("notify.lua", work)
-    bodies_file = work / "bodies.txt"
     with BenchStack(args) as stack:
+        script = lua_script("notify.lua", stack.workdir)
+        bodies_file = stack.workdir / "bodies.txt"
         rt = Runtime(stack.settings())
         started = time.monotonic()
         account, attempts = seed_attempts(rt, args.bodies)
