@@ -17,7 +17,7 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import ne
-from typing import BinaryIO, Callable, Generic, Iterable, TypeVar
+from typing import BinaryIO, Callable, Iterable
 
 from app.domain.bills import BillFormatError, BillIntegrityError, BillKind, BillRow, WeChatBill
 from app.domain.bills.model import shanghai_time
@@ -381,37 +381,3 @@ def _line_start(data: bytes, mark: bytes) -> int:
 def match_wechat_bill(stream: BinaryIO, book: Book, progress: Callable[[int], None] | None = None,
                       keep_unknown: bool = True) -> BillMatch:
     return WeChatBillMatcher(stream, book, progress, keep_unknown).run()
-
-
-# --- keyed records (the HIS leg) -----------------------------------------------------------------
-
-T = TypeVar("T")
-
-
-@dataclass
-class KeyedMatch(Generic[T]):
-    matched: int = 0
-    unknown: list[T] = field(default_factory=list)
-    """Records whose key is not among ours."""
-    amount_mismatches: list[tuple[T, int]] = field(default_factory=list)
-    """Records with our amount beside them."""
-
-
-_ABSENT = object()
-
-
-def match_keyed(records: Iterable[T], key: Callable[[T], str], amount: Callable[[T], int],
-                ours: dict[str, int | None]) -> KeyedMatch[T]:
-    """The same join for any keyed records; what stays in `ours` is missing from the records. An amount of
-    None in `ours` is not compared (a write whose amount the other side decides)."""
-    result: KeyedMatch[T] = KeyedMatch()
-    take = ours.pop
-    for record in records:
-        expected = take(key(record), _ABSENT)
-        if expected is _ABSENT:
-            result.unknown.append(record)
-        elif expected is not None and expected != amount(record):
-            result.amount_mismatches.append((record, expected))
-        else:
-            result.matched += 1
-    return result

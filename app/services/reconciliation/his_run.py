@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Clinic, HisOutbox
 from app.db.types import utcnow
-from app.domain.reconciliation import match_keyed
+from app.domain.keyed_match import match_keyed
 from app.his.base import HisClient, HisRecord
 from app.runtime import Runtime
 from app.services.his_gateway import his_client
