@@ -6,7 +6,7 @@ development secret key, the demo password or sandbox base URLs.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -63,15 +63,12 @@ class Settings:
     # publish their bills (WeChat by 10:00).
     RECONCILE_AT: str = "10:30"
     SQL_ECHO: bool = False
-    extra: dict = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
-            if f.name == "extra":
-                continue
             raw = environ.get(f"HPAY_{f.name}")
             if raw is not None:
                 kind = type(f.default)

@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.channels.base import ChannelRejected, ChannelUnavailable, InvalidResponse, RefundState
-from app.db.models import Clinic, MerchantAccount, Order, PaymentAttempt, Refund, RefundRequest
+from app.db.models import Clinic, MerchantAccount, PaymentAttempt, Refund, RefundRequest
 from app.db.types import utcnow
 from app.domain import ids
 from app.domain.backoff import REFUND_QUERY_SCHEDULE, delay_after
