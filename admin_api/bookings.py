@@ -7,10 +7,13 @@ from flask_smorest import Blueprint
 from admin_api.schemas import (AppointmentSchema, BookingListQuerySchema, BookingPageSchema, BookingSchema,
                                CancelBookingSchema, ConfirmSchema, RedeemSchema, documented_errors)
 from admin_api.security import ADMIN_PREFIX, STAFF, clinic_scope, current_staff, staff_required
+from app.api.identifiers import use_identifier_converters
 from app.extensions import runtime
 from app.services import bookings_admin, idempotency, redemption
 
 blp = Blueprint("admin_bookings", __name__, url_prefix=ADMIN_PREFIX, description="Online bookings (staff)")
+# `<order_no:...>` answers 404 to anything that is not an order number, before any query.
+use_identifier_converters(blp)
 _IDEMPOTENCY_HEADER = [{"in": "header", "name": "Idempotency-Key", "required": False,
                         "schema": {"type": "string", "maxLength": 200}}]
 
@@ -36,7 +39,7 @@ def list_bookings(query):
                                         limit=query["limit"], offset=query["offset"])
 
 
-@blp.route("/bookings/<string:order_no>", methods=["GET"])
+@blp.route("/bookings/<order_no:order_no>", methods=["GET"])
 @staff_required(STAFF)
 @blp.response(200, BookingSchema)
 @documented_errors(blp, 404)
@@ -45,7 +48,7 @@ def get_booking(order_no):
     return bookings_admin.get_booking(runtime(), clinic_scope(), order_no)
 
 
-@blp.route("/bookings/<string:order_no>/confirm", methods=["POST"])
+@blp.route("/bookings/<order_no:order_no>/confirm", methods=["POST"])
 @staff_required(STAFF)
 @blp.doc(parameters=_IDEMPOTENCY_HEADER)
 @blp.arguments(ConfirmSchema)
@@ -59,7 +62,7 @@ def confirm(body, order_no):
         patient_id=body.get("patient_id"), new_patient=body.get("new_patient")))
 
 
-@blp.route("/bookings/<string:order_no>/no-show", methods=["POST"])
+@blp.route("/bookings/<order_no:order_no>/no-show", methods=["POST"])
 @staff_required(STAFF)
 @blp.response(200, BookingSchema)
 @documented_errors(blp, 404, 409)
@@ -68,7 +71,7 @@ def no_show(order_no):
     return bookings_admin.mark_no_show(runtime(), current_staff(), order_no)
 
 
-@blp.route("/bookings/<string:order_no>/reschedule", methods=["POST"])
+@blp.route("/bookings/<order_no:order_no>/reschedule", methods=["POST"])
 @staff_required(STAFF)
 @blp.arguments(AppointmentSchema)
 @blp.response(200, BookingSchema)
@@ -78,7 +81,7 @@ def reschedule(body, order_no):
     return bookings_admin.reschedule(runtime(), current_staff(), order_no, body["appointment_at"])
 
 
-@blp.route("/bookings/<string:order_no>/cancel", methods=["POST"])
+@blp.route("/bookings/<order_no:order_no>/cancel", methods=["POST"])
 @staff_required(STAFF)
 @blp.arguments(CancelBookingSchema)
 @blp.response(200, BookingSchema)
@@ -88,7 +91,7 @@ def cancel(body, order_no):
     return bookings_admin.cancel(runtime(), current_staff(), order_no, body["reason"])
 
 
-@blp.route("/orders/<string:order_no>/redeem", methods=["POST"])
+@blp.route("/orders/<order_no:order_no>/redeem", methods=["POST"])
 @staff_required(STAFF)
 @blp.doc(parameters=_IDEMPOTENCY_HEADER)
 @blp.arguments(RedeemSchema)

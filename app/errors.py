@@ -1,4 +1,8 @@
-"""The error format of API.md: JSON with `message` and, for business refusals, `error`."""
+"""The error format of API.md: JSON with `message` and, for business refusals, `error`.
+
+A 503 (a HIS or channel that did not answer) carries `Retry-After`, as does any DomainError that
+sets `retry_after_s`.
+"""
 from __future__ import annotations
 
 import logging
@@ -9,6 +13,10 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from app.domain.errors import DomainError
 
 log = logging.getLogger(__name__)
+
+# When to try again after a dependency did not answer: the HIS client already retried its reads
+# within the request, so the next try is worth a few seconds' wait, not an immediate repeat.
+UNAVAILABLE_RETRY_AFTER_S = 5
 
 
 def error_response(status: int, message: str, code: str | None = None, details=None, headers=None):
@@ -25,10 +33,18 @@ def error_response(status: int, message: str, code: str | None = None, details=N
     return response
 
 
+def _retry_after(exc: DomainError) -> list[tuple[str, str]]:
+    seconds = getattr(exc, "retry_after_s", None)
+    if seconds is None and exc.http_status == 503:
+        seconds = UNAVAILABLE_RETRY_AFTER_S
+    return [] if seconds is None else [("Retry-After", str(max(1, int(seconds))))]
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc: DomainError):
-        return error_response(exc.http_status, exc.message, exc.code, exc.details or None)
+        return error_response(exc.http_status, exc.message, exc.code, exc.details or None,
+                              headers=_retry_after(exc))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -10,6 +10,7 @@ from functools import cached_property
 from redis import Redis
 from rq import Queue
 
+from app.db.encrypted import install_keyring, load_keyring
 from app.db.session import Database
 from config.settings import Settings
 
@@ -20,6 +21,9 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.db = Database(settings.DATABASE_URL, echo=settings.SQL_ECHO)
+        # Stored secrets are read and written under this process's data keys (app.db.encrypted).
+        self.keyring = load_keyring(settings.DATA_KEYS, settings.ENV)
+        install_keyring(self.db.engine, self.keyring)
 
     @cached_property
     def redis(self) -> Redis:

@@ -297,7 +297,7 @@ def seed_day(database_url: str, rows: int) -> tuple[int, int]:
     rt = Runtime(DevelopmentSettings(DATABASE_URL=database_url))
     with rt.db.session() as session:
         clinic = Clinic(code="bench", name="Bench", his_base_url="http://127.0.0.1:1/his/", his_key_id="bench",
-                        his_secret="bench")
+                        his_secret="bench-" + "x" * 32)
         session.add(clinic)
         session.flush()
         account = MerchantAccount(clinic_id=clinic.id, channel="wechat", app_id=APPID, mch_id=MCH_ID, api_key="k" * 32,

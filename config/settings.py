@@ -6,7 +6,7 @@ development secret key, the demo password or sandbox base URLs.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -63,6 +63,9 @@ class Settings:
     # publish their bills (WeChat by 10:00).
     RECONCILE_AT: str = "10:30"
     SQL_ECHO: bool = False
+    # Data keys that encrypt stored channel and HIS secrets (comma list of Fernet keys: the first encrypts,
+    # all decrypt; app/db/encrypted.py). Unset outside production: a key generated into var/data-keys.
+    DATA_KEYS: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -127,6 +130,9 @@ class ProductionSettings(Settings):
             problems.append("HPAY_DATABASE_URL must point at PostgreSQL in production")
         if any(marker in self.PUBLIC_BASE_URL for marker in ("127.0.0.1", "localhost")):
             problems.append("HPAY_PUBLIC_BASE_URL must be the public address the channels can reach")
+        # Stored secrets are encrypted under HPAY_DATA_KEYS; production never generates a key file.
+        if not self.DATA_KEYS.strip():
+            problems.append("HPAY_DATA_KEYS must be set (comma list of Fernet keys; the first one encrypts)")
         if problems:
             raise ConfigurationError("production settings refused: " + "; ".join(problems))
 

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from .base import (BILL_KINDS, RECORD_KINDS, HisAuthFailed, HisBill, HisCard, HisClient, HisError, HisNotFound,
                    HisPatient, HisRecord, HisRegistration, HisRejected, HisUnavailable, HisWriteResult)
+from . import signing
 from .http_client import HttpHisClient
 
 __all__ = [
     "BILL_KINDS", "RECORD_KINDS", "HisAuthFailed", "HisBill", "HisCard", "HisClient", "HisError", "HisNotFound",
     "HisPatient", "HisRecord", "HisRegistration", "HisRejected", "HisUnavailable", "HisWriteResult", "HttpHisClient",
+    "signing",
 ]

@@ -1,13 +1,20 @@
-"""The HIS over its JSON HTTP API (the sandbox's `/his/` speaks the same; see mini_program_mock.his)."""
+"""The HIS over its JSON HTTP API (the sandbox's `/his/` speaks the same; see mini_program_mock.his).
+
+Every call is HMAC-signed with the clinic's key pair (app.his.signing), never a bearer secret. Reads
+(GETs) are retried within the call when the HIS does not answer (a few tries, short backoff, within a
+time budget); writes are not, since their caller retries them with the same idempotency key.
+"""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
+from . import signing
 from .base import (HisAuthFailed, HisBill, HisCard, HisClient, HisNotFound, HisPatient, HisRecord,
                    HisRegistration, HisRejected, HisUnavailable, HisWriteResult)
 
@@ -53,33 +60,66 @@ def _write_result(data: dict, replayed: bool) -> HisWriteResult:
                           replayed=replayed)
 
 
+READ_ATTEMPTS = 3
+READ_BACKOFF_S = (0.1, 0.3)
+# A read gives up once this many HIS timeouts have gone by, however many tries are left: a patient
+# waits at most 1.5 timeouts for a bill list, not 3.
+READ_BUDGET_TIMEOUTS = 1.5
+# A try with less time than this left is not worth making.
+MIN_TRY_S = 0.2
+
+
 class HttpHisClient(HisClient):
     """`base_url` is the HIS API root, e.g. `http://127.0.0.1:8100/his`.
 
     One requests.Session per client (connection reuse); use one client per thread or process.
+    A secret shorter than 16 characters is never used: every call raises HisAuthFailed without
+    reaching the HIS, as a refused key would.
     """
 
-    def __init__(self, base_url: str, key_id: str, secret: str, timeout: float = 5.0) -> None:
+    def __init__(self, base_url: str, key_id: str, secret: str, timeout: float = 5.0, *,
+                 read_attempts: int = READ_ATTEMPTS, read_budget_s: float | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.key_id = key_id
         self.timeout = timeout
+        self.read_attempts = max(1, read_attempts)
+        self.read_budget_s = read_budget_s if read_budget_s is not None else timeout * READ_BUDGET_TIMEOUTS
+        self._secret = secret
         self._session = requests.Session()
-        self._session.headers.update({"X-HIS-Client": key_id, "Authorization": f"Bearer {secret}",
-                                      "Accept": "application/json"})
+        self._session.headers.update({"Accept": "application/json"})
+
+    def __repr__(self) -> str:
+        return f"HttpHisClient({self.base_url!r}, key_id={self.key_id!r})"
 
     def close(self) -> None:
         self._session.close()
 
     # --- transport ------------------------------------------------------------------
-    def _call(self, method: str, path: str, *, params: dict | None = None,
-              body: dict | None = None) -> tuple[Any, int]:
-        """The decoded JSON answer and its status, or the HisError the answer means."""
+    def _send(self, method: str, path: str, params: dict | None, body: dict | None,
+              timeout: float) -> requests.Response:
+        """Sign exactly what goes on the wire: the prepared URL and body."""
         try:
-            response = self._session.request(method, self.base_url + path, params=params, json=body,
-                                             timeout=self.timeout)
+            signing.require_secret(self._secret)
+        except signing.WeakSecret:
+            log.error("HIS key %s has an empty or short secret; refusing to sign with it", self.key_id)
+            raise HisAuthFailed(f"HIS key {self.key_id}: the secret is empty or shorter than "
+                                f"{signing.MIN_SECRET_LENGTH} characters; refusing to sign") from None
+        prepared = self._session.prepare_request(
+            requests.Request(method, self.base_url + path, params=params, json=body))
+        prepared.headers.update(signing.signed_headers(self.key_id, self._secret, method,
+                                                       signing.target_of_url(prepared.url), prepared.body or b""))
+        environment = self._session.merge_environment_settings(prepared.url, {}, None, None, None)
+        return self._session.send(prepared, timeout=timeout, **environment)
+
+    def _call(self, method: str, path: str, *, params: dict | None = None,
+              body: dict | None = None, timeout: float | None = None) -> tuple[Any, int]:
+        """The decoded JSON answer and its status, or the HisError the answer means."""
+        timeout = self.timeout if timeout is None else timeout
+        try:
+            response = self._send(method, path, params, body, timeout)
         except requests.Timeout as exc:
-            log.warning("HIS %s %s timed out after %ss", method, path, self.timeout)
-            raise HisUnavailable(f"HIS timed out after {self.timeout}s: {method} {path}") from exc
+            log.warning("HIS %s %s timed out after %ss", method, path, timeout)
+            raise HisUnavailable(f"HIS timed out after {timeout}s: {method} {path}") from exc
         except requests.RequestException as exc:
             log.warning("HIS %s %s failed: %s", method, path, exc.__class__.__name__)
             raise HisUnavailable(f"HIS unreachable: {exc.__class__.__name__}") from exc
@@ -108,8 +148,23 @@ class HttpHisClient(HisClient):
         raise HisRejected(code, message, status)
 
     def _read(self, path: str, convert, **params: Any):
-        payload, _ = self._call("GET", path, params=params or None)
-        return self._decoded(payload, convert)
+        """A GET, tried again when the HIS does not answer (never when it refuses our key or says no)."""
+        deadline = time.monotonic() + self.read_budget_s
+        for attempt in range(1, self.read_attempts + 1):
+            remaining = deadline - time.monotonic()
+            try:
+                payload, _ = self._call("GET", path, params=params or None, timeout=min(self.timeout, remaining))
+                return self._decoded(payload, convert)
+            except HisAuthFailed:
+                raise
+            except HisUnavailable as exc:
+                backoff = READ_BACKOFF_S[min(attempt, len(READ_BACKOFF_S)) - 1]
+                if attempt == self.read_attempts or deadline - time.monotonic() - backoff < MIN_TRY_S:
+                    raise
+                log.info("HIS GET %s failed (try %s of %s): %s; trying again", path, attempt, self.read_attempts,
+                         exc)
+                time.sleep(backoff)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _post(self, path: str, body: dict) -> tuple[Any, bool]:
         payload, status = self._call("POST", path, body={k: v for k, v in body.items() if v is not None})

@@ -2,8 +2,10 @@
 
 JSON over HTTP under `/his/`; `app.his.http_client.HttpHisClient` mirrors it (base URL `<sandbox>/his`).
 
-Authentication: every call carries `X-HIS-Client: <key_id>` and `Authorization: Bearer <secret>`, a HIS
-key from `GET /sandbox/merchants` (`his[]`). Missing or wrong -> 401 `unauthorized`.
+Authentication: every call is HMAC-signed with a HIS key from `GET /sandbox/merchants` (`his[]`):
+`X-HIS-Key-Id`, `X-HIS-Timestamp`, `X-HIS-Nonce`, `X-HIS-Signature` (the scheme is in his/auth.py, the
+same as the platform's HIS API). Missing, wrong, stale or bearer-only -> 401 `unauthorized`; a nonce
+used again -> 401 `replayed_request`.
 
 Errors: `{"error": "<snake_case code>", "message": "..."}` with 400 (`invalid_json`), 401, 404
 (`card_not_found`, `patient_not_found`, `bill_not_found`, `registration_not_found`), 409 (business
@@ -60,7 +62,9 @@ Ledger writes (key required; each leaves one `his_records` row of the named kind
 
 Faults (`POST /sandbox/faults`) apply to every authenticated /his/ call: `his_latency_ms` sleeps
 first; `his_error_rate` answers 503 without doing anything; `his_timeout_rate` does the work, then
-stalls the answer 15 s (unscaled), the ambiguous case the idempotency keys exist for.
+stalls the answer 15 s (unscaled), the ambiguous case the idempotency keys exist for. A counted fault,
+`POST /sandbox/his/fail-next {path, count}`, makes the next `count` calls to that path (e.g.
+`/his/cards/D0000001/bills`) answer 503 like `his_error_rate`; `DELETE /sandbox/his/fail-next` clears it.
 
 Demo seed (first start of a data directory): patients P000001..P000010 owning cards `D0000001`..`D0000010`,
 50,000 fen each. P000001 (张伟) and P000002 (张小雨) share phone 13800000001; the others use
@@ -78,7 +82,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from . import control, gateway
+from . import auth, control, gateway
 from .ledger import HisLedger
 from .store import SCHEMA, seed
 
@@ -86,6 +90,7 @@ from .store import SCHEMA, seed
 def register(app: Flask) -> None:
     world = app.extensions["sandbox_world"]
     world.execute_script(SCHEMA)
+    world.execute_script(auth.SCHEMA)
     seed(world)
     app.extensions["sandbox_his_ledger"] = HisLedger(world)
     app.register_blueprint(gateway.bp)

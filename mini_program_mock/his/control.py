@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from ..world import current_world
-from . import store
+from . import fail_next, store
 from .validation import (BILL_KINDS, HisRefusal, amount, business_date, choice, id_number, json_body,
                          mask_phone, phone, text)
 
@@ -71,3 +71,21 @@ def pay_elsewhere(bill_id: str):
         answer = store.bill_json(store.bill_row(conn, bill_id))
     world.log("his_control", action="pay_elsewhere", bill_id=bill_id)
     return jsonify(answer)
+
+
+@bp.post("/his/fail-next")
+def set_fail_next():
+    """The next `count` calls to the HIS path `path` answer 503 (see fail_next.py)."""
+    body = json_body()
+    path, count = text(body, "path", max_len=500), body.get("count")
+    if not path.startswith("/his/"):
+        raise HisRefusal(422, "invalid_request", "path must be a HIS path such as /his/cards/D0000001/bills")
+    if not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 100:
+        raise HisRefusal(422, "invalid_request", "count must be an integer from 0 to 100")
+    return jsonify(fail_next.set_count(current_world(), path, count))
+
+
+@bp.delete("/his/fail-next")
+def clear_fail_next():
+    fail_next.clear(current_world())
+    return jsonify({})

@@ -1,13 +1,13 @@
 """The sandbox HIS's JSON API under /his/ (documented in the package docstring)."""
 from __future__ import annotations
 
-import hmac
 import time
 
 from flask import Blueprint, current_app, g, jsonify, request
 
 from ..world import SHANGHAI, current_world
-from . import store
+from . import fail_next, store
+from .auth import Refused, authenticate
 from .validation import (BILL_KINDS, HisRefusal, amount, aware_datetime, business_date, choice, id_number,
                          idempotency_key, invalid, json_body, mask_id_number, mask_phone, phone, text)
 
@@ -25,32 +25,21 @@ def _conn():
     return current_world().conn()
 
 
-def _authenticated_key_id() -> str | None:
-    key_id = request.headers.get("X-HIS-Client", "")
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    if not key_id or scheme != "Bearer" or not secret:
-        return None
-    for account in current_app.extensions["sandbox_merchants"].all("his"):
-        # Bytes, because compare_digest refuses non-ASCII str and a header may hold anything.
-        if (hmac.compare_digest(account["key_id"].encode(), key_id.encode())
-                and hmac.compare_digest(account["secret"].encode(), secret.encode())):
-            return key_id
-    return None
-
-
 @bp.before_request
 def authenticate_and_inject_faults():
     g.his_log = {}
     g.his_timeout_fault = False
-    g.his_key_id = _authenticated_key_id()
-    if g.his_key_id is None:
-        return jsonify(error="unauthorized", message="X-HIS-Client and Authorization: Bearer <secret> "
-                                                     "must name a HIS API key"), 401
+    g.his_key_id = None
     world = current_world()
+    try:
+        g.his_key_id = authenticate(request, current_app.extensions["sandbox_merchants"].all("his"), world)
+    except Refused as refused:
+        g.his_log["error"] = refused.error
+        return jsonify(error=refused.error, message=refused.message), 401
     faults = world.faults()
     if faults["his_latency_ms"]:
         time.sleep(faults["his_latency_ms"] / 1000)
-    if world.chance(faults["his_error_rate"]):
+    if fail_next.take(world, request.path) or world.chance(faults["his_error_rate"]):
         g.his_log["fault"] = "error"
         return jsonify(error="his_unavailable", message="sandbox fault: HIS temporarily unavailable"), 503
     g.his_timeout_fault = world.chance(faults["his_timeout_rate"])

@@ -80,7 +80,7 @@ def other_clinic(rt) -> OtherClinic:
     at = now() + timedelta(days=3)
     with rt.db.session() as session:
         clinic = Clinic(code=code, name="别家诊所 Elsewhere", his_base_url="http://127.0.0.1:1/his/",
-                        his_key_id=f"key-{code}", his_secret="not-used")
+                        his_key_id=f"key-{code}", his_secret="not-used-but-long-enough")
         session.add(clinic)
         session.flush()
         item = Item(clinic_id=clinic.id, code="ELSE01", name="别家套餐", price_fen=3000)

@@ -96,7 +96,7 @@ def test_unknown_or_another_clinics_item_is_404(client, headers, rt):
         other = session.scalar(select(Clinic).where(Clinic.code == "catalog-other"))
         if other is None:
             other = Clinic(code="catalog-other", name="Other clinic", his_base_url="http://127.0.0.1:1/his/",
-                           his_key_id="catalog-other-key", his_secret="x")
+                           his_key_id="catalog-other-key", his_secret="x" * 32)
             session.add(other)
             session.flush()
             session.add(Item(clinic_id=other.id, code="OTHER01", name="Elsewhere", price_fen=100))

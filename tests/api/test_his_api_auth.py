@@ -5,8 +5,6 @@ request is one that would otherwise have taken money off the card.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import secrets
 import threading
@@ -20,6 +18,7 @@ from app.db.models import RefundRequest
 from tests.e2e.helpers import wait_until
 from tests.e2e.refund_helpers import (card_orders_locked, card_with_topups, his_balance, his_records,
                                       his_signed_post, wait_settled)
+from tests.his_auth import his_headers
 
 PATH = "/api/his/v1/refunds"
 
@@ -36,9 +35,7 @@ def his_key(sandbox):
 
 
 def _headers(key_id: str, secret: str, timestamp: int, method: str, path: str, raw: bytes) -> dict:
-    message = f"{timestamp}\n{method}\n{path}\n".encode() + raw
-    return {"Content-Type": "application/json", "X-HIS-Key-Id": key_id, "X-HIS-Timestamp": str(timestamp),
-            "X-HIS-Signature": hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()}
+    return {"Content-Type": "application/json", **his_headers(key_id, secret, method, path, raw, timestamp=timestamp)}
 
 
 def _requests_with(rt, request_no: str) -> int:
@@ -57,16 +54,19 @@ def _forgeries(key: dict, raw: bytes):
         "body changed after signing": (other, signed),
         "signed for another path": (raw, _headers(key["key_id"], key["secret"], now, "POST", PATH + "x", raw)),
         "stale timestamp": (raw, _headers(key["key_id"], key["secret"], now - 301, "POST", PATH, raw)),
-        "timestamp from the future": (raw, _headers(key["key_id"], key["secret"], now + 301, "POST", PATH, raw)),
+        "timestamp from the future": (raw, _headers(key["key_id"], key["secret"], now + 60, "POST", PATH, raw)),
         "unknown key id": (raw, _headers("his-unknown", key["secret"], now, "POST", PATH, raw)),
         "no signature": (raw, {k: v for k, v in signed.items() if k != "X-HIS-Signature"}),
+        "no nonce": (raw, {k: v for k, v in signed.items() if k != "X-HIS-Nonce"}),
+        "nonce changed after signing": (raw, {**signed, "X-HIS-Nonce": "another-nonce-0123456789"}),
         "timestamp not a number": (raw, {**signed, "X-HIS-Timestamp": "yesterday"}),
     }
 
 
 @pytest.mark.parametrize("forgery", ["wrong secret", "body changed after signing", "signed for another path",
                                      "stale timestamp", "timestamp from the future", "unknown key id",
-                                     "no signature", "timestamp not a number"])
+                                     "no signature", "no nonce", "nonce changed after signing",
+                                     "timestamp not a number"])
 def test_a_request_failing_the_signature_check_is_401_and_does_nothing(platform, sandbox, rt, topped_up_card,
                                                                       his_key, forgery):
     request_no = f"AUTH-{secrets.token_hex(4)}"

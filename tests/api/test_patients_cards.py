@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from app.db.models import Patient
 from tests.api.mp_helpers import bearer, login
+from tests.his_auth import sandbox_his_auth
 
 MP = "/api/mp/v1"
 
@@ -41,11 +42,6 @@ def _bound_card(client, sandbox, headers, balance_fen: int = 0) -> tuple[dict, d
                        headers=headers)
     assert resp.status_code == 201, resp.get_json()
     return patient, his_card
-
-
-def _his_headers(sandbox) -> dict:
-    key = sandbox.merchants()["his"][0]
-    return {"X-HIS-Client": key["key_id"], "Authorization": f"Bearer {key['secret']}"}
 
 
 # --- patients --------------------------------------------------------------------------------------
@@ -180,7 +176,7 @@ def test_card_balance_is_read_live_from_the_his(client, sandbox, demo_clinic):
     assert resp.status_code == 200
     assert resp.get_json() == {"card_no": card_no, "patient_id": patient["id"], "balance_fen": 12_345}
 
-    recharge = requests.post(f"{sandbox.url}/his/recharges", headers=_his_headers(sandbox), timeout=5, json={
+    recharge = requests.post(f"{sandbox.url}/his/recharges", auth=sandbox_his_auth(sandbox), timeout=5, json={
         "card_no": card_no, "amount_fen": 655, "order_no": f"T-{card_no}", "idempotency_key": f"t-{card_no}"})
     assert recharge.status_code == 201
     sandbox_balance = requests.get(f"{sandbox.url}/sandbox/cards/{card_no}", timeout=5).json()["balance_fen"]

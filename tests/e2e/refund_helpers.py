@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import json
 import secrets
 import time
@@ -25,6 +24,7 @@ from app.his.http_client import HttpHisClient
 from app.services.card_refunds import describe
 from app.services.dispatch import SOURCES
 from tests.e2e.helpers import new_client, wait_until
+from tests.his_auth import his_headers
 
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -73,14 +73,13 @@ def his_balance(sandbox, card_no: str) -> int:
 
 def his_signed_post(platform, sandbox, path: str, body: dict, secret: str | None = None,
                     timestamp: int | None = None) -> requests.Response:
+    """POST to the platform's HIS API signed as the sandbox's HIS (a fresh nonce each call)."""
     his = sandbox.merchants()["his"][0]
     raw = json.dumps(body).encode()
-    ts = str(timestamp if timestamp is not None else int(time.time()))
-    message = f"{ts}\nPOST\n{path}\n".encode() + raw
-    signature = hmac.new((secret or his["secret"]).encode(), message, hashlib.sha256).hexdigest()
     return requests.post(f"{platform.url}{path}", data=raw, timeout=30,
-                         headers={"Content-Type": "application/json", "X-HIS-Key-Id": his["key_id"],
-                                  "X-HIS-Timestamp": ts, "X-HIS-Signature": signature})
+                         headers={"Content-Type": "application/json",
+                                  **his_headers(his["key_id"], secret or his["secret"], "POST", path, raw,
+                                                timestamp=timestamp)})
 
 
 def wait_refund(client, refund_request_no: str, statuses: set[str], timeout: float = 60.0) -> dict:

@@ -29,7 +29,7 @@ class StatementClinic:
         self.code = f"st-{label}-{suffix}"[:32]
         with rt.db.session() as session:
             clinic = Clinic(code=self.code, name=f"对账诊所 {label}", his_base_url="http://127.0.0.1:1/his/",
-                            his_key_id=f"his-{suffix}", his_secret="not-used")
+                            his_key_id=f"his-{suffix}", his_secret="not-used-but-long-enough")
             session.add(clinic)
             session.flush()
             self.id = clinic.id

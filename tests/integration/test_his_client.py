@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -190,15 +191,88 @@ def test_invalid_request_is_rejected_with_its_code(his):
     assert refused.value.code == "invalid_request" and refused.value.status == 422
 
 
+def _his_calls(url: str, path: str) -> int:
+    log = requests.get(f"{url}/sandbox/log", params={"limit": 2000}, timeout=5).json()
+    return sum(1 for entry in log if entry.get("kind") == "his" and entry.get("path") == path)
+
+
 def test_wrong_secret_raises_his_auth_failed(sandbox):
-    client = _client(sandbox, secret="not-the-secret")
+    client = _client(sandbox, secret="not-the-secret-of-this-key")
     with pytest.raises(HisAuthFailed):
         client.get_card("D0000001")
     assert issubclass(HisAuthFailed, HisUnavailable)
 
 
+@pytest.mark.parametrize("secret", ["", "short-secret"])
+def test_an_empty_or_short_secret_is_never_used_to_sign(sandbox, secret):
+    card = _new_card(sandbox.url)
+    client = HttpHisClient(f"{sandbox.url}/his", sandbox.merchants()["his"][0]["key_id"], secret)
+    with pytest.raises(HisAuthFailed, match="refusing to sign"):
+        client.get_balance(card)
+    assert _his_calls(sandbox.url, f"/his/cards/{card}/balance") == 0
+
+
+def test_calls_are_hmac_signed_and_carry_no_bearer_secret(sandbox, his):
+    sent = []
+    his._session.hooks["response"].append(lambda response, *args, **kwargs: sent.append(response.request.headers))
+    try:
+        his.get_balance("D0000001")
+    finally:
+        his._session.hooks["response"].clear()
+    [headers] = sent
+    assert "Authorization" not in headers
+    assert sandbox.merchants()["his"][0]["secret"] not in " ".join(headers.values())
+    assert {"X-HIS-Key-Id", "X-HIS-Timestamp", "X-HIS-Nonce", "X-HIS-Signature"} <= set(headers)
+
+
+@pytest.fixture
+def fail_next(faulty):
+    def fail(path: str, count: int):
+        requests.post(f"{faulty.url}/sandbox/his/fail-next", json={"path": path, "count": count},
+                      timeout=5).raise_for_status()
+    yield fail
+    requests.delete(f"{faulty.url}/sandbox/his/fail-next", timeout=5).raise_for_status()
+
+
+def test_a_read_failing_twice_is_tried_again_within_the_call(faulty, fail_next):
+    client, card = _client(faulty), _new_card(faulty.url, balance_fen=4_321)
+    path = f"/his/cards/{card}/balance"
+    fail_next(path, 2)
+    assert client.get_balance(card) == 4_321
+    assert _his_calls(faulty.url, path) == 3
+
+
+def test_a_read_gives_up_after_three_tries(faulty, fail_next):
+    client, card = _client(faulty), _new_card(faulty.url)
+    path = f"/his/cards/{card}/bills"
+    fail_next(path, 5)
+    with pytest.raises(HisUnavailable):
+        client.unpaid_bills(card)
+    assert _his_calls(faulty.url, path) == 3
+
+
+def test_a_write_is_not_retried_by_the_client(faulty, fail_next):
+    """Writes are retried by their outbox with the same idempotency key, not inside the call."""
+    client, card = _client(faulty), _new_card(faulty.url)
+    fail_next("/his/recharges", 1)
+    before = _his_calls(faulty.url, "/his/recharges")
+    with pytest.raises(HisUnavailable):
+        client.recharge(card, 100, _order(), _key())
+    assert _his_calls(faulty.url, "/his/recharges") == before + 1
+    assert _sandbox_balance(faulty.url, card) == 20_000
+
+
+def test_a_slow_his_read_stays_within_its_time_budget(faulty, faults):
+    client, card = _client(faulty, timeout=0.5), _new_card(faulty.url)
+    faults(his_latency_ms=2_000)
+    started = time.monotonic()
+    with pytest.raises(HisUnavailable):
+        client.get_balance(card)
+    assert time.monotonic() - started < 0.5 * 1.5 + 0.5
+
+
 def test_unreachable_his_raises_his_unavailable():
-    client = HttpHisClient(f"http://127.0.0.1:{free_port()}/his", "k", "s", timeout=1)
+    client = HttpHisClient(f"http://127.0.0.1:{free_port()}/his", "k", "s" * 32, timeout=1)
     with pytest.raises(HisUnavailable):
         client.get_balance("D0000001")
 

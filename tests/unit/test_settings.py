@@ -10,6 +10,7 @@ SAFE_PRODUCTION = {
     "HPAY_SECRET_KEY": "x" * 48,
     "HPAY_DATABASE_URL": "postgresql+psycopg://pay@db/pay",
     "HPAY_PUBLIC_BASE_URL": "https://pay.example-hospital.cn",
+    "HPAY_DATA_KEYS": "bm90LWEtcmVhbC1rZXktanVzdC0zMi1ieXRlcyEhISE=",
 }
 
 
@@ -35,6 +36,7 @@ def test_production_starts_with_safe_settings():
     ({"HPAY_SANDBOX_URL": "http://127.0.0.1:8100"}, "HPAY_SANDBOX_URL"),
     ({"HPAY_DATABASE_URL": "sqlite:///var/hpay.db"}, "PostgreSQL"),
     ({"HPAY_PUBLIC_BASE_URL": "http://127.0.0.1:8000"}, "HPAY_PUBLIC_BASE_URL"),
+    ({"HPAY_DATA_KEYS": ""}, "HPAY_DATA_KEYS"),
 ])
 def test_production_refuses_unsafe_settings(override, complaint):
     with pytest.raises(ConfigurationError, match=complaint):

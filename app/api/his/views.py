@@ -1,4 +1,7 @@
-"""POST /api/his/v1/refunds (window refunds) and GET /api/his/v1/reconciliation/{date}."""
+"""POST /api/his/v1/refunds (window refunds) and GET /api/his/v1/reconciliation/{date}.
+
+Every view is `@his_signed` directly under `@blp.route`: the signature is checked before the body.
+"""
 from __future__ import annotations
 
 from datetime import date
@@ -7,13 +10,28 @@ from flask import abort
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.api.his.security import his_clinic_id, his_signed
+from app.api.his.security import SCHEME_DESCRIPTION, his_clinic_id, his_signed
 from app.api.schemas import ApiErrorSchema, RefundRequestSchema
 from app.extensions import runtime
 from app.services import card_refunds, his_ledger
 
 blp = Blueprint("his_api", __name__, url_prefix="/api/his/v1", description="HIS API (HMAC-signed)")
 _HMAC = [{"his_hmac": []}]
+UNSIGNED = ("`invalid_signature`: missing, malformed, stale (over 300 s old or 30 s ahead) or wrong signature; "
+            "`replayed_request`: a nonce already used")
+
+
+def _describe_scheme(state) -> None:
+    """The `his_hmac` security scheme (declared by the app factory) says how to sign."""
+    api = state.app.extensions.get("hpay_api")
+    if api is None:
+        return
+    schemes = api.spec.options.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes.setdefault("his_hmac", {"type": "apiKey", "in": "header", "name": "X-HIS-Signature"})
+    schemes["his_hmac"]["description"] = SCHEME_DESCRIPTION
+
+
+blp.record_once(_describe_scheme)
 
 
 class WindowRefundSchema(Schema):
@@ -38,12 +56,15 @@ class HisDaySchema(Schema):
 
 
 @blp.route("/refunds", methods=["POST"])
+@his_signed
 @blp.doc(security=_HMAC)
 @blp.arguments(WindowRefundSchema)
 @blp.response(201, RefundRequestSchema)
-@blp.alt_response(401, schema=ApiErrorSchema, description="Bad or stale signature")
+@blp.alt_response(401, schema=ApiErrorSchema, description=UNSIGNED)
 @blp.alt_response(409, schema=ApiErrorSchema, description="Over the balance or the online top-ups")
-@his_signed
+@blp.alt_response(503, schema=ApiErrorSchema,
+                  description="`his_unavailable`: the card balance could not be read back from the HIS; "
+                              "send the request again (same request_no, new nonce) after Retry-After")
 def window_refund(body):
     """A refund asked for at the hospital window: the same rules as a patient's, over every channel app's
     top-ups; `request_no` makes it idempotent."""
@@ -55,10 +76,11 @@ def window_refund(body):
 
 
 @blp.route("/reconciliation/<string:day>", methods=["GET"])
+@his_signed
 @blp.doc(security=_HMAC)
 @blp.response(200, HisDaySchema)
-@blp.alt_response(401, schema=ApiErrorSchema, description="Bad or stale signature")
-@his_signed
+@blp.alt_response(401, schema=ApiErrorSchema, description=UNSIGNED)
+@blp.alt_response(422, schema=ApiErrorSchema, description="The date is not YYYY-MM-DD")
 def reconciliation_day(day):
     """The platform's record of the HIS writes it made that day (Asia/Shanghai), for the HIS to check."""
     try:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.api.identifiers import bill_id
 from app.domain.orders import ORDER_TYPES
 
 _POSITIVE_ID = validate.Range(min=1, max=2**31 - 1)
@@ -16,8 +17,7 @@ class CreateOrderSchema(Schema):
     patient_id = fields.Integer(validate=_POSITIVE_ID)
     card_no = fields.String(validate=validate.Length(min=1, max=64))
     amount_fen = fields.Integer(strict=True, validate=validate.Range(min=1, max=10**9))
-    bill_ids = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
-                           validate=validate.Length(min=1, max=20))
+    bill_ids = fields.List(fields.String(validate=bill_id), validate=validate.Length(min=1, max=20))
 
     _REQUIRED = {"booking": ("item_id", "slot_id", "patient_id"), "topup": ("card_no", "amount_fen"),
                  "visit_bill": ("card_no", "bill_ids")}
@@ -29,6 +29,9 @@ class CreateOrderSchema(Schema):
             raise ValidationError({name: [f"required for a {data['type']} order"] for name in missing})
         if data.get("type") == "visit_bill" and "amount_fen" in data:
             raise ValidationError({"amount_fen": ["a visit-bill amount comes from the hospital, not the client"]})
+        bill_ids = data.get("bill_ids") or []
+        if len(set(bill_ids)) != len(bill_ids):
+            raise ValidationError({"bill_ids": ["name each bill once"]})
 
 
 class CancelOrderSchema(Schema):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import make_response, request
 from flask_smorest import Blueprint
 
+from app.api.identifiers import use_identifier_converters
 from app.api.mp.order_schemas import (CancelOrderSchema, CreateOrderSchema, ListOrdersQuerySchema, OrderSchema,
                                       PayResultSchema)
 from app.api.mp.security import current_principal, login_required
@@ -12,7 +13,10 @@ from app.extensions import runtime
 from app.services import idempotency, orders, payments
 
 blp = Blueprint("mp_orders", __name__, url_prefix="/api/mp/v1", description="Mini-program orders")
+use_identifier_converters(blp)
 _AUTH = [{"bearer": []}]
+UNAUTHORIZED = "Missing or invalid bearer token"
+NO_SUCH_ORDER = "`order_not_found`: no such order of this user (or not an order number at all)"
 
 
 @blp.route("/orders", methods=["POST"])
@@ -21,8 +25,13 @@ _AUTH = [{"bearer": []}]
                                       "schema": {"type": "string", "maxLength": 200}}])
 @blp.arguments(CreateOrderSchema)
 @blp.response(201, OrderSchema)
+@blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
+@blp.alt_response(404, schema=ApiErrorSchema, description="No such item, slot, patient or card of this user")
 @blp.alt_response(409, schema=ApiErrorSchema, description="Sold out, bill not payable, or key reused")
 @blp.alt_response(422, schema=ApiErrorSchema, description="Invalid order")
+@blp.alt_response(503, schema=ApiErrorSchema,
+                  description="`his_unavailable`: a visit-bill order reads the bills live from the HIS, which did "
+                              "not answer after a few tries; try again after Retry-After")
 def create_order(body):
     """Place a booking, card top-up or visit-bill order (a booking holds its place until it expires)."""
     principal = current_principal()
@@ -37,25 +46,29 @@ def create_order(body):
 @blp.doc(security=_AUTH)
 @blp.arguments(ListOrdersQuerySchema, location="query")
 @blp.response(200, OrderSchema(many=True))
+@blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
 def list_orders(query):
     """This user's orders, newest first."""
     return orders.list_orders(runtime(), current_principal(), query["limit"], query["offset"])
 
 
-@blp.route("/orders/<string:order_no>", methods=["GET"])
+@blp.route("/orders/<order_no:order_no>", methods=["GET"])
 @login_required
 @blp.doc(security=_AUTH)
 @blp.response(200, OrderSchema)
-@blp.alt_response(404, schema=ApiErrorSchema, description="No such order of this user")
+@blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
+@blp.alt_response(404, schema=ApiErrorSchema, description=NO_SUCH_ORDER)
 def get_order(order_no):
     """One of this user's orders."""
     return orders.get_order(runtime(), current_principal(), order_no)
 
 
-@blp.route("/orders/<string:order_no>/pay", methods=["POST"])
+@blp.route("/orders/<order_no:order_no>/pay", methods=["POST"])
 @login_required
 @blp.doc(security=_AUTH)
 @blp.response(200, PayResultSchema)
+@blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
+@blp.alt_response(404, schema=ApiErrorSchema, description=NO_SUCH_ORDER)
 @blp.alt_response(409, schema=ApiErrorSchema, description="Not payable (paid, closed or expired)")
 @blp.alt_response(503, schema=ApiErrorSchema, description="The channel did not answer")
 def pay_order(order_no):
@@ -69,12 +82,17 @@ def pay_order(order_no):
     return body
 
 
-@blp.route("/orders/<string:order_no>/cancel", methods=["POST"])
+@blp.route("/orders/<order_no:order_no>/cancel", methods=["POST"])
 @login_required
 @blp.doc(security=_AUTH)
 @blp.arguments(CancelOrderSchema)
 @blp.response(200, OrderSchema)
+@blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
+@blp.alt_response(404, schema=ApiErrorSchema, description=NO_SUCH_ORDER)
 @blp.alt_response(409, schema=ApiErrorSchema, description="The order cannot be cancelled")
+@blp.alt_response(503, schema=ApiErrorSchema,
+                  description="`channel_unavailable`: closing the unpaid trade needs the channel's answer, which "
+                              "did not come; try again after Retry-After")
 def cancel_order(body, order_no):
     """Cancel an order: an unpaid one at once; a paid booking (until the cancellation deadline) is refunded
     in full along its channel after its HIS registration is reverted."""

@@ -2,6 +2,7 @@
 from app.db.models.audit import AuditEvent
 from app.db.models.catalog import Item, ItemInventory, Slot
 from app.db.models.clinic import Clinic, MerchantAccount
+from app.db.models.his_api import HisApiNonce
 from app.db.models.messaging import HisOutbox, NotificationInbox
 from app.db.models.orders import IdempotencyRecord, Order, OrderEvent, PaymentAttempt
 from app.db.models.people import Card, MpUser, Patient
@@ -12,7 +13,7 @@ from app.db.models.staff import (ExtraCharge, LoginThrottle, RegistrationSync, S
 from app.db.models.statements import Coupon, Settlement, Statement, StatementLine
 
 __all__ = [
-    "AuditEvent", "Card", "Clinic", "ExtraCharge", "HisOutbox", "IdempotencyRecord", "Item", "ItemInventory",
+    "AuditEvent", "Card", "Clinic", "ExtraCharge", "HisApiNonce", "HisOutbox", "IdempotencyRecord", "Item", "ItemInventory",
     "LoginThrottle", "MerchantAccount", "MpUser", "NotificationInbox", "Order", "OrderEvent", "Patient",
     "PaymentAttempt", "Refund", "RefundRequest", "RegistrationSync", "SettlementTypeSetting", "Slot", "StaffUser",
     "StaffUserClinic",

@@ -3,10 +3,18 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from app.db.base import Base
+from app.db.encrypted import EncryptedText, refuse_short_secret
 from app.db.types import UTCDateTime, utcnow
+
+# The shortest secrets we keep: a WeChat Pay API v2 key is 32 characters; a HIS secret, a mini-program
+# secret or a private key shorter than 16 is a mistake (or a placeholder), never a usable key.
+MIN_HIS_SECRET = 16
+MIN_WECHAT_API_KEY = 32
+MIN_APP_SECRET = 16
+MIN_PRIVATE_KEY = 16
 
 
 class Clinic(Base):
@@ -15,11 +23,15 @@ class Clinic(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
     name: Mapped[str] = mapped_column(String(200))
-    # The clinic's HIS: where we write, and the key pair both directions sign with.
+    # The clinic's HIS: where we write, and the key pair both directions sign with (HMAC, app.his.signing).
     his_base_url: Mapped[str] = mapped_column(String(500))
     his_key_id: Mapped[str] = mapped_column(String(100), unique=True)
-    his_secret: Mapped[str] = mapped_column(String(200))
+    his_secret: Mapped[str] = mapped_column(EncryptedText(min_length=MIN_HIS_SECRET))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @validates("his_secret")
+    def _refuse_short_secret(self, name: str, value: str) -> str:
+        return refuse_short_secret(name, "" if value is None else value, MIN_HIS_SECRET)
 
 
 class MerchantAccount(Base):
@@ -33,10 +45,11 @@ class MerchantAccount(Base):
     channel: Mapped[str] = mapped_column(String(16))
     app_id: Mapped[str] = mapped_column(String(64))
     mch_id: Mapped[str | None] = mapped_column(String(64))
-    api_key: Mapped[str | None] = mapped_column(String(128))
-    app_secret: Mapped[str | None] = mapped_column(String(128))
+    # Encrypted at rest (app.db.encrypted); the Alipay public key is not a secret.
+    api_key: Mapped[str | None] = mapped_column(EncryptedText(min_length=MIN_WECHAT_API_KEY))
+    app_secret: Mapped[str | None] = mapped_column(EncryptedText(min_length=MIN_APP_SECRET))
     sign_type: Mapped[str] = mapped_column(String(16))
-    app_private_key: Mapped[str | None] = mapped_column(Text)
+    app_private_key: Mapped[str | None] = mapped_column(EncryptedText(min_length=MIN_PRIVATE_KEY))
     alipay_public_key: Mapped[str | None] = mapped_column(Text)
     api_base_url: Mapped[str] = mapped_column(String(500))
     login_base_url: Mapped[str | None] = mapped_column(String(500))
@@ -45,3 +58,9 @@ class MerchantAccount(Base):
     refund_window_days: Mapped[int] = mapped_column(Integer, default=365)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    _MIN_LENGTHS = {"api_key": MIN_WECHAT_API_KEY, "app_secret": MIN_APP_SECRET, "app_private_key": MIN_PRIVATE_KEY}
+
+    @validates("api_key", "app_secret", "app_private_key")
+    def _refuse_short_secret(self, name: str, value: str | None) -> str | None:
+        return refuse_short_secret(name, value, self._MIN_LENGTHS[name])
