@@ -147,9 +147,13 @@ def admin_routes(app) -> list[tuple[str, str, object]]:
                   for method in sorted(rule.methods - {"HEAD", "OPTIONS"}))
 
 
+# A value each path converter accepts (a value it refuses is the router's 404, before any auth).
+CONVERTER_SAMPLES = {"int": "1", "order_no": "B20250101000000000000", "refund_request_no": "R20250101000000000000"}
+
+
 def placeholder_path(rule) -> str:
     """The rule with every variable filled in (auth is checked before anything is looked up)."""
-    return re.sub(r"<(?:(\w+):)?\w+>", lambda m: "1" if m.group(1) == "int" else "X", rule.rule)
+    return re.sub(r"<(?:(\w+):)?\w+>", lambda m: CONVERTER_SAMPLES.get(m.group(1), "X"), rule.rule)
 
 
 @pytest.fixture(scope="module")
