@@ -4,7 +4,7 @@ a body field a 422 from its schema).
 
 Order and refund request numbers are what app.domain.ids.new_business_no makes: a capital letter and
 20 digits (`B20261122103000123456`). Bill ids are the HIS's: we take 1-64 ASCII letters, digits,
-`_` and `-`, starting with a letter or digit.
+`_` and `-`, starting with a letter or digit. Other numbers the HIS sends us are printable ASCII.
 """
 from __future__ import annotations
 
@@ -14,8 +14,13 @@ from werkzeug.routing import BaseConverter
 ORDER_NO_PATTERN = r"[A-Z][0-9]{20}"
 REFUND_REQUEST_NO_PATTERN = r"R[0-9]{20}"
 BILL_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
+# A number the HIS chose (its window refund's request_no, a card number it sends): 1-64 printable ASCII
+# characters, no space, no control character.
+HIS_REFERENCE_PATTERN = r"[!-~]{1,64}"
 
 bill_id = validate.Regexp(rf"^{BILL_ID_PATTERN}\Z", error="a bill id is 1-64 letters, digits, _ or -")
+his_reference = validate.Regexp(rf"^{HIS_REFERENCE_PATTERN}\Z",
+                                error="1-64 printable ASCII characters without spaces")
 
 
 class OrderNoConverter(BaseConverter):

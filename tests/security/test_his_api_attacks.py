@@ -124,6 +124,15 @@ def test_a_bad_body_is_401_unsigned_and_422_only_once_the_signature_passes(clien
     assert set(signed.get_json()["errors"]["json"]) >= {"card_no", "amount_fen", "request_no"}
 
 
+@pytest.mark.parametrize("field, value", [("request_no", "R-1\r\nX-Injected: 1"), ("request_no", "退款1"),
+                                          ("card_no", "D0000001 "), ("card_no", "D" * 65)])
+def test_a_signed_window_refund_with_an_unprintable_number_is_422(client, his_key, field, value):
+    body = {"card_no": "D0000001", "amount_fen": 1, "request_no": f"R-{secrets.token_hex(4)}", field: value}
+    raw = json.dumps(body).encode()
+    resp = client.post(REFUNDS, data=raw, headers=_signed(his_key, "POST", REFUNDS, raw))
+    assert resp.status_code == 422 and field in resp.get_json()["errors"]["json"]
+
+
 def test_a_clinic_whose_his_secret_is_short_cannot_call_at_all(client, rt, caplog):
     """A short secret left over from before the length rule (written around the model's check) fails closed."""
     caplog.set_level(logging.WARNING)

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.api.his.security import SCHEME_DESCRIPTION, his_clinic_id, his_signed
+from app.api.identifiers import his_reference
 from app.api.schemas import ApiErrorSchema, RefundRequestSchema
 from app.extensions import runtime
 from app.services import card_refunds, his_ledger
@@ -35,9 +36,10 @@ blp.record_once(_describe_scheme)
 
 
 class WindowRefundSchema(Schema):
-    card_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    card_no = fields.String(required=True, validate=his_reference)
     amount_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10**9))
-    request_no = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    request_no = fields.String(required=True, validate=his_reference,
+                               metadata={"description": "the HIS's own number for this request (idempotency)"})
 
 
 class HisWriteSchema(Schema):
