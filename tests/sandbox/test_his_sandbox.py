@@ -401,6 +401,20 @@ def test_timeout_fault_writes_then_answers_too_late(faulty_his):
     assert _balance(url, card) == 10_100
 
 
+def test_a_counted_fault_fails_exactly_the_next_calls_to_one_path(faulty_his):
+    url, auth = faulty_his
+    card = _new_card(url)["card_no"]
+    balance, other = f"/his/cards/{card}/balance", f"/his/cards/{card}"
+    for bad in ({"path": "/sandbox/log", "count": 1}, {"path": balance, "count": 101}, {"path": balance, "count": "2"}):
+        assert requests.post(f"{url}/sandbox/his/fail-next", json=bad, timeout=5).status_code == 422
+    try:
+        requests.post(f"{url}/sandbox/his/fail-next", json={"path": balance, "count": 2}, timeout=5).raise_for_status()
+        assert requests.get(f"{url}{other}", auth=auth, timeout=5).status_code == 200
+        assert [requests.get(f"{url}{balance}", auth=auth, timeout=5).status_code for _ in range(3)] == [503, 503, 200]
+    finally:
+        requests.delete(f"{url}/sandbox/his/fail-next", timeout=5).raise_for_status()
+
+
 def test_latency_fault_delays_every_his_call(faulty_his):
     url, headers = faulty_his
     requests.post(f"{url}/sandbox/faults", json={"his_latency_ms": 400}, timeout=5).raise_for_status()
