@@ -16,7 +16,7 @@ import pytest
 import requests
 from sqlalchemy import func, select, text
 
-from app.db.models import Clinic, HisApiNonce
+from app.db.models import HisApiNonce
 from app.db.types import utcnow
 from tests.his_auth import his_headers
 
