@@ -1,13 +1,19 @@
 """Reconciliation test worlds: a clinic of its own (its own merchant accounts, so its bills hold only its own
-trades, and its own HIS key), and payments and refunds made through the real services and the sandbox."""
+trades, and its own HIS key), and payments and refunds made through the real services and the sandbox.
+
+A module that does the platform's background work itself (sending HIS writes, following refunds) takes a
+database of its own (`own_runtime`): an e2e test earlier in the session leaves the platform running (gunicorn,
+workers, the dispatcher) on the session's database, and its dispatcher sends every due row it finds there,
+this module's too, at any moment between the module's steps."""
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import requests
-from sqlalchemy import func, select, update
+from sqlalchemy import create_engine, func, select, text, update
 
 from app.channels import channel_for
 from app.db.models import (Card, Clinic, HisOutbox, MerchantAccount, MpUser, Order, OrderEvent, Patient,
@@ -16,10 +22,26 @@ from app.db.types import utcnow
 from app.domain import ids
 from app.services import his_outbox, orders, payments, refund_executor
 from app.services.auth import MpPrincipal
+from app.runtime import Runtime
 from app.services.merchants import merchant_config
 from tests.api.mp_helpers import channel_user_id
 
 SHANGHAI = timezone(timedelta(hours=8))
+
+
+def own_runtime(settings, postgres_url: str, name: str) -> Runtime:
+    """A Runtime on a new database `name` at the latest migration, with queues of its own, that no platform
+    process of the session knows about."""
+    from app.db.migrate import upgrade
+
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    return Runtime(dataclasses.replace(settings, DATABASE_URL=url, QUEUE_PREFIX=name))
 
 
 def sandbox_post(sandbox_url: str, path: str, body: dict) -> dict:
