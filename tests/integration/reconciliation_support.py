@@ -32,6 +32,11 @@ SHANGHAI = timezone(timedelta(hours=8))
 def own_runtime(settings, postgres_url: str, name: str) -> Runtime:
     """A Runtime on a new database `name` at the latest migration, with queues of its own, that no platform
     process of the session knows about."""
+    return Runtime(own_settings(settings, postgres_url, name))
+
+
+def own_settings(settings, postgres_url: str, name: str):
+    """`settings` pointed at a new database `name` at the latest migration, and at queues of its own."""
     from app.db.migrate import upgrade
 
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
@@ -41,7 +46,7 @@ def own_runtime(settings, postgres_url: str, name: str) -> Runtime:
     admin.dispose()
     url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
     upgrade(url)
-    return Runtime(dataclasses.replace(settings, DATABASE_URL=url, QUEUE_PREFIX=name))
+    return dataclasses.replace(settings, DATABASE_URL=url, QUEUE_PREFIX=name)
 
 
 def sandbox_post(sandbox_url: str, path: str, body: dict) -> dict:
@@ -56,16 +61,19 @@ class OwnClinic:
     code: str
     sandbox_url: str
     accounts: dict[str, int]
+    merchants: dict[str, dict]
+    """The sandbox's view of each merchant account, with the keys the channel itself signs with."""
 
     def account(self, channel: str) -> int:
         return self.accounts[channel]
 
 
-def own_clinic(rt, sandbox_url: str) -> OwnClinic:
+def own_clinic(rt, sandbox_url: str, wechat_sign_type: str = "MD5") -> OwnClinic:
     """A clinic with a new WeChat merchant, a new Alipay app and a new HIS key on the given sandbox."""
     code = f"rc{secrets.token_hex(4)}"
     his = sandbox_post(sandbox_url, "/sandbox/merchants", {"channel": "his"})
-    wechat = sandbox_post(sandbox_url, "/sandbox/merchants", {"channel": "wechat", "clinic_code": code})
+    wechat = sandbox_post(sandbox_url, "/sandbox/merchants", {"channel": "wechat", "clinic_code": code,
+                                                              "sign_type": wechat_sign_type})
     alipay = sandbox_post(sandbox_url, "/sandbox/merchants", {"channel": "alipay", "clinic_code": code})
     with rt.db.session() as session:
         clinic = Clinic(code=code, name=f"对账诊所 {code}", his_base_url=f"{sandbox_url}/his/",
@@ -86,7 +94,7 @@ def own_clinic(rt, sandbox_url: str) -> OwnClinic:
             session.add(account)
             session.flush()
             accounts[channel] = account.id
-        return OwnClinic(clinic.id, code, sandbox_url, accounts)
+        return OwnClinic(clinic.id, code, sandbox_url, accounts, {"wechat": wechat, "alipay": alipay})
 
 
 def adapter(rt, clinic: OwnClinic, channel: str):
