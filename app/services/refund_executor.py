@@ -128,10 +128,13 @@ def _write_if_still(session: Session, part: Refund, expected: str, **values) -> 
         update(Refund).where(Refund.id == part.id, Refund.status == expected)
         .values(updated_at=utcnow(), **values).execution_options(synchronize_session=False)).rowcount
     if done != 1:
-        log.warning("refund %s changed from %s while we worked on it; our write is dropped", part.refund_no,
-                    expected)
+        _lost_race(part, expected)
         return False
     return True
+
+
+def _lost_race(part: Refund, expected: str) -> None:
+    log.warning("refund %s changed from %s while we worked on it; our write is dropped", part.refund_no, expected)
 
 
 def _record(rt: Runtime, refund_id: int, status: str | None, *, code: str | None = None, reason: str | None = None,
@@ -146,8 +149,9 @@ def _record(rt: Runtime, refund_id: int, status: str | None, *, code: str | None
         query_count = part.query_count + 1
         found_id = {"channel_refund_id": channel_refund_id} if channel_refund_id else {}
         if status in (SUCCEEDED, FAILED):
-            _settle(session, part, status, code=code, reason=reason, succeeded_at=succeeded_at,
-                    expected=(read_status,), query_count=query_count, **found_id)
+            if not _settle(session, part, status, code=code, reason=reason, succeeded_at=succeeded_at,
+                           expected=(read_status,), query_count=query_count, **found_id):
+                _lost_race(part, read_status)
         else:
             _write_if_still(session, part, read_status, status=status or read_status, query_count=query_count,
                             next_query_at=_next_query_at(rt, query_count), **found_id)
@@ -180,7 +184,7 @@ def _settle(session: Session, part: Refund, status: str, *, code: str | None = N
         .execution_options(synchronize_session=False)
     ).rowcount
     if done != 1:
-        log.info("refund %s was already settled; %s not applied again", part.refund_no, status)
+        log.info("refund %s is no longer %s; %s not written", part.refund_no, " or ".join(expected), status)
         return False
     session.refresh(part)
     if status == FAILED:
