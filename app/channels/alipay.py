@@ -13,13 +13,15 @@ import requests
 from alipay import AliPay
 from alipay.exceptions import AliPayException, AliPayValidationError
 from alipay.utils import AliPayConfig
+from Cryptodome.PublicKey import RSA
 
 from app.domain.money import fen_to_yuan, yuan_to_fen
+from app.domain.secrets import RSA_KEY_MIN_BITS, RSA_KEY_MIN_LENGTH, WeakSecret, require_secret
 
 from .base import (AlreadyPaid, ChannelError, ChannelRejected, ChannelUnavailable, InvalidNotification,
-                   InvalidResponse, LoginIdentity, MerchantConfig, NotificationKind, PaymentChannel,
-                   PaymentNotification, PrepayResult, RefundNotification, RefundQueryResult, RefundResult,
-                   RefundState, TradeQueryResult, TradeState)
+                   InvalidResponse, LoginIdentity, MerchantConfig, MerchantMisconfigured, NotificationKind,
+                   PaymentChannel, PaymentNotification, PrepayResult, RefundNotification, RefundQueryResult,
+                   RefundResult, RefundState, TradeQueryResult, TradeState)
 from .wire import SHANGHAI, http_error, reading_answer, shanghai_to_utc, stream_to_file
 
 TIMEOUT_S = 10
@@ -90,6 +92,18 @@ def _time(value: str | None) -> datetime | None:
     return shanghai_to_utc(value[:19], ALIPAY_TIME) if value else None
 
 
+def _rsa_key(name: str, pem: str | None) -> None:
+    """MerchantMisconfigured unless `pem` is an RSA key of at least 2048 bits."""
+    try:
+        key = RSA.import_key(require_secret(name, pem, RSA_KEY_MIN_LENGTH))
+    except WeakSecret as exc:
+        raise MerchantMisconfigured(exc.message) from None
+    except (ValueError, IndexError, TypeError):
+        raise MerchantMisconfigured(f"{name} is not a readable RSA key") from None
+    if key.size_in_bits() < RSA_KEY_MIN_BITS:
+        raise MerchantMisconfigured(f"{name} is shorter than {RSA_KEY_MIN_BITS} bits")
+
+
 class AlipayChannel(PaymentChannel):
     def __init__(self, config: MerchantConfig) -> None:
         if config.channel != "alipay":
@@ -97,11 +111,22 @@ class AlipayChannel(PaymentChannel):
         if config.sign_type != "RSA2":
             raise ValueError(f"Alipay merchants sign with RSA2, not {config.sign_type}")
         self.config = config
-        self._ali = _ShanghaiAliPay(config.app_id, app_notify_url=None,
-                                    app_private_key_string=config.app_private_key,
-                                    alipay_public_key_string=config.alipay_public_key, sign_type="RSA2",
-                                    config=AliPayConfig(timeout=TIMEOUT_S))
-        self._ali._gateway = config.api_base_url
+        self._client: AliPay | None = None
+
+    @property
+    def _ali(self) -> AliPay:
+        """The SDK client, built on first use: a merchant whose keys are missing or weak still has an adapter
+        (its notifications are answered `fail`), but nothing is signed or verified with those keys."""
+        if self._client is None:
+            _rsa_key(f"Alipay app {self.config.app_id}: the Alipay public key", self.config.alipay_public_key)
+            _rsa_key(f"Alipay app {self.config.app_id}: the app private key", self.config.app_private_key)
+            client = _ShanghaiAliPay(self.config.app_id, app_notify_url=None,
+                                     app_private_key_string=self.config.app_private_key,
+                                     alipay_public_key_string=self.config.alipay_public_key, sign_type="RSA2",
+                                     config=AliPayConfig(timeout=TIMEOUT_S))
+            client._gateway = self.config.api_base_url
+            self._client = client
+        return self._client
 
     # --- login ------------------------------------------------------------
     def login(self, code: str) -> LoginIdentity:
@@ -228,6 +253,9 @@ class AlipayChannel(PaymentChannel):
             return NotificationKind.PAYMENT
         return NotificationKind.OTHER
 
+    def verify_notification(self, body: bytes, content_type: str | None = None) -> None:
+        self._verified(body)
+
     def _verified(self, body: bytes) -> dict[str, str]:
         fields = self._form(body)
         signature = fields.get("sign")
@@ -237,7 +265,11 @@ class AlipayChannel(PaymentChannel):
             raise InvalidNotification(f"unexpected sign_type {fields['sign_type']!r}")
         signed = {key: value for key, value in fields.items() if key not in ("sign", "sign_type")}
         try:
-            valid = self._ali.verify(signed, signature)
+            client = self._ali
+        except MerchantMisconfigured as exc:
+            raise InvalidNotification(f"refusing to verify: {exc}") from None
+        try:
+            valid = client.verify(signed, signature)
         except (ValueError, TypeError) as exc:
             raise InvalidNotification(f"unreadable signature: {exc}") from exc
         if not valid:
@@ -266,6 +298,7 @@ class AlipayChannel(PaymentChannel):
             raise InvalidNotification("not a refund notification")
         try:
             refund_total_fen = yuan_to_fen(fields["refund_fee"])
+            payment_total_fen = _fen(fields.get("total_amount"))
             succeeded_at = _time(fields.get("gmt_refund"))
             out_trade_no = fields["out_trade_no"]
         except (KeyError, ValueError) as exc:
@@ -273,7 +306,8 @@ class AlipayChannel(PaymentChannel):
         return RefundNotification(out_trade_no=out_trade_no, out_refund_no=fields.get("out_biz_no") or None,
                                   channel_trade_no=fields.get("trade_no"), channel_refund_id=None, amount_fen=None,
                                   refund_total_fen=refund_total_fen, state=RefundState.SUCCEEDED,
-                                  raw_status=fields.get("trade_status", ""), succeeded_at=succeeded_at, raw=fields)
+                                  raw_status=fields.get("trade_status", ""), succeeded_at=succeeded_at, raw=fields,
+                                  payment_total_fen=payment_total_fen)
 
     def notification_ack(self, ok: bool) -> tuple[bytes, str]:
         return (b"success" if ok else b"fail"), "text/plain; charset=utf-8"

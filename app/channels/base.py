@@ -141,6 +141,8 @@ class RefundNotification:
     raw_status: str
     succeeded_at: datetime | None
     raw: dict
+    payment_total_fen: int | None = None
+    """The refunded payment's amount, as the channel states it (WeChat total_fee, Alipay total_amount)."""
 
 
 class ChannelError(Exception):
@@ -149,6 +151,12 @@ class ChannelError(Exception):
 
 class ChannelUnavailable(ChannelError):
     """Network error, timeout, 5xx or the channel's SYSTEMERROR: send the same request again later."""
+
+
+class MerchantMisconfigured(ChannelUnavailable):
+    """The merchant account's key is missing, short or unreadable: nothing is signed with it and nothing it
+    would verify is trusted. Retried like an outage, since nothing left for the channel and a corrected
+    key lets the same request go."""
 
 
 class InvalidResponse(ChannelError):
@@ -209,6 +217,11 @@ class PaymentChannel(ABC):
     @abstractmethod
     def notification_kind(self, body: bytes, content_type: str | None = None) -> NotificationKind:
         """Which parse_* method fits this body. Unverified: the parse_* methods verify."""
+
+    @abstractmethod
+    def verify_notification(self, body: bytes, content_type: str | None = None) -> None:
+        """Verify the signature and merchant of any notification, whatever it carries; InvalidNotification
+        when it must not be trusted (also when this merchant's key is missing or short)."""
 
     @abstractmethod
     def parse_payment_notification(self, body: bytes, content_type: str | None = None) -> PaymentNotification:

@@ -16,11 +16,13 @@ from wechatpy.pay.utils import dict_to_xml
 from wechatpy.utils import random_string
 from xml.parsers.expat import ExpatError
 
+from app.domain.secrets import WeakSecret
+
 from . import wechat_sign
 from .base import (AlreadyPaid, ChannelError, ChannelRejected, ChannelUnavailable, InvalidNotification,
-                   InvalidResponse, LoginIdentity, MerchantConfig, NotificationKind, PaymentChannel,
-                   PaymentNotification, PrepayResult, RefundNotification, RefundQueryResult, RefundResult,
-                   RefundState, TradeQueryResult, TradeState)
+                   InvalidResponse, LoginIdentity, MerchantConfig, MerchantMisconfigured, NotificationKind,
+                   PaymentChannel, PaymentNotification, PrepayResult, RefundNotification, RefundQueryResult,
+                   RefundResult, RefundState, TradeQueryResult, TradeState)
 from .wire import SHANGHAI, http_error, reading_answer, shanghai_to_utc, stream_to_file
 
 TIMEOUT_S = 10
@@ -63,6 +65,14 @@ def xml_fields(body: str | bytes) -> dict[str, str | None]:
     return dict(root)
 
 
+def _api_key(config: MerchantConfig) -> str:
+    """The merchant's API key; MerchantMisconfigured when it is missing or short, before anything is signed."""
+    try:
+        return wechat_sign.require_api_key(config.api_key)
+    except WeakSecret as exc:
+        raise MerchantMisconfigured(f"WeChat merchant {config.mch_id}: {exc.message}") from None
+
+
 class _MerchantWeChatPay(WeChatPay):
     """wechatpy's client, made to sign every request with the merchant's sign type and to verify every
     signed answer: wechatpy signs HMAC-SHA256 only when the request carries `sign_type`, which most of
@@ -73,8 +83,10 @@ class _MerchantWeChatPay(WeChatPay):
                          mch_key=config.mch_key_path, timeout=TIMEOUT_S)
         self.API_BASE_URL = config.api_base_url
         self.sign_type = config.sign_type
+        self._config = config
 
     def _request(self, method, url_or_endpoint, **kwargs):
+        _api_key(self._config)  # wechatpy signs with whatever key it holds, an empty one too
         data = kwargs.get("data")
         if isinstance(data, dict) and self.sign_type != wechat_sign.MD5:
             data["sign_type"] = self.sign_type
@@ -178,7 +190,7 @@ class WeChatPayChannel(PaymentChannel):
             params = {"appId": self.config.app_id, "timeStamp": str(int(time.time())),
                       "nonceStr": random_string(32), "package": f"prepay_id={prepay_id}",
                       "signType": self.config.sign_type}
-            params["paySign"] = wechat_sign.sign(params, self.config.api_key, self.config.sign_type)
+            params["paySign"] = wechat_sign.sign(params, _api_key(self.config), self.config.sign_type)
         return {key: params[key] for key in ("timeStamp", "nonceStr", "package", "signType", "paySign")}
 
     def query_payment(self, out_trade_no: str) -> TradeQueryResult:
@@ -258,14 +270,34 @@ class WeChatPayChannel(PaymentChannel):
             return NotificationKind.PAYMENT
         return NotificationKind.OTHER
 
-    def parse_payment_notification(self, body: bytes, content_type: str | None = None) -> PaymentNotification:
+    def _notification_key(self) -> str:
+        try:
+            return _api_key(self.config)
+        except MerchantMisconfigured as exc:
+            raise InvalidNotification(f"refusing to verify: {exc}") from None
+
+    def verify_notification(self, body: bytes, content_type: str | None = None) -> None:
         fields = self._notification_fields(body)
-        sign_type = fields.get("sign_type") or self.config.sign_type
-        if sign_type not in wechat_sign.SIGN_TYPES:
-            raise InvalidNotification(f"unknown sign_type {sign_type!r}")
-        if not wechat_sign.verify(fields, self.config.api_key, sign_type):
+        if fields.get("req_info"):
+            self._refund_plaintext(fields)
+        else:
+            self._verified(fields)
+
+    def _verified(self, fields: dict[str, str | None]) -> dict[str, str | None]:
+        """The fields of a signed notification, verified with this merchant's key and sign type."""
+        key = self._notification_key()
+        # A notification may name its sign type; it must be the merchant's own, or a merchant configured for
+        # HMAC-SHA256 would still accept MD5, the weaker of the two.
+        named = fields.get("sign_type")
+        if named and named != self.config.sign_type:
+            raise InvalidNotification(f"signed with {named!r}, but this merchant signs with {self.config.sign_type}")
+        if not wechat_sign.verify(fields, key, self.config.sign_type):
             raise InvalidNotification("bad signature")
         self._check_merchant(fields.get("appid"), fields.get("mch_id"))
+        return fields
+
+    def parse_payment_notification(self, body: bytes, content_type: str | None = None) -> PaymentNotification:
+        fields = self._verified(self._notification_fields(body))
         if fields.get("return_code") != "SUCCESS" or fields.get("result_code") != "SUCCESS":
             raise InvalidNotification("not a successful payment notification")
         try:
@@ -286,11 +318,12 @@ class WeChatPayChannel(PaymentChannel):
         if mch_id != self.config.mch_id:
             raise InvalidNotification(f"mch_id {mch_id!r} is not this merchant's")
 
-    def parse_refund_notification(self, body: bytes, content_type: str | None = None) -> RefundNotification:
-        fields = self._notification_fields(body)
+    def _refund_plaintext(self, fields: dict[str, str | None]) -> dict:
+        """The decrypted `req_info` of a refund notification for this merchant."""
         if fields.get("return_code") != "SUCCESS":
             raise InvalidNotification("refund notification with return_code other than SUCCESS")
         self._check_merchant(fields.get("appid"), fields.get("mch_id"))
+        self._notification_key()  # wechatpy decrypts with the md5 of whatever key it holds
         try:
             plain = self._pay.parse_refund_notify_result(fields)
         except (ValueError, KeyError, TypeError, IndexError, ExpatError) as exc:
@@ -298,19 +331,24 @@ class WeChatPayChannel(PaymentChannel):
             raise InvalidNotification(f"req_info does not decrypt with this merchant's key: {exc!r}") from exc
         if not isinstance(plain, dict):
             raise InvalidNotification("req_info decrypted to no <root> fields")
+        return plain
+
+    def parse_refund_notification(self, body: bytes, content_type: str | None = None) -> RefundNotification:
+        plain = self._refund_plaintext(self._notification_fields(body))
         raw_status = plain.get("refund_status") or ""
         if raw_status not in _REFUND_STATES or not plain.get("out_trade_no"):
             raise InvalidNotification(f"refund notification with refund_status {raw_status!r}")
         success_time = plain.get("success_time")
         try:
             succeeded_at = shanghai_to_utc(success_time, _DASHED_TIME) if success_time else None
-        except ValueError as exc:
-            raise InvalidNotification(f"bad success_time {success_time!r}") from exc
+            refund_fen, total_fen = int(plain["refund_fee"]), _fen(plain.get("total_fee"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidNotification(f"malformed refund notification: {exc!r}") from exc
         return RefundNotification(
             out_trade_no=plain["out_trade_no"], out_refund_no=plain.get("out_refund_no"),
             channel_trade_no=plain.get("transaction_id"), channel_refund_id=plain.get("refund_id"),
-            amount_fen=plain.get("refund_fee"), refund_total_fen=None, state=_REFUND_STATES[raw_status],
-            raw_status=raw_status, succeeded_at=succeeded_at, raw=dict(plain))
+            amount_fen=refund_fen, refund_total_fen=None, state=_REFUND_STATES[raw_status],
+            raw_status=raw_status, succeeded_at=succeeded_at, raw=dict(plain), payment_total_fen=total_fen)
 
     def notification_ack(self, ok: bool) -> tuple[bytes, str]:
         body = _ACK.format(code="SUCCESS", msg="OK") if ok else _ACK.format(code="FAIL", msg="ERROR")
@@ -324,7 +362,7 @@ class WeChatPayChannel(PaymentChannel):
                   "bill_date": bill_date.strftime("%Y%m%d"), "bill_type": "ALL"}
         if self.config.sign_type != wechat_sign.MD5:
             fields["sign_type"] = self.config.sign_type
-        body = dict_to_xml(fields, wechat_sign.sign(fields, self.config.api_key, self.config.sign_type))
+        body = dict_to_xml(fields, wechat_sign.sign(fields, _api_key(self.config), self.config.sign_type))
         try:
             with requests.post(f"{self.config.api_base_url}pay/downloadbill", data=body.encode("utf-8"),
                                headers={"Content-Type": "text/xml"}, stream=True, timeout=TIMEOUT_S) as res:

@@ -3,6 +3,9 @@
 Signed string: every field except `sign` whose value is not empty, sorted by key (ASCII),
 joined as `k=v&…`, then `&key=API_KEY`; the digest is uppercase hex. wechatpy verifies MD5
 only (and with a plain `==`), so verification lives here.
+
+Both directions refuse a missing or short key (WeakSecret): with an empty key the "signature" is
+a digest anyone can compute, and a verification that passes on it trusts a forgery.
 """
 from __future__ import annotations
 
@@ -10,9 +13,16 @@ import hashlib
 import hmac
 from typing import Mapping
 
+from app.domain.secrets import WECHAT_API_KEY_MIN_LENGTH, require_secret
+
 MD5 = "MD5"
 HMAC_SHA256 = "HMAC-SHA256"
 SIGN_TYPES = (MD5, HMAC_SHA256)
+
+
+def require_api_key(api_key: str | None) -> str:
+    """The merchant's v2 API key, or WeakSecret when it is missing or shorter than WeChat's 32 characters."""
+    return require_secret("the WeChat Pay API key", api_key, WECHAT_API_KEY_MIN_LENGTH)
 
 
 def signing_string(fields: Mapping[str, object], api_key: str) -> bytes:
@@ -22,7 +32,8 @@ def signing_string(fields: Mapping[str, object], api_key: str) -> bytes:
     return "&".join(pairs).encode("utf-8")
 
 
-def sign(fields: Mapping[str, object], api_key: str, sign_type: str = MD5) -> str:
+def sign(fields: Mapping[str, object], api_key: str | None, sign_type: str = MD5) -> str:
+    api_key = require_api_key(api_key)
     message = signing_string(fields, api_key)
     if sign_type == MD5:
         return hashlib.md5(message).hexdigest().upper()
@@ -31,8 +42,10 @@ def sign(fields: Mapping[str, object], api_key: str, sign_type: str = MD5) -> st
     raise ValueError(f"unsupported WeChat Pay sign_type {sign_type!r}")
 
 
-def verify(fields: Mapping[str, object], api_key: str, sign_type: str = MD5) -> bool:
-    """True when `fields["sign"]` is the signature of the other fields; compared in constant time."""
+def verify(fields: Mapping[str, object], api_key: str | None, sign_type: str = MD5) -> bool:
+    """True when `fields["sign"]` is the signature of the other fields; compared in constant time.
+    WeakSecret (whatever the message) when the key is missing or short."""
+    require_api_key(api_key)
     given = fields.get("sign")
     if not isinstance(given, str) or not given:
         return False

@@ -3,9 +3,12 @@
 Ingestion does the least that makes a notification durable: verify the
 signature and merchant, check the amount against our attempt, and insert the
 raw body into the inbox in one statement (an INSERT … SELECT that only inserts
-when the attempt exists with that amount). No Redis on this path: a dispatcher
-enqueues the processing, and re-enqueues anything a crash or a Redis restart
-dropped. Processing applies the payment once, by conditional updates.
+when the attempt exists on the verifying merchant account with that amount). No
+Redis on this path: a dispatcher enqueues the processing, and re-enqueues anything
+a crash or a Redis restart dropped. Processing applies the payment once, by
+conditional updates, after matching it again through the account that verified it
+(notification_match). A notification with nothing to act on is still verified
+before it is acknowledged.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from app.db.models import Clinic, MerchantAccount, NotificationInbox, PaymentAtt
 from app.db.types import utcnow
 from app.runtime import Runtime
 from app.services.merchants import channel_for_account
+from app.services.notification_match import NotificationRefused, payment_attempt, refund_target
 from app.services.payment_outcomes import AmountMismatch, record_payment
 from app.services.refund_executor import apply_notification
 
@@ -86,10 +90,13 @@ def ingest(rt: Runtime, channel: str, clinic_code: str, body: bytes, content_typ
         kind = expected_kind or first.notification_kind(body, content_type)
     except InvalidNotification as exc:
         return _reject(first, channel, f"unreadable: {exc.reason}", clinic_code)
-    if kind == NotificationKind.OTHER:
-        return IngestResult(True, *first.notification_ack(True), reason="nothing to act on")
+    reason = ""
     for account_id, adapter in adapters:
         try:
+            if kind == NotificationKind.OTHER:
+                adapter.verify_notification(body, content_type)
+                log.info("%s notification for clinic %s verified; nothing to act on", channel, clinic_code)
+                return IngestResult(True, *adapter.notification_ack(True), reason="nothing to act on")
             parsed = (adapter.parse_payment_notification(body, content_type) if kind == NotificationKind.PAYMENT
                       else adapter.parse_refund_notification(body, content_type))
         except InvalidNotification as exc:
@@ -165,6 +172,12 @@ def _store(rt: Runtime, channel: str, kind: NotificationKind, clinic_code: str, 
     if kind == NotificationKind.PAYMENT:
         statement, params["amount_fen"] = _INSERT_PAYMENT, parsed.amount_fen
     else:
+        # Rarer than payments and with more to check: refuse a foreign refund before storing it.
+        with rt.db.session() as session:
+            try:
+                refund_target(session, account_id, parsed)
+            except NotificationRefused as exc:
+                return exc.reason
         statement = _INSERT_REFUND
     engine = rt.db.engine
     if engine.dialect.name == "postgresql":
@@ -179,7 +192,7 @@ def _store(rt: Runtime, channel: str, kind: NotificationKind, clinic_code: str, 
         attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.out_trade_no == parsed.out_trade_no,
                                                               PaymentAttempt.merchant_account_id == account_id))
     if attempt is None:
-        return f"unknown out_trade_no {parsed.out_trade_no}"
+        return f"no payment {parsed.out_trade_no} on merchant account {account_id}"
     return f"amount {parsed.amount_fen} fen does not match the order's {attempt.amount_fen} fen"
 
 
@@ -189,17 +202,17 @@ def process(rt: Runtime, inbox_id: int) -> str:
         row = session.get(NotificationInbox, inbox_id)
         if row is None or row.status != RECEIVED:
             return row.status if row else "missing"
-        adapter = channel_for_account(session, session.get(MerchantAccount, row.merchant_account_id), rt.settings)
-        row.attempts += 1
+        attempts, channel, kind, clinic_code = row.attempts + 1, row.channel, row.kind, row.clinic_code
         try:
-            outcome = _apply(session, adapter, row)
+            outcome = _apply(session, _verifying_adapter(rt, session, row), row)
             status, error = PROCESSED, None
-        except (InvalidNotification, AmountMismatch) as exc:
-            log.error("notification %s could not be applied: %s", inbox_id, exc)
+        except (InvalidNotification, AmountMismatch, NotificationRefused) as exc:
+            session.rollback()  # a refusal leaves nothing half-applied
+            log.error("%s %s notification %s for clinic %s refused: %s", channel, kind, inbox_id, clinic_code, exc)
             status, error, outcome = FAILED, str(exc)[:500], "failed"
         done = session.execute(update(NotificationInbox)
                                .where(NotificationInbox.id == inbox_id, NotificationInbox.status == RECEIVED)
-                               .values(status=status, error=error, processed_at=utcnow(), attempts=row.attempts)
+                               .values(status=status, error=error, processed_at=utcnow(), attempts=attempts)
                                .execution_options(synchronize_session=False)).rowcount
         if done != 1:
             session.rollback()
@@ -207,23 +220,29 @@ def process(rt: Runtime, inbox_id: int) -> str:
         return outcome
 
 
+def _verifying_adapter(rt: Runtime, session: Session, row: NotificationInbox) -> PaymentChannel:
+    """The adapter of the merchant account that verified the row at ingestion; it verifies it again."""
+    account = session.get(MerchantAccount, row.merchant_account_id) if row.merchant_account_id else None
+    clinic = session.get(Clinic, account.clinic_id) if account else None
+    if account is None or clinic is None or clinic.code != row.clinic_code or account.channel != row.channel:
+        raise NotificationRefused(f"merchant account {row.merchant_account_id} is not a {row.channel} account of "
+                                  f"clinic {row.clinic_code}")
+    return channel_for_account(session, account, rt.settings)
+
+
 def _apply(session: Session, adapter: PaymentChannel, row: NotificationInbox) -> str:
     body = row.body.encode("utf-8")
     if row.kind == NotificationKind.PAYMENT.value:
         note = adapter.parse_payment_notification(body, row.content_type)
-        attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.out_trade_no == note.out_trade_no)
-                                 .with_for_update())
+        attempt = payment_attempt(session, row.merchant_account_id, note.out_trade_no, lock=True)
         return record_payment(session, attempt, note.channel_trade_no, note.amount_fen, note.paid_at, "notification")
     note = adapter.parse_refund_notification(body, row.content_type)
-    if note.out_refund_no:
-        part = session.scalar(select(Refund).where(Refund.refund_no == note.out_refund_no))
-        if part is None:
-            return "unknown_refund"
+    attempt, part = refund_target(session, row.merchant_account_id, note, lock=True)
+    if part is not None:
         return "refund_applied" if apply_notification(session, part, note.state, note.channel_refund_id,
                                                       note.succeeded_at) else "refund_already_settled"
     # Alipay may omit the refund number: ask the channel about this payment's refunds now.
-    attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.out_trade_no == note.out_trade_no))
-    if attempt is not None and note.state == RefundState.SUCCEEDED:
+    if note.state == RefundState.SUCCEEDED:
         session.execute(update(Refund).where(Refund.payment_attempt_id == attempt.id,
                                              Refund.status.in_(("pending", "processing")))
                         .values(next_query_at=utcnow()).execution_options(synchronize_session=False))

@@ -4,6 +4,10 @@ A refund row is written (status `pending`, deterministic refund number) before
 the channel is called; every retry reuses its number, so the channel refunds it
 once. At most one refund per payment is in flight at a time. Refunds without a
 notification are queried on a backoff schedule.
+
+A part's status is only ever written by a conditional update on the status it was
+read with: a notification or a reconciliation repair may settle the part between
+the executor's read and its write, and the loser of that race changes nothing.
 """
 from __future__ import annotations
 
@@ -63,10 +67,11 @@ def advance(rt: Runtime, refund_id: int) -> str:
         if part.status == PENDING:
             blocked = _blocked_reason(session, part, attempt, account)
             if blocked == "in_flight":
-                _retry_later(rt, part, part.query_count)
-                return part.status
+                _write_if_still(session, part, PENDING, next_query_at=_next_query_at(rt, part.query_count))
+                return PENDING
             if blocked:
-                _settle(session, part, FAILED, code=blocked[0], reason=blocked[1])
+                _settle(session, part, FAILED, code=blocked[0], reason=blocked[1], expected=(PENDING,))
+                session.expire(part)
                 return part.status
         adapter = channel_for_account(session, account, rt.settings)
         status, snapshot = part.status, (part.refund_no, part.amount_fen, attempt.out_trade_no, attempt.amount_fen)
@@ -111,54 +116,75 @@ def _blocked_reason(session: Session, part: Refund, attempt: PaymentAttempt,
     return None
 
 
-def _retry_later(rt: Runtime, part: Refund, attempts: int) -> None:
+def _next_query_at(rt: Runtime, attempts: int) -> datetime:
     delay = delay_after(REFUND_QUERY_SCHEDULE, attempts) * rt.settings.RETRY_TIME_SCALE
-    part.next_query_at = utcnow() + timedelta(seconds=delay)
+    return utcnow() + timedelta(seconds=delay)
+
+
+def _write_if_still(session: Session, part: Refund, expected: str, **values) -> bool:
+    """UPDATE the part only while its status is still `expected` (what we read); False, logged, when something
+    else changed it meanwhile."""
+    done = session.execute(
+        update(Refund).where(Refund.id == part.id, Refund.status == expected)
+        .values(updated_at=utcnow(), **values).execution_options(synchronize_session=False)).rowcount
+    if done != 1:
+        _lost_race(part, expected)
+        return False
+    return True
+
+
+def _lost_race(part: Refund, expected: str) -> None:
+    log.warning("refund %s changed from %s while we worked on it; our write is dropped", part.refund_no, expected)
 
 
 def _record(rt: Runtime, refund_id: int, status: str | None, *, code: str | None = None, reason: str | None = None,
             channel_refund_id: str | None = None, succeeded_at: datetime | None = None) -> str:
+    """Write what the channel said: settle the part, or move it to `status` (None: unchanged) and schedule the
+    next look. Every write is conditional on the status read here."""
     with rt.db.session() as session:
         part = session.get(Refund, refund_id)
-        if part.status in (SUCCEEDED, FAILED):
-            return part.status
-        part.query_count += 1
-        if channel_refund_id:
-            part.channel_refund_id = channel_refund_id
+        read_status = part.status
+        if read_status not in (PENDING, PROCESSING):
+            return read_status
+        query_count = part.query_count + 1
+        found_id = {"channel_refund_id": channel_refund_id} if channel_refund_id else {}
         if status in (SUCCEEDED, FAILED):
-            _settle(session, part, status, code=code, reason=reason, succeeded_at=succeeded_at)
+            if not _settle(session, part, status, code=code, reason=reason, succeeded_at=succeeded_at,
+                           expected=(read_status,), query_count=query_count, **found_id):
+                _lost_race(part, read_status)
         else:
-            if status:
-                part.status = status
-            _retry_later(rt, part, part.query_count)
+            _write_if_still(session, part, read_status, status=status or read_status, query_count=query_count,
+                            next_query_at=_next_query_at(rt, query_count), **found_id)
+        session.expire(part)
         return part.status
 
 
 def apply_notification(session: Session, part: Refund, state: RefundState, channel_refund_id: str | None,
                        succeeded_at: datetime | None) -> bool:
-    """A verified refund notification; returns False when the refund had already settled."""
-    if part.status in (SUCCEEDED, FAILED):
-        return False
-    if channel_refund_id:
-        part.channel_refund_id = channel_refund_id
+    """A verified refund notification (or what a reconciliation found); False when the refund had already settled
+    or the channel still reports it in progress. The caller has matched the part to the account that verified
+    the notification (notification_match)."""
+    found_id = {"channel_refund_id": channel_refund_id} if channel_refund_id else {}
     if state == RefundState.SUCCEEDED:
-        return _settle(session, part, SUCCEEDED, succeeded_at=succeeded_at)
+        return _settle(session, part, SUCCEEDED, succeeded_at=succeeded_at, **found_id)
     if state == RefundState.FAILED:
-        return _settle(session, part, FAILED, code="REFUNDCLOSE", reason="the channel closed the refund")
+        return _settle(session, part, FAILED, code="REFUNDCLOSE", reason="the channel closed the refund", **found_id)
     return False
 
 
 def _settle(session: Session, part: Refund, status: str, *, code: str | None = None, reason: str | None = None,
-            succeeded_at: datetime | None = None) -> bool:
+            succeeded_at: datetime | None = None, expected: tuple[str, ...] = (PENDING, PROCESSING),
+            **values) -> bool:
     """Conditional final status, then the request's and the order's consequences, exactly once."""
     now = utcnow()
     done = session.execute(
-        update(Refund).where(Refund.id == part.id, Refund.status.in_((PENDING, PROCESSING)))
+        update(Refund).where(Refund.id == part.id, Refund.status.in_(expected))
         .values(status=status, failure_code=code, failure_reason=(reason or "")[:500] or None,
-                succeeded_at=(succeeded_at or now) if status == SUCCEEDED else None, updated_at=now)
+                succeeded_at=(succeeded_at or now) if status == SUCCEEDED else None, updated_at=now, **values)
         .execution_options(synchronize_session=False)
     ).rowcount
     if done != 1:
+        log.info("refund %s is no longer %s; %s not written", part.refund_no, " or ".join(expected), status)
         return False
     session.refresh(part)
     if status == FAILED:

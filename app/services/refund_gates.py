@@ -31,15 +31,13 @@ def release_parts(session: Session, request_id: int) -> int:
 
 
 def fail_parts(session: Session, request: RefundRequest, code: str, reason: str) -> None:
-    from app.services.refund_outcomes import request_status
+    from app.services.refund_outcomes import locked_request, update_request_status
 
     session.execute(
         update(Refund).where(Refund.refund_request_id == request.id, Refund.status == WAITING)
         .values(status="failed", failure_code=code, failure_reason=reason[:500], updated_at=utcnow())
         .execution_options(synchronize_session=False))
-    session.flush()
-    session.refresh(request)
-    request.status = request_status(request.parts)
+    update_request_status(session, locked_request(session, request.id))
 
 
 def on_write_settled(session: Session, row: HisOutbox, ok: bool, code: str | None) -> None:

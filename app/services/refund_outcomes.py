@@ -1,4 +1,10 @@
-"""What a settled refund part means for its request and its order."""
+"""What a settled refund part means for its request and its order.
+
+A request's status is recomputed from its parts under the request's row lock, and
+written conditionally: two parts of one request settling at the same moment in two
+transactions would otherwise each see the other still in flight, and leave the
+request `processing` for good.
+"""
 from __future__ import annotations
 
 import logging
@@ -7,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import HisOutbox, Order, Refund, RefundRequest
+from app.db.types import utcnow
 from app.domain import orders as o
 from app.domain.orders import can_transition
 from app.services.order_state import move
@@ -18,7 +25,10 @@ ORDER_MONEY_ORIGINS = {"his_rejected", "cancellation", "patient", "window", "adm
 
 
 def request_status(parts: list[Refund]) -> str:
-    statuses = {p.status for p in parts}
+    return _status_of({p.status for p in parts})
+
+
+def _status_of(statuses: set[str]) -> str:
     if statuses <= {"succeeded"}:
         return "succeeded"
     if statuses <= {"failed"}:
@@ -32,8 +42,27 @@ def request_status(parts: list[Refund]) -> str:
 CARD_ORIGINS = {"patient", "window"}
 
 
+def locked_request(session: Session, request_id: int) -> RefundRequest:
+    """The request, read again under its row lock (so its parts read after this are current)."""
+    return session.scalar(select(RefundRequest).where(RefundRequest.id == request_id).with_for_update()
+                          .execution_options(populate_existing=True))
+
+
+def update_request_status(session: Session, request: RefundRequest) -> str:
+    """Recompute the (locked) request's status from its parts and write it if it changed; returns it."""
+    session.flush()
+    new_status = _status_of(set(session.scalars(select(Refund.status).where(Refund.refund_request_id == request.id))))
+    if new_status != request.status:
+        session.execute(update(RefundRequest)
+                        .where(RefundRequest.id == request.id, RefundRequest.status == request.status)
+                        .values(status=new_status, updated_at=utcnow())
+                        .execution_options(synchronize_session=False))
+    session.expire(request)
+    return new_status
+
+
 def on_part_settled(session: Session, part: Refund) -> None:
-    request = session.get(RefundRequest, part.refund_request_id)
+    request = locked_request(session, part.refund_request_id)
     if part.status == "succeeded" and request.origin in ORDER_MONEY_ORIGINS:
         session.execute(update(Order).where(Order.id == part.order_id)
                         .values(refunded_fen=Order.refunded_fen + part.amount_fen)
@@ -42,12 +71,7 @@ def on_part_settled(session: Session, part: Refund) -> None:
             _note_topup_refunded(session, part.order_id, request)
     if part.status == "failed" and request.origin in CARD_ORIGINS:
         _restore_card(session, request, part)
-    session.flush()
-    session.refresh(request)
-    new_status = request_status(request.parts)
-    if new_status != request.status:
-        request.status = new_status
-    if new_status != "processing":
+    if update_request_status(session, request) != "processing":
         _settle_orders(session, request)
 
 

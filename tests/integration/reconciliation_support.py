@@ -1,13 +1,19 @@
 """Reconciliation test worlds: a clinic of its own (its own merchant accounts, so its bills hold only its own
-trades, and its own HIS key), and payments and refunds made through the real services and the sandbox."""
+trades, and its own HIS key), and payments and refunds made through the real services and the sandbox.
+
+A module that does the platform's background work itself (sending HIS writes, following refunds) takes a
+database of its own (`own_runtime`): an e2e test earlier in the session leaves the platform running (gunicorn,
+workers, the dispatcher) on the session's database, and its dispatcher sends every due row it finds there,
+this module's too, at any moment between the module's steps."""
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import requests
-from sqlalchemy import func, select, update
+from sqlalchemy import create_engine, func, select, text, update
 
 from app.channels import channel_for
 from app.db.models import (Card, Clinic, HisOutbox, MerchantAccount, MpUser, Order, OrderEvent, Patient,
@@ -16,10 +22,31 @@ from app.db.types import utcnow
 from app.domain import ids
 from app.services import his_outbox, orders, payments, refund_executor
 from app.services.auth import MpPrincipal
+from app.runtime import Runtime
 from app.services.merchants import merchant_config
 from tests.api.mp_helpers import channel_user_id
 
 SHANGHAI = timezone(timedelta(hours=8))
+
+
+def own_runtime(settings, postgres_url: str, name: str) -> Runtime:
+    """A Runtime on a new database `name` at the latest migration, with queues of its own, that no platform
+    process of the session knows about."""
+    return Runtime(own_settings(settings, postgres_url, name))
+
+
+def own_settings(settings, postgres_url: str, name: str):
+    """`settings` pointed at a new database `name` at the latest migration, and at queues of its own."""
+    from app.db.migrate import upgrade
+
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    return dataclasses.replace(settings, DATABASE_URL=url, QUEUE_PREFIX=name)
 
 
 def sandbox_post(sandbox_url: str, path: str, body: dict) -> dict:
@@ -34,16 +61,19 @@ class OwnClinic:
     code: str
     sandbox_url: str
     accounts: dict[str, int]
+    merchants: dict[str, dict]
+    """The sandbox's view of each merchant account, with the keys the channel itself signs with."""
 
     def account(self, channel: str) -> int:
         return self.accounts[channel]
 
 
-def own_clinic(rt, sandbox_url: str) -> OwnClinic:
+def own_clinic(rt, sandbox_url: str, wechat_sign_type: str = "MD5") -> OwnClinic:
     """A clinic with a new WeChat merchant, a new Alipay app and a new HIS key on the given sandbox."""
     code = f"rc{secrets.token_hex(4)}"
     his = sandbox_post(sandbox_url, "/sandbox/merchants", {"channel": "his"})
-    wechat = sandbox_post(sandbox_url, "/sandbox/merchants", {"channel": "wechat", "clinic_code": code})
+    wechat = sandbox_post(sandbox_url, "/sandbox/merchants", {"channel": "wechat", "clinic_code": code,
+                                                              "sign_type": wechat_sign_type})
     alipay = sandbox_post(sandbox_url, "/sandbox/merchants", {"channel": "alipay", "clinic_code": code})
     with rt.db.session() as session:
         clinic = Clinic(code=code, name=f"对账诊所 {code}", his_base_url=f"{sandbox_url}/his/",
@@ -64,7 +94,7 @@ def own_clinic(rt, sandbox_url: str) -> OwnClinic:
             session.add(account)
             session.flush()
             accounts[channel] = account.id
-        return OwnClinic(clinic.id, code, sandbox_url, accounts)
+        return OwnClinic(clinic.id, code, sandbox_url, accounts, {"wechat": wechat, "alipay": alipay})
 
 
 def adapter(rt, clinic: OwnClinic, channel: str):

@@ -1,7 +1,9 @@
 """Channel reconciliation against bills the sandbox's own ledger produces, on both channels.
 
-A sandbox of this module's own (its clock and bills are nobody else's) and a clinic of each test's own
-(its merchant accounts' bills hold only that test's trades).
+A sandbox of this module's own (its clock and bills are nobody else's), a database of its own (the tests send
+the HIS writes and follow the refunds themselves and assert who did what; a platform left running by an e2e
+test would otherwise send them first), and a clinic of each test's own (its merchant accounts' bills hold only
+that test's trades).
 """
 from __future__ import annotations
 
@@ -22,8 +24,8 @@ from app.services.reconciliation import (AMOUNT_MISMATCH, HELD, MISSING_AT_CHANN
                                          REPAIRED, STATUS_MISMATCH)
 from app.services.reconciliation.repairs import payment_key, refund_key
 from app.services.staff_auth import StaffPrincipal
-from tests.integration.reconciliation_support import (adapter, findings, his_records, own_clinic, paid, paid_events,
-                                                      patient_pays, refund, repairs_of, sandbox_post,
+from tests.integration.reconciliation_support import (adapter, findings, his_records, own_clinic, own_runtime, paid,
+                                                      paid_events, patient_pays, refund, repairs_of, sandbox_post,
                                                       send_his_writes, today_shanghai, unpaid_topup)
 from tests.processes import SandboxProcess
 
@@ -35,6 +37,13 @@ def world():
     proc = SandboxProcess().start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="module")
+def rt(settings, postgres_url):
+    runtime = own_runtime(settings, postgres_url, "hpay_recon_channel")
+    yield runtime
+    runtime.close()
 
 
 def _set(rt, model, row_id: int, **values) -> None:

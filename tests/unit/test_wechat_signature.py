@@ -1,9 +1,12 @@
 """WeChat Pay v2 signatures against the official test vector of the WeChat Pay signature guide."""
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from app.channels import wechat_sign
+from app.domain.secrets import WeakSecret, require_secret
 
 API_KEY = "192006250b4c09247ec02edce69f6a2d"
 FIELDS = {
@@ -69,3 +72,30 @@ def test_verify_rejects_the_other_algorithm_and_a_missing_sign():
 def test_unknown_sign_type_is_refused():
     with pytest.raises(ValueError):
         wechat_sign.sign(FIELDS, API_KEY, "SHA1")
+
+
+@pytest.mark.parametrize("weak_key", [None, "", "   ", API_KEY[:31], " " * 40])
+def test_a_missing_or_short_key_neither_signs_nor_verifies(weak_key):
+    # With an empty key the "signature" is an MD5 anyone can compute: it must not verify, nor be produced.
+    forged = hashlib.md5(wechat_sign.signing_string(FIELDS, weak_key or "")).hexdigest().upper()
+    with pytest.raises(WeakSecret, match="WeChat Pay API key"):
+        wechat_sign.sign(FIELDS, weak_key, "MD5")
+    for sign_type in wechat_sign.SIGN_TYPES:
+        with pytest.raises(WeakSecret):
+            wechat_sign.verify({**FIELDS, "sign": forged}, weak_key, sign_type)
+
+
+def test_the_refusal_names_the_key_never_its_value():
+    with pytest.raises(WeakSecret) as refused:
+        wechat_sign.sign(FIELDS, "tiny-secret", "MD5")
+    assert "tiny-secret" not in str(refused.value) and refused.value.code == "weak_secret"
+
+
+@pytest.mark.parametrize("value, ok", [("x" * 32, True), ("x" * 31, False), ("", False), (None, False),
+                                       ("\t" * 32, False)])
+def test_require_secret_is_one_minimum_length_rule(value, ok):
+    if ok:
+        assert require_secret("a key", value, 32) == value
+    else:
+        with pytest.raises(WeakSecret, match="a key"):
+            require_secret("a key", value, 32)

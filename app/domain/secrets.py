@@ -1,0 +1,35 @@
+"""The one rule for how short a key may be, for every place that stores or uses one.
+
+An empty key signs and verifies as happily as a real one (a WeChat v2 signature over
+`…&key=` is a plain MD5 anyone can compute), so a missing or short key must stop
+the operation, never fall through to a check that then passes.
+"""
+from __future__ import annotations
+
+from app.domain.errors import InvalidInput
+
+# WeChat Pay v2 API keys are 32 characters (set in the merchant platform).
+WECHAT_API_KEY_MIN_LENGTH = 32
+# Alipay keys are RSA-2048 PEM text; the bare base64 of a 2048-bit public key alone is 392 characters,
+# so anything much shorter is a truncated or placeholder value. The key size itself is checked where
+# the key is loaded.
+RSA_KEY_MIN_LENGTH = 300
+RSA_KEY_MIN_BITS = 2048
+
+
+class WeakSecret(InvalidInput):
+    """A key or secret that is missing or too short to be trusted; the message never holds the value."""
+
+    code = "weak_secret"
+
+
+def require_secret(name: str, value: str | None, min_length: int) -> str:
+    """`value`, when it is at least `min_length` characters of something other than whitespace;
+    otherwise WeakSecret naming `name` (never the value)."""
+    if min_length < 1:
+        raise ValueError("a secret's minimum length is at least 1")
+    if value is None or not value.strip():
+        raise WeakSecret(f"{name} is not set")
+    if len(value.strip()) < min_length:
+        raise WeakSecret(f"{name} is shorter than {min_length} characters")
+    return value
