@@ -90,3 +90,33 @@ def test_unlock_is_for_admins_and_only_for_users_of_their_clinics(client, rt, de
     assert missing.status_code == 404
     assert not_admin.status_code == 403
     assert client.post(f"{ADMIN}/users/{own_user}/unlock", headers=admin_headers).status_code == 200
+
+
+def test_a_made_up_forwarded_for_header_does_not_escape_the_lockout(client, rt, settings, demo_clinic):
+    """Without a proxy configured X-Forwarded-For is ignored; behind HPAY_PROXY_COUNT proxies only what the
+    proxies appended counts, never an entry the client wrote itself."""
+    import dataclasses
+
+    from app.factory import create_app
+
+    username, password = make_user(rt, "staff")
+    rotating = [client.post(f"{ADMIN}/auth/login", json={"username": username, "password": f"guess-{n}"},
+                            environ_base=ATTACKER, headers={"X-Forwarded-For": f"192.0.2.{n}"}).status_code
+                for n in range(MAX_FAILURES + 1)]
+    assert rotating == [401] * MAX_FAILURES + [429]
+
+    behind_proxy = create_app(dataclasses.replace(settings, PROXY_COUNT=1))
+    try:
+        proxied = behind_proxy.test_client()
+        victim, victim_password = make_user(rt, "staff")
+        # The proxy (10.0.0.2) appends the address it saw (198.18.0.9) to whatever the client sent.
+        forged = [proxied.post(f"{ADMIN}/auth/login", json={"username": victim, "password": f"guess-{n}"},
+                               environ_base={"REMOTE_ADDR": "10.0.0.2"},
+                               headers={"X-Forwarded-For": f"192.0.2.{n}, 198.18.0.9"}).status_code
+                  for n in range(MAX_FAILURES + 1)]
+        owner = proxied.post(f"{ADMIN}/auth/login", json={"username": victim, "password": victim_password},
+                             environ_base={"REMOTE_ADDR": "10.0.0.2"}, headers={"X-Forwarded-For": "10.1.1.10"})
+    finally:
+        behind_proxy.extensions["hpay_runtime"].close()
+    assert forged == [401] * MAX_FAILURES + [429]
+    assert owner.status_code == 200, owner.get_json()
