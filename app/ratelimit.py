@@ -24,8 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limit, Limiter, RateLimitExceeded
+from flask import Flask, Response, g, request
+from flask_limiter import Limiter, RateLimitExceeded
 from flask_smorest import Api
 from flask_smorest.spec.plugins import FlaskPlugin
 from limits import parse_many
@@ -284,6 +284,3 @@ def _document_429(app: Flask, api: Api, endpoints: dict[str, tuple[Rule, ...]]) 
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}},
             }
 
-
-def current_limiter() -> Limiter | None:
-    return current_app.extensions.get("hpay_limiter")
