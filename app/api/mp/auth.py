@@ -12,8 +12,12 @@ from app.services import auth
 blp = Blueprint("mp_auth", __name__, url_prefix="/api/mp/v1/auth", description="Mini-program login")
 
 
+# No control characters: a NUL cannot even be looked up in PostgreSQL.
+_PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="must not contain control characters")
+
+
 class LoginSchema(Schema):
-    clinic_code = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    clinic_code = fields.String(required=True, validate=[validate.Length(min=1, max=32), _PRINTABLE])
     channel = fields.String(required=True, validate=validate.OneOf(["wechat", "alipay"]))
     code = fields.String(required=True, validate=validate.Length(min=1, max=256))
 
