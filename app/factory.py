@@ -1,4 +1,5 @@
-"""create_app(): settings, logging, the Runtime, the APIs, error mapping and the CLI."""
+"""create_app(): settings, logging, the Runtime, the APIs, rate limits, security headers, error mapping
+and the CLI."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +10,9 @@ import uuid
 import swagger_ui_bundle
 from flask import Flask, g, request, send_from_directory
 from flask_smorest import Api
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import ratelimit
 from app.errors import register_error_handlers
 from app.runtime import Runtime
 from config.logging import configure_logging, request_id_var
@@ -40,8 +43,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.json.ensure_ascii = False
     app.extensions["hpay_runtime"] = Runtime(settings)
+    if settings.PROXY_COUNT:
+        # Behind N reverse proxies the client address is the Nth from the end of X-Forwarded-For; one
+        # the client wrote itself further left is never believed.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.PROXY_COUNT, x_proto=settings.PROXY_COUNT)
 
     _install_request_id(app)
+    _install_security_headers(app, hsts=settings.ENV == "production")
 
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"},
@@ -51,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     _register_blueprints(api)
     # After the Api, whose own HTTPException handler ours replaces.
     register_error_handlers(app)
+    ratelimit.install(app, api, settings)
 
     @app.get(f"{DOCS_STATIC}/<path:filename>")
     def docs_static(filename: str):
@@ -75,6 +84,29 @@ def _register_blueprints(api: Api) -> None:
     from admin_api import blueprints as admin_blueprints
     for blp in admin_blueprints():
         api.register_blueprint(blp)
+
+
+def _install_security_headers(app: Flask, hsts: bool) -> None:
+    """Headers on every response: no MIME sniffing, no framing (clickjacking), no referrer; API answers
+    (tokens among them) are never stored by a cache; HTTPS only, remembered by the browser, in production."""
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        if response.mimetype == "text/html":
+            # The docs page (Swagger UI from our own static files) runs its own inline start-up script.
+            headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        else:
+            headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        if request.path.startswith("/api/") or response.mimetype == "application/json":
+            headers["Cache-Control"] = "no-store"
+            headers.setdefault("Pragma", "no-cache")
+        if hsts:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
 
 
 def _install_request_id(app: Flask) -> None:

@@ -1,18 +1,31 @@
 """Settings for development, test and production, read from HPAY_* environment variables.
 
-Every field can be set as HPAY_<FIELD>. Production refuses to start with the
-development secret key, the demo password or sandbox base URLs.
+Every field can be set as HPAY_<FIELD>. Production refuses to start without its own secret key,
+with the demo password, sandbox base URLs, a public base URL that is not https, or tokens that
+live longer than MAX_TOKEN_TTL_S. Development without HPAY_SECRET_KEY generates a random key
+once into var/secret_key (mode 0600) and reuses it, so every local process shares it.
 """
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from limits import parse_many
+
 ROOT = Path(__file__).resolve().parent.parent
-DEV_SECRET_KEY = "dev-insecure-secret-key-change-me"
+DEV_SECRET_KEY_FILE = ROOT / "var" / "secret_key"
+# Keys that were ever published in this repository: never accepted in production.
+PUBLISHED_SECRET_KEYS = frozenset({"dev-insecure-secret-key-change-me",
+                                   "bench-secret-key-not-for-production-0123456789"})
+SECRET_KEY_MIN_LEN = 32
 DEV_DEMO_PASSWORD = "demo-password"
+_RATE_LIMIT_OPTIONS = frozenset({"RATE_LIMITS_ENABLED", "RATE_LIMIT_STORAGE_URL", "RATE_LIMIT_PREFIX",
+                                 "RATE_LIMIT_SCALE"})
+# A stolen staff or mini-program token is good for at most this long in production.
+MAX_TOKEN_TTL_S = 12 * 3600
 SANDBOX_HOST_MARKERS = ("127.0.0.1", "localhost", "[::1]", "/wxpay/", "/wxlogin/", "/alipay/gateway.do")
 
 
@@ -33,7 +46,9 @@ def _parse(value: str, kind: type) -> Any:
 @dataclass
 class Settings:
     ENV: str = "development"
-    SECRET_KEY: str = DEV_SECRET_KEY
+    # Signs session tokens. Empty: development reads or creates var/secret_key; test uses one random
+    # key per process (the test session passes its own to every process it starts); production refuses.
+    SECRET_KEY: str = ""
     DATABASE_URL: str = f"sqlite:///{ROOT / 'var' / 'hpay.db'}"
     REDIS_URL: str = "redis://127.0.0.1:6390/0"
     # Where the channels reach our notify endpoints.
@@ -66,6 +81,34 @@ class Settings:
     # Data keys that encrypt stored channel and HIS secrets (comma list of Fernet keys: the first encrypts,
     # all decrypt; app/db/encrypted.py). Unset outside production: a key generated into var/data-keys.
     DATA_KEYS: str = field(default="", repr=False)
+    # How many reverse proxies in front of the web processes append to X-Forwarded-For; the client
+    # address (rate limits, login lockout) is read that many hops back. 0: the socket's peer.
+    PROXY_COUNT: int = 0
+    # Rate limits (Flask-Limiter on Redis; app/ratelimit.py), in the `limits` notation
+    # ("N/minute", "N per 10 minutes", ";" between several). Per-address ceilings stay far above a
+    # hospital's shared Wi-Fi: at slot release a thousand patients sign in from one address in a minute.
+    RATE_LIMITS_ENABLED: bool = True
+    # Where the counters live; empty: HPAY_REDIS_URL.
+    RATE_LIMIT_STORAGE_URL: str = ""
+    RATE_LIMIT_PREFIX: str = "hpay-rl"
+    # Multiplies every count below (the test suite raises them so tests sharing 127.0.0.1 never collide).
+    RATE_LIMIT_SCALE: float = 1.0
+    RATE_MP_LOGIN_PER_ADDRESS: str = "5000/minute"
+    # Failed mini-program logins (a refused code) from one address: each costs a call to the channel.
+    RATE_MP_LOGIN_FAILURES_PER_ADDRESS: str = "100/minute"
+    RATE_ADMIN_LOGIN_PER_USERNAME_ADDRESS: str = "20/minute"
+    RATE_ADMIN_LOGIN_PER_ADDRESS: str = "300/minute"
+    RATE_CARD_BIND_PER_USER: str = "30/hour"
+    RATE_CARD_BIND_PER_CARD: str = "20/hour"
+    RATE_CARD_BIND_PER_ADDRESS: str = "5000/minute"
+    # Binding requests that send an SMS code (a card_no without sms_code).
+    RATE_SMS_PER_USER: str = "3/minute;10/hour"
+    RATE_SMS_PER_CARD: str = "3/minute;10/hour"
+    RATE_CARD_REFUND_PER_USER: str = "10/minute;60/hour"
+    RATE_CARD_REFUND_PER_CARD: str = "10/minute;60/hour"
+    RATE_CARD_REFUND_PER_ADDRESS: str = "5000/minute"
+    RATE_HIS_PER_KEY: str = "1200/minute"
+    RATE_HIS_PER_ADDRESS: str = "6000/minute"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -88,17 +131,69 @@ class Settings:
     def is_sqlite(self) -> bool:
         return self.DATABASE_URL.startswith("sqlite")
 
+    def __post_init__(self) -> None:
+        if not self.SECRET_KEY:
+            self.SECRET_KEY = self.default_secret_key()
+
+    def default_secret_key(self) -> str:
+        """The key used when HPAY_SECRET_KEY is not set (production sets it and refuses an empty one)."""
+        return ""
+
     def validate(self) -> None:
         if self.TOPUP_MIN_FEN <= 0 or self.TOPUP_MAX_FEN < self.TOPUP_MIN_FEN:
             raise ConfigurationError("HPAY_TOPUP_MIN_FEN must be positive and not above HPAY_TOPUP_MAX_FEN")
         if self.ORDER_TTL_S <= 0 or self.TOKEN_TTL_S <= 0:
             raise ConfigurationError("HPAY_ORDER_TTL_S and HPAY_TOKEN_TTL_S must be positive")
+        if self.PROXY_COUNT < 0 or self.RATE_LIMIT_SCALE <= 0:
+            raise ConfigurationError("HPAY_PROXY_COUNT must be 0 or more and HPAY_RATE_LIMIT_SCALE positive")
+        for name, value in self.rate_limits().items():
+            try:
+                if not parse_many(value):
+                    raise ValueError("empty")
+            except ValueError:
+                raise ConfigurationError(f"HPAY_{name}={value!r} is not a rate limit such as '20/minute' or "
+                                         "'3/minute;10/hour'") from None
+
+    def rate_limits(self) -> dict[str, str]:
+        """The RATE_* limit strings by field name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if f.name.startswith("RATE_") and f.name not in _RATE_LIMIT_OPTIONS}
+
+
+def dev_secret_key(path: Path = DEV_SECRET_KEY_FILE) -> str:
+    """This machine's development key: read from `path`, or generated there (mode 0600) on first use.
+
+    Created under a temporary name and linked into place, so processes starting together agree on one key.
+    """
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another process won the race: use its key
+    finally:
+        temp.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+_PROCESS_TEST_KEY = secrets.token_urlsafe(48)
 
 
 @dataclass
 class DevelopmentSettings(Settings):
     ENV: str = "development"
     LOG_JSON: bool = True
+
+    def default_secret_key(self) -> str:
+        return dev_secret_key()
 
 
 @dataclass
@@ -109,6 +204,11 @@ class TestSettings(Settings):
     LOG_LEVEL: str = "WARNING"
     # Tests settle in any month; the window tests configure their own months.
     SETTLEMENT_MONTHS: str = "1,2,3,4,5,6,7,8,9,10,11,12"
+    # Every test shares 127.0.0.1 and the session's Redis; the rate-limit tests build apps of their own.
+    RATE_LIMIT_SCALE: float = 1000.0
+
+    def default_secret_key(self) -> str:
+        return _PROCESS_TEST_KEY
 
 
 @dataclass
@@ -120,8 +220,9 @@ class ProductionSettings(Settings):
     def validate(self) -> None:
         super().validate()
         problems = []
-        if not self.SECRET_KEY or self.SECRET_KEY == DEV_SECRET_KEY or len(self.SECRET_KEY) < 32:
-            problems.append("HPAY_SECRET_KEY must be set to a random value of at least 32 characters")
+        if len(self.SECRET_KEY) < SECRET_KEY_MIN_LEN or self.SECRET_KEY in PUBLISHED_SECRET_KEYS:
+            problems.append(f"HPAY_SECRET_KEY must be set to a random value of at least {SECRET_KEY_MIN_LEN} "
+                            "characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))')")
         if self.DEMO_PASSWORD:
             problems.append("HPAY_DEMO_PASSWORD must not be set in production (no demo users)")
         if self.SANDBOX_URL:
@@ -133,6 +234,10 @@ class ProductionSettings(Settings):
         # Stored secrets are encrypted under HPAY_DATA_KEYS; production never generates a key file.
         if not self.DATA_KEYS.strip():
             problems.append("HPAY_DATA_KEYS must be set (comma list of Fernet keys; the first one encrypts)")
+        if not self.PUBLIC_BASE_URL.lower().startswith("https://"):
+            problems.append("HPAY_PUBLIC_BASE_URL must be an https:// address")
+        if self.TOKEN_TTL_S > MAX_TOKEN_TTL_S:
+            problems.append(f"HPAY_TOKEN_TTL_S must be at most {MAX_TOKEN_TTL_S} seconds (12 hours) in production")
         if problems:
             raise ConfigurationError("production settings refused: " + "; ".join(problems))
 

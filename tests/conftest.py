@@ -71,11 +71,19 @@ def database_url(postgres_url):
 
 
 @pytest.fixture(scope="session")
-def settings(database_url, redis_url, sandbox):
+def secret_key():
+    """One random signing key for the test session, shared by the in-process app and every platform process."""
+    import secrets
+
+    return secrets.token_urlsafe(48)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url, redis_url, sandbox, secret_key):
     from config.settings import TestSettings
 
     return TestSettings(DATABASE_URL=database_url, REDIS_URL=redis_url, SANDBOX_URL=sandbox.url,
-                        PUBLIC_BASE_URL="http://127.0.0.1:1", LOG_JSON=True)
+                        PUBLIC_BASE_URL="http://127.0.0.1:1", LOG_JSON=True, SECRET_KEY=secret_key)
 
 
 @pytest.fixture(scope="session")
@@ -109,7 +117,8 @@ def demo_clinic(rt, sandbox):
 # --- the platform as real processes: gunicorn, rq workers and the cron scheduler --------------
 
 class PlatformStack:
-    def __init__(self, database_url: str, redis_url: str, sandbox_url: str, workers: int = 2) -> None:
+    def __init__(self, database_url: str, redis_url: str, sandbox_url: str, secret_key: str,
+                 workers: int = 2) -> None:
         import sys
 
         from tests.processes import ManagedProcess
@@ -121,6 +130,7 @@ class PlatformStack:
             "HPAY_ENV": "test", "HPAY_DATABASE_URL": database_url, "HPAY_REDIS_URL": redis_url,
             "HPAY_SANDBOX_URL": sandbox_url, "HPAY_PUBLIC_BASE_URL": self.url, "HPAY_RETRY_TIME_SCALE": "0.001",
             "HPAY_LOG_LEVEL": "INFO", "HPAY_DISPATCH_INTERVAL_S": "1", "HPAY_JOB_LEASE_S": "10",
+            "HPAY_SECRET_KEY": secret_key,
             "PYTHONUNBUFFERED": "1",
         }
         bindir = os.path.dirname(sys.executable)
@@ -153,8 +163,8 @@ class PlatformStack:
 
 
 @pytest.fixture(scope="session")
-def platform(database_url, redis_url, sandbox, demo_clinic):
+def platform(database_url, redis_url, sandbox, demo_clinic, secret_key):
     """The whole platform on real processes, pointed at the session's PostgreSQL, Redis and sandbox."""
-    stack = PlatformStack(database_url, redis_url, sandbox.url).start()
+    stack = PlatformStack(database_url, redis_url, sandbox.url, secret_key).start()
     yield stack
     stack.stop()

@@ -48,10 +48,9 @@ def staff_headers(client, rt, role: str = "staff", clinics: tuple[str, ...] = ("
 
 
 def principal(rt, username: str) -> StaffPrincipal:
-    from app.services.staff_auth import authenticate
-    from app.services.tokens import issue_token
+    from app.services.staff_auth import authenticate, token_for
 
-    return authenticate(rt, issue_token(rt.settings.SECRET_KEY, "admin", {"uid": _user_id(rt, username)}))
+    return authenticate(rt, token_for(rt, _user_id(rt, username)))
 
 
 def _user_id(rt, username: str) -> int:

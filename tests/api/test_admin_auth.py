@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from app.db.models import AuditEvent, LoginThrottle, StaffUser, StaffUserClinic
 from app.db.types import utcnow
+from app.services.login_throttle import address_key
 from app.services.staff_auth import MAX_FAILURES
 from tests.api.admin_helpers import ADMIN, label, make_user, other_clinic, sign_in
 from tests.api.mp_helpers import login as mp_login
@@ -67,12 +68,13 @@ def test_repeated_failures_lock_the_username_even_for_the_right_password_until_t
     with rt.db.session() as session:
         assert session.scalar(select(AuditEvent.id).where(AuditEvent.action == "staff_login_locked",
                                                           AuditEvent.target_id == username)) is not None
-        session.execute(update(LoginThrottle).where(LoginThrottle.key == username)
+        session.execute(update(LoginThrottle).where(LoginThrottle.username == username)
                         .values(locked_until=utcnow() - timedelta(seconds=1)))
 
     assert _login(client, username, password).status_code == 200
     with rt.db.session() as session:
-        assert session.scalar(select(LoginThrottle.id).where(LoginThrottle.key == username)) is None
+        here = address_key(username, "127.0.0.1")
+        assert session.scalar(select(LoginThrottle.id).where(LoginThrottle.key == here)) is None
 
 
 def test_an_unknown_username_locks_the_same_way(client, demo_clinic):
@@ -86,7 +88,7 @@ def test_failures_spread_over_more_than_the_window_do_not_lock(client, rt, demo_
     for _ in range(MAX_FAILURES - 1):
         assert _login(client, username, "wrong-password").status_code == 401
     with rt.db.session() as session:
-        session.execute(update(LoginThrottle).where(LoginThrottle.key == username)
+        session.execute(update(LoginThrottle).where(LoginThrottle.username == username)
                         .values(window_started_at=utcnow() - timedelta(hours=1)))
 
     assert _login(client, username, "wrong-password").status_code == 401

@@ -14,6 +14,8 @@ without one fails `test_every_admin_route_has_a_case`. A Case's builders receive
 below (the test client, the runtime, the sandbox, a staff user of the demo clinic, and
 another clinic with an item and a paid booking) and return `Call(method, path, kwargs)`, the
 path relative to /api/admin/v1 and kwargs for the Flask test client (`json=`, `query_string=`).
+Every matrix user's password is MATRIX_PASSWORD; a Case with `revokes_session` (logout, password
+change) ends the caller's session, so the matrix signs that user in again after it.
 """
 from __future__ import annotations
 
@@ -30,12 +32,13 @@ from sqlalchemy import func, select
 from admin_api.security import ADMIN_PREFIX, PUBLIC, declared_access
 from app.db.models import AuditEvent
 from app.services import bookings_admin
-from app.services.staff_auth import ROLES
-from tests.api.admin_helpers import (ADMIN, OtherClinic, confirmed_booking, make_user, now, other_clinic,
-                                     paid_booking, principal, sign_in)
+from app.services.staff_auth import ROLES, create_user
+from tests.api.admin_helpers import (ADMIN, OtherClinic, _user_id, confirmed_booking, label, make_user, now,
+                                     other_clinic, paid_booking, principal, sign_in)
 from tests.e2e.helpers import fresh_slot
 
 PUBLIC_ENDPOINTS = {"admin_auth.login"}
+MATRIX_PASSWORD = "matrix-password-1"
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Case:
     own: Callable[["World"], Call]
     # None when the route touches no clinic's data (e.g. the signed-in user's own profile).
     foreign: Callable[["World"], Call] | None
+    revokes_session: bool = False
 
 
 @dataclass
@@ -67,6 +71,12 @@ class World:
         """A booking confirmed for now (its appointment has begun, and it is today)."""
         return confirmed_booking(self.client, self.sandbox, self.rt, self.staff_username, **kwargs)
 
+    def user_of(self, clinic: str) -> int:
+        """A new staff user of one clinic, with a failed sign-in on record."""
+        username, _ = make_user(self.rt, "staff", clinics=(clinic,))
+        self.client.post(f"{ADMIN}/auth/login", json={"username": username, "password": "wrong-password"})
+        return _user_id(self.rt, username)
+
     def no_show(self):
         booked = self.booked_now()
         bookings_admin.mark_no_show(self.rt, principal(self.rt, self.staff_username), booked.order_no)
@@ -79,6 +89,14 @@ def _appointment() -> str:
 
 ROLE_MATRIX_CASES = {
     "admin_auth.me": Case(lambda w: Call("GET", "/auth/me"), None),
+    "admin_auth.logout": Case(lambda w: Call("POST", "/auth/logout"), None, revokes_session=True),
+    "admin_auth.change_password": Case(
+        lambda w: Call("POST", "/auth/password", {"json": {"current_password": MATRIX_PASSWORD,
+                                                           "new_password": MATRIX_PASSWORD}}),
+        None, revokes_session=True),
+    "admin_users.unlock": Case(
+        lambda w: Call("POST", f"/users/{w.user_of('demo')}/unlock"),
+        lambda w: Call("POST", f"/users/{w.user_of(w.other.code)}/unlock")),
     "admin_bookings.list_bookings": Case(
         lambda w: Call("GET", "/bookings", {"query_string": {"status": "paid"}}),
         lambda w: Call("GET", "/bookings", {"query_string": {"clinic_code": w.other.code}})),
@@ -158,9 +176,17 @@ def placeholder_path(rule) -> str:
 
 @pytest.fixture(scope="module")
 def users(app, rt, demo_clinic):
+    """role -> (headers, username); a revoking call replaces the role's headers with a fresh sign-in."""
     client = app.test_client()
-    accounts = {role: make_user(rt, role, name=f"matrix-{role}") for role in ROLES}
-    return {role: (sign_in(client, *accounts[role]), accounts[role][0]) for role in ROLES}
+    usernames = {role: label(f"matrix-{role}") for role in ROLES}
+    with rt.db.session() as session:
+        for role, username in usernames.items():
+            create_user(session, username, MATRIX_PASSWORD, role, ["demo"], created_by="test")
+    return {role: (sign_in(client, username, MATRIX_PASSWORD), username) for role, username in usernames.items()}
+
+
+def _renew_session(client, users: dict, role: str) -> None:
+    users[role] = (sign_in(client, users[role][1], MATRIX_PASSWORD), users[role][1])
 
 
 @pytest.fixture(scope="module")
@@ -235,6 +261,10 @@ def test_each_admitted_role_gets_its_clinics_data_and_each_write_is_audited(app,
                 wrong.append(f"{call.method} {call.path} as {role} -> {resp.status_code} {resp.get_json()}")
             elif call.method != "GET" and _audit_count(rt, users[role][1]) <= audited_before:
                 wrong.append(f"{call.method} {call.path} as {role} left no audit event")
+            if cases[endpoint].revokes_session:
+                if world.client.get(f"{ADMIN}/auth/me", headers=users[role][0]).status_code != 401:
+                    wrong.append(f"{call.method} {call.path} as {role} left the session usable")
+                _renew_session(world.client, users, role)
     assert not wrong, "\n".join(wrong)
 
 

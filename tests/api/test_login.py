@@ -35,3 +35,9 @@ def test_unknown_clinic_is_404_and_missing_code_422(client, demo_clinic):
     assert unknown.status_code == 404 and unknown.get_json()["error"] == "clinic_not_found"
     missing = client.post("/api/mp/v1/auth/login", json={"clinic_code": "demo", "channel": "wechat"})
     assert missing.status_code == 422
+
+
+def test_control_characters_in_the_clinic_code_are_422(client, demo_clinic):
+    for code in ("de\x00mo", "demo\n", "\x7f"):
+        resp = client.post("/api/mp/v1/auth/login", json={"clinic_code": code, "channel": "wechat", "code": "c"})
+        assert resp.status_code == 422, (code, resp.get_json())

@@ -1,9 +1,10 @@
-"""POST /api/mp/v1/auth/login."""
+"""POST /api/mp/v1/auth/login and /logout."""
 from __future__ import annotations
 
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema
 from app.extensions import runtime
 from app.services import auth
@@ -11,8 +12,12 @@ from app.services import auth
 blp = Blueprint("mp_auth", __name__, url_prefix="/api/mp/v1/auth", description="Mini-program login")
 
 
+# No control characters: a NUL cannot even be looked up in PostgreSQL.
+_PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="must not contain control characters")
+
+
 class LoginSchema(Schema):
-    clinic_code = fields.String(required=True, validate=validate.Length(min=1, max=32))
+    clinic_code = fields.String(required=True, validate=[validate.Length(min=1, max=32), _PRINTABLE])
     channel = fields.String(required=True, validate=validate.OneOf(["wechat", "alipay"]))
     code = fields.String(required=True, validate=validate.Length(min=1, max=256))
 
@@ -34,8 +39,20 @@ class LoginResultSchema(Schema):
 @blp.response(200, LoginResultSchema)
 @blp.alt_response(401, schema=ApiErrorSchema, description="The channel refused the login code")
 @blp.alt_response(404, schema=ApiErrorSchema, description="Unknown clinic")
+@blp.alt_response(503, schema=ApiErrorSchema, description="`channel_unavailable`: the channel did not answer")
 def login(body):
     """Exchange a wx.login / my.getAuthCode code for our session token."""
     session = auth.login(runtime(), body["clinic_code"], body["channel"], body["code"])
     return {"token": session.token, "expires_in": session.expires_in,
             "user": {"id": session.user_id, "channel": session.channel, "openid": session.openid}}
+
+
+@blp.route("/logout", methods=["POST"])
+@login_required
+@blp.doc(security=[{"bearer": []}])
+@blp.response(204)
+@blp.alt_response(401, schema=ApiErrorSchema,
+                  description="Missing, invalid or expired token, or `token_revoked` (already logged out)")
+def logout():
+    """End the session: every token of this user stops working until the next login."""
+    auth.logout(runtime(), current_principal())

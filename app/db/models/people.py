@@ -10,7 +10,9 @@ from app.db.types import UTCDateTime, utcnow
 
 
 class MpUser(Base):
-    """A mini-program user: one openid (WeChat) or user id (Alipay) of one channel app."""
+    """A mini-program user: one openid (WeChat) or user id (Alipay) of one channel app.
+
+    Tokens carry `token_version`; logout increments it, which revokes every token issued before."""
 
     __tablename__ = "mp_users"
     __table_args__ = (UniqueConstraint("merchant_account_id", "openid"),)
@@ -23,6 +25,7 @@ class MpUser(Base):
     unionid: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Patient(Base):

@@ -12,7 +12,10 @@ from app.db.types import UTCDateTime, utcnow
 
 
 class StaffUser(Base):
-    """A person signing in to the admin API; `role` is staff, finance or admin."""
+    """A person signing in to the admin API; `role` is staff, finance or admin.
+
+    Every token carries the `token_version` it was issued under; logout, a password change and
+    deactivation increment it, which revokes every token issued before."""
 
     __tablename__ = "staff_users"
     __table_args__ = (CheckConstraint("role IN ('staff', 'finance', 'admin')", name="role_known"),)
@@ -24,6 +27,8 @@ class StaffUser(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class StaffUserClinic(Base):
@@ -38,12 +43,15 @@ class StaffUserClinic(Base):
 
 
 class LoginThrottle(Base):
-    """Failed sign-ins under one username (known or not, so a lockout reveals nothing)."""
+    """Failed sign-ins under one username (known or not, so a lockout reveals nothing), counted per
+    (username, client address) and, against guessing spread over many addresses, per username."""
 
     __tablename__ = "login_throttles"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    key: Mapped[str] = mapped_column(String(100), unique=True)
+    # "addr:<username> <address>" or "name:<username>" (the ceiling across addresses).
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    username: Mapped[str] = mapped_column(String(100), index=True)
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

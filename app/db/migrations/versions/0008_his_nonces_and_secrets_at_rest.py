@@ -1,7 +1,7 @@
 """HIS API nonces; channel and HIS secrets encrypted at rest
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-11-29
 
 The secret columns become TEXT (a Fernet token is longer than the plain value) and every plain-text
@@ -18,7 +18,7 @@ from app.db.encrypted import TOKEN_PREFIX, environment_keyring
 
 
 revision = '0008'
-down_revision = '0005'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
