@@ -10,8 +10,9 @@ from functools import cached_property
 from redis import Redis
 from rq import Queue
 
+from app.channels.sms import HttpSmsGateway, SmsGateway, SmsNotConfigured
 from app.db.session import Database
-from config.settings import Settings
+from config.settings import Settings, looks_like_sandbox
 
 QUEUE_NAMES = ("notifications", "his", "channel", "default")
 
@@ -37,6 +38,14 @@ class Runtime:
     def enqueue(self, queue: str, func_path: str, *args, **options):
         """Enqueue a worker job by dotted path, so services never import the workers package."""
         return self.queue(queue).enqueue(func_path, *args, **options)
+
+    def sms_gateway(self) -> SmsGateway:
+        """The SMS provider's client. A new one each time: it holds no connection, and texts are rare."""
+        base_url, app_key, secret = self.settings.sms_provider()
+        if self.settings.ENV == "production" and looks_like_sandbox(base_url):
+            raise SmsNotConfigured("the SMS provider URL points at a sandbox; refused in production")
+        return HttpSmsGateway(base_url, app_key, secret, self.settings.SMS_TEMPLATE_CODE,
+                              self.settings.SMS_SIGN_NAME, timeout=self.settings.SMS_TIMEOUT_S)
 
     def close(self) -> None:
         self.db.dispose()
