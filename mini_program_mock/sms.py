@@ -4,7 +4,7 @@
     X-Sms-App-Key, X-Sms-Timestamp (unix seconds, within 300 s), X-Sms-Nonce (8 to 64 characters, once),
     X-Sms-Signature: hex HMAC-SHA256(secret, app_key + "\\n" + timestamp + "\\n" + nonce + "\\n" + raw_body)
     {"phone", "sign_name", "template_code", "params": {"code"}, "out_id"?}
-    -> 200 {"code": "OK", "request_id"}; a repeated out_id answers its first request_id and sends nothing.
+    -> 200 {"code": "OK", "request_id"}; out_id is the sender's reference, kept with the text (not a key).
     -> 401 APP_KEY_UNKNOWN | SIGNATURE_INVALID | TIMESTAMP_EXPIRED | NONCE_REUSED
     -> 400 BODY_INVALID | PHONE_INVALID | SIGN_NAME_UNKNOWN | TEMPLATE_UNKNOWN | PARAMS_INVALID
     -> 429 PHONE_THROTTLED {retry_after_s} while `POST /sandbox/sms/throttle` says so. (A real provider
@@ -53,7 +53,6 @@ CREATE TABLE IF NOT EXISTS sms_messages (
     sent_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_sms_messages_phone ON sms_messages(phone, id);
-CREATE UNIQUE INDEX IF NOT EXISTS ux_sms_messages_out_id ON sms_messages(app_key, out_id) WHERE out_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS sms_nonces (
     app_key TEXT NOT NULL,
     nonce TEXT NOT NULL,
@@ -156,13 +155,8 @@ def send():
 
 
 def _record(conn, account: dict, data: dict) -> tuple[str | None, int | None]:
-    """(request_id, None) for a text sent now or earlier under the same out_id, (None, seconds) when throttled."""
+    """(request_id, None) for a text sent, (None, seconds to wait) when the phone is throttled."""
     phone, out_id = data["phone"], data.get("out_id")
-    if out_id is not None:
-        first = conn.execute("SELECT request_id FROM sms_messages WHERE app_key = ? AND out_id = ?",
-                             (account["app_key"], out_id)).fetchone()
-        if first:
-            return first["request_id"], None
     now = time.time()
     throttled = conn.execute("SELECT until FROM sms_throttles WHERE phone = ? AND until > ?", (phone, now)).fetchone()
     if throttled:

@@ -62,12 +62,11 @@ def test_a_signed_send_lands_in_the_phones_inbox_newest_last(sandbox):
     assert _inbox(sandbox, _phone()) == []
 
 
-def test_a_repeated_out_id_answers_the_first_request_and_sends_nothing(sandbox):
+def test_the_senders_reference_is_kept_with_the_text(sandbox):
     account, phone = _demo(sandbox), _phone()
-    first = _send(sandbox, account, _body(account, phone, out_id="card-verification-1"))
-    again = _send(sandbox, account, _body(account, phone, out_id="card-verification-1"))
-    assert again.json() == first.json()
-    assert len(_inbox(sandbox, phone)) == 1
+    sent = _send(sandbox, account, _body(account, phone, out_id="card-verification-7"))
+    [text] = _inbox(sandbox, phone)
+    assert (text["request_id"], text["out_id"]) == (sent.json()["request_id"], "card-verification-7")
 
 
 @pytest.mark.parametrize("change, code", [
