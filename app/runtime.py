@@ -6,13 +6,16 @@ services take it as their first argument, so they run the same in both.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from redis import Redis
 from rq import Queue
 
-from app.channels.sms import HttpSmsGateway, SmsGateway, SmsNotConfigured
 from app.db.session import Database
 from config.settings import Settings, looks_like_sandbox
+
+if TYPE_CHECKING:
+    from app.channels.sms import SmsGateway
 
 QUEUE_NAMES = ("notifications", "his", "channel", "default")
 
@@ -39,8 +42,11 @@ class Runtime:
         """Enqueue a worker job by dotted path, so services never import the workers package."""
         return self.queue(queue).enqueue(func_path, *args, **options)
 
-    def sms_gateway(self) -> SmsGateway:
+    def sms_gateway(self) -> "SmsGateway":
         """The SMS provider's client. A new one each time: it holds no connection, and texts are rare."""
+        # Imported here: the channels package loads the payment SDKs, which most users of Runtime never need.
+        from app.channels.sms import HttpSmsGateway, SmsNotConfigured
+
         base_url, app_key, secret = self.settings.sms_provider()
         if self.settings.ENV == "production" and looks_like_sandbox(base_url):
             raise SmsNotConfigured("the SMS provider URL points at a sandbox; refused in production")

@@ -135,8 +135,12 @@ def request_code(rt: Runtime, user_id: int, applicant: Applicant, card_no: str) 
         session.add(row)
         session.flush()
         verification_id = row.id
-    request_id = _send(rt, verification_id, phone, code) if holder else _imitate_send()
-    with rt.db.session() as session:
+    if holder:
+        request_id = _send(rt, verification_id, phone, code)
+    else:
+        _send_latency.imitate()
+        request_id = None
+    with rt.db.session() as session:  # the same write either way
         session.execute(update(CardVerification).where(CardVerification.id == verification_id)
                         .values(provider_request_id=request_id))
     log.info("card %s: binding code %s for patient %s (%s)", card_no, verification_id, applicant.patient_id,
@@ -161,11 +165,6 @@ def _send(rt: Runtime, verification_id: int, phone: str, code: str) -> str:
                           "sms_unavailable") from None
     _send_latency.record(time.monotonic() - started)
     return request_id
-
-
-def _imitate_send() -> None:
-    _send_latency.imitate()
-    return None
 
 
 def confirm_code(rt: Runtime, applicant: Applicant, card_no: str, code: str) -> tuple[Card, bool]:

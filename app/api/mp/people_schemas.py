@@ -25,9 +25,9 @@ class FullMatch(validate.Regexp):
 
 class PatientCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=NAME_MAX_LEN))
-    phone = fields.String(required=True, validate=validate.Regexp(PHONE_PATTERN),
+    phone = fields.String(required=True, validate=FullMatch(PHONE_PATTERN),
                           metadata={"description": "Mainland mobile number, 11 digits", "example": "13812345678"})
-    id_number = fields.String(load_default=None, allow_none=True, validate=validate.Regexp(ID_NUMBER_PATTERN),
+    id_number = fields.String(load_default=None, allow_none=True, validate=FullMatch(ID_NUMBER_PATTERN),
                               metadata={"description": "Resident ID number: 17 digits, then a digit or X"})
     relation = fields.String(load_default=None, allow_none=True, validate=validate.OneOf(RELATIONS),
                              metadata={"description": "How the patient relates to the user"})
