@@ -78,7 +78,8 @@ class Settings:
     # A binding code: how long it is valid and how many wrong tries it survives.
     SMS_CODE_TTL_S: int = 300
     SMS_CODE_MAX_TRIES: int = 5
-    # Sends per phone (checked before calling the provider), and code requests per mini-program user.
+    # Texts per phone (checked before calling the provider) and code requests per mini-program user, per
+    # Asia/Shanghai day; 0 turns a limit off.
     SMS_PHONE_INTERVAL_S: int = 60
     SMS_PHONE_DAILY_MAX: int = 10
     SMS_USER_DAILY_MAX: int = 20
