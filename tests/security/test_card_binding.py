@@ -43,6 +43,17 @@ def _masked(phone: str) -> str:
     return f"{phone[:3]}****{phone[-4:]}"
 
 
+def _code_asked(client, sandbox, label: str, **card_fields) -> tuple[dict, dict, dict, str]:
+    """A new HIS card, a user whose patient has its holder's name and phone, and the code texted after that
+    patient asked: (card, headers, patient, code)."""
+    card = his_card(sandbox, **card_fields)
+    headers = _user(client, sandbox, label)
+    patient = _patient(client, headers, card["name"], card["phone"])
+    asked = ask_code(client, headers, patient["id"], card["card_no"])
+    assert asked.status_code == 202, asked.get_json()
+    return card, headers, patient, code_in(texts(sandbox, card["phone"])[-1])
+
+
 @pytest.fixture()
 def app_with(settings):
     """A platform app of its own with some settings changed (limits, code lifetime), on the same database."""
@@ -105,11 +116,7 @@ def test_a_stranger_who_also_knows_the_phone_never_sees_the_code(client, sandbox
 
 
 def test_parallel_guesses_get_five_tries_in_all(app, client, sandbox, demo_clinic):
-    victim = his_card(sandbox)
-    attacker = _user(client, sandbox, "parallel")
-    impostor = _patient(client, attacker, victim["name"], victim["phone"])
-    assert ask_code(client, attacker, impostor["id"], victim["card_no"]).status_code == 202
-    right = code_in(texts(sandbox, victim["phone"])[-1])
+    victim, attacker, impostor, right = _code_asked(client, sandbox, "parallel")
 
     def guess(code: str) -> str:
         resp = send_code(app.test_client(), attacker, impostor["id"], victim["card_no"], code)
@@ -125,12 +132,7 @@ def test_parallel_guesses_get_five_tries_in_all(app, client, sandbox, demo_clini
 
 def test_an_expired_code_is_refused(app_with, sandbox, demo_clinic):
     client = app_with(SMS_CODE_TTL_S=1)
-    card = his_card(sandbox)
-    headers = _user(client, sandbox, "expired")
-    patient = _patient(client, headers, card["name"], card["phone"])
-    asked = ask_code(client, headers, patient["id"], card["card_no"])
-    assert asked.status_code == 202 and asked.get_json()["expires_in"] == 1
-    code = code_in(texts(sandbox, card["phone"])[-1])
+    card, headers, patient, code = _code_asked(client, sandbox, "expired")
     time.sleep(1.5)
     late = send_code(client, headers, patient["id"], card["card_no"], code)
     assert late.status_code == 422 and late.get_json()["error"] == "sms_code_expired"
@@ -138,12 +140,8 @@ def test_an_expired_code_is_refused(app_with, sandbox, demo_clinic):
 
 
 def test_a_code_is_spent_by_its_use_and_belongs_to_one_patient(client, sandbox, rt, demo_clinic):
-    card = his_card(sandbox)
-    headers = _user(client, sandbox, "used-code")
-    patient = _patient(client, headers, card["name"], card["phone"])
+    card, headers, patient, code = _code_asked(client, sandbox, "used-code")
     twin = _patient(client, headers, card["name"], card["phone"])  # another profile of the same person
-    assert ask_code(client, headers, patient["id"], card["card_no"]).status_code == 202
-    code = code_in(texts(sandbox, card["phone"])[-1])
 
     elsewhere = send_code(client, headers, twin["id"], card["card_no"], code)
     assert elsewhere.status_code == 422 and elsewhere.get_json()["error"] == "sms_code_expired"
@@ -158,11 +156,7 @@ def test_a_code_is_spent_by_its_use_and_belongs_to_one_patient(client, sandbox, 
 
 
 def test_a_new_code_supersedes_the_unused_one(client, sandbox, demo_clinic):
-    card = his_card(sandbox)
-    headers = _user(client, sandbox, "supersede")
-    patient = _patient(client, headers, card["name"], card["phone"])
-    assert ask_code(client, headers, patient["id"], card["card_no"]).status_code == 202
-    first = code_in(texts(sandbox, card["phone"])[-1])
+    card, headers, patient, first = _code_asked(client, sandbox, "supersede")
     time.sleep(1.1)  # the test settings allow one text per phone a second
     assert ask_code(client, headers, patient["id"], card["card_no"]).status_code == 202
     second = code_in(texts(sandbox, card["phone"])[-1])
@@ -173,11 +167,7 @@ def test_a_new_code_supersedes_the_unused_one(client, sandbox, demo_clinic):
 
 
 def test_codes_are_kept_only_as_keyed_hashes(client, sandbox, rt, demo_clinic):
-    card = his_card(sandbox)
-    headers = _user(client, sandbox, "hashed")
-    patient = _patient(client, headers, card["name"], card["phone"])
-    assert ask_code(client, headers, patient["id"], card["card_no"]).status_code == 202
-    code = code_in(texts(sandbox, card["phone"])[-1])
+    card, headers, patient, code = _code_asked(client, sandbox, "hashed")
     with rt.db.session() as session:
         row = session.scalar(select(CardVerification).where(CardVerification.patient_id == patient["id"]))
         stored = [str(getattr(row, column.key)) for column in CardVerification.__table__.columns]
