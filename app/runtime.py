@@ -6,13 +6,17 @@ services take it as their first argument, so they run the same in both.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from redis import Redis
 from rq import Queue
 
 from app.db.encrypted import install_keyring, load_keyring
 from app.db.session import Database
-from config.settings import Settings
+from config.settings import Settings, looks_like_sandbox
+
+if TYPE_CHECKING:
+    from app.channels.sms import SmsGateway
 
 QUEUE_NAMES = ("notifications", "his", "channel", "default")
 
@@ -41,6 +45,17 @@ class Runtime:
     def enqueue(self, queue: str, func_path: str, *args, **options):
         """Enqueue a worker job by dotted path, so services never import the workers package."""
         return self.queue(queue).enqueue(func_path, *args, **options)
+
+    def sms_gateway(self) -> "SmsGateway":
+        """The SMS provider's client. A new one each time: it holds no connection, and texts are rare."""
+        # Imported here: the channels package loads the payment SDKs, which most users of Runtime never need.
+        from app.channels.sms import HttpSmsGateway, SmsNotConfigured
+
+        base_url, app_key, secret = self.settings.sms_provider()
+        if self.settings.ENV == "production" and looks_like_sandbox(base_url):
+            raise SmsNotConfigured("the SMS provider URL points at a sandbox; refused in production")
+        return HttpSmsGateway(base_url, app_key, secret, self.settings.SMS_TEMPLATE_CODE,
+                              self.settings.SMS_SIGN_NAME, timeout=self.settings.SMS_TIMEOUT_S)
 
     def close(self) -> None:
         self.db.dispose()

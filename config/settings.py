@@ -27,6 +27,10 @@ _RATE_LIMIT_OPTIONS = frozenset({"RATE_LIMITS_ENABLED", "RATE_LIMIT_STORAGE_URL"
 # A stolen staff or mini-program token is good for at most this long in production.
 MAX_TOKEN_TTL_S = 12 * 3600
 SANDBOX_HOST_MARKERS = ("127.0.0.1", "localhost", "[::1]", "/wxpay/", "/wxlogin/", "/alipay/gateway.do")
+# The sandbox SMS stand-in's published demo account (GET /sandbox/merchants, `sms`): what development and
+# test sign with when no SMS provider is configured. Production refuses this secret.
+SANDBOX_SMS_APP_KEY = "sandbox-sms-demo"
+SANDBOX_SMS_SECRET = "sandbox-sms-demo-secret-not-for-production"
 
 
 class ConfigurationError(RuntimeError):
@@ -109,6 +113,22 @@ class Settings:
     RATE_CARD_REFUND_PER_ADDRESS: str = "5000/minute"
     RATE_HIS_PER_KEY: str = "1200/minute"
     RATE_HIS_PER_ADDRESS: str = "6000/minute"
+    # The SMS provider that sends card-binding codes (HTTP API of app/channels/sms.py). Left empty outside
+    # production, the sandbox's stand-in at HPAY_SANDBOX_URL + "/sms" and its demo keys are used.
+    SMS_BASE_URL: str = ""
+    SMS_APP_KEY: str = ""
+    SMS_SECRET: str = ""
+    SMS_TEMPLATE_CODE: str = "SMS_CARD_BIND"
+    SMS_SIGN_NAME: str = "诊所支付"
+    SMS_TIMEOUT_S: float = 5.0
+    # A binding code: how long it is valid and how many wrong tries it survives.
+    SMS_CODE_TTL_S: int = 300
+    SMS_CODE_MAX_TRIES: int = 5
+    # Texts per phone (checked before calling the provider) and code requests per mini-program user, per
+    # Asia/Shanghai day; 0 turns a limit off.
+    SMS_PHONE_INTERVAL_S: int = 60
+    SMS_PHONE_DAILY_MAX: int = 10
+    SMS_USER_DAILY_MAX: int = 20
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -139,6 +159,15 @@ class Settings:
         """The key used when HPAY_SECRET_KEY is not set (production sets it and refuses an empty one)."""
         return ""
 
+    def sms_provider(self) -> tuple[str, str, str]:
+        """(base URL, app key, secret) of the SMS provider: the configured one, else the sandbox's stand-in
+        when there is a sandbox, else empty strings (sending then fails closed)."""
+        if self.SMS_BASE_URL:
+            return self.SMS_BASE_URL, self.SMS_APP_KEY, self.SMS_SECRET
+        if self.SANDBOX_URL:
+            return f"{self.SANDBOX_URL.rstrip('/')}/sms", SANDBOX_SMS_APP_KEY, SANDBOX_SMS_SECRET
+        return "", "", ""
+
     def validate(self) -> None:
         if self.TOPUP_MIN_FEN <= 0 or self.TOPUP_MAX_FEN < self.TOPUP_MIN_FEN:
             raise ConfigurationError("HPAY_TOPUP_MIN_FEN must be positive and not above HPAY_TOPUP_MAX_FEN")
@@ -153,6 +182,10 @@ class Settings:
             except ValueError:
                 raise ConfigurationError(f"HPAY_{name}={value!r} is not a rate limit such as '20/minute' or "
                                          "'3/minute;10/hour'") from None
+        if self.SMS_CODE_TTL_S <= 0 or not 1 <= self.SMS_CODE_MAX_TRIES <= 10:
+            raise ConfigurationError("HPAY_SMS_CODE_TTL_S must be positive and HPAY_SMS_CODE_MAX_TRIES 1 to 10")
+        if min(self.SMS_PHONE_INTERVAL_S, self.SMS_PHONE_DAILY_MAX, self.SMS_USER_DAILY_MAX) < 0:
+            raise ConfigurationError("the HPAY_SMS_* limits must not be negative")
 
     def rate_limits(self) -> dict[str, str]:
         """The RATE_* limit strings by field name."""
@@ -209,6 +242,11 @@ class TestSettings(Settings):
 
     def default_secret_key(self) -> str:
         return _PROCESS_TEST_KEY
+    # Many tests bind the sandbox's few demo cards (one phone each) within seconds; the throttling tests run
+    # an app of their own with the production limits.
+    SMS_PHONE_INTERVAL_S: int = 1
+    SMS_PHONE_DAILY_MAX: int = 1000
+    SMS_USER_DAILY_MAX: int = 1000
 
 
 @dataclass
@@ -238,6 +276,10 @@ class ProductionSettings(Settings):
             problems.append("HPAY_PUBLIC_BASE_URL must be an https:// address")
         if self.TOKEN_TTL_S > MAX_TOKEN_TTL_S:
             problems.append(f"HPAY_TOKEN_TTL_S must be at most {MAX_TOKEN_TTL_S} seconds (12 hours) in production")
+        if looks_like_sandbox(self.SMS_BASE_URL):
+            problems.append("HPAY_SMS_BASE_URL must be the SMS provider's address, not a loopback or sandbox one")
+        if self.SMS_SECRET and (self.SMS_SECRET == SANDBOX_SMS_SECRET or len(self.SMS_SECRET) < 16):
+            problems.append("HPAY_SMS_SECRET must be the provider's secret (16 characters or more), not a demo key")
         if problems:
             raise ConfigurationError("production settings refused: " + "; ".join(problems))
 

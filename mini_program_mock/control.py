@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, current_app, jsonify, request
 
 from .merchants import new_alipay_merchant, new_his_account, new_wechat_merchant
+from .sms import new_sms_account
 from .world import DEFAULT_FAULTS, current_world
 
 bp = Blueprint("sandbox_control", __name__, url_prefix="/sandbox")
@@ -38,8 +39,10 @@ def add_merchant():
         data = new_alipay_merchant(clinic_code)
     elif channel == "his":
         data = new_his_account()
+    elif channel == "sms":
+        data = new_sms_account()
     else:
-        return _bad("channel must be wechat, alipay or his")
+        return _bad("channel must be wechat, alipay, his or sms")
     return jsonify(current_app.extensions["sandbox_merchants"].add(channel, data)), 201
 
 

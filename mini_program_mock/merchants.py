@@ -58,7 +58,8 @@ def new_his_account() -> dict:
 
 
 class Merchants:
-    """WeChat merchants keyed by appid, Alipay apps keyed by app_id, HIS API keys keyed by key_id."""
+    """WeChat merchants keyed by appid, Alipay apps keyed by app_id, HIS API keys keyed by key_id, SMS provider
+    accounts keyed by app_key (the demo one is added by the sms module)."""
 
     def __init__(self, world: World):
         self.world = world
@@ -68,7 +69,7 @@ class Merchants:
             self.add("alipay", new_alipay_merchant())
             self.add("his", new_his_account())
 
-    _ID_FIELD = {"wechat": "appid", "alipay": "app_id", "his": "key_id"}
+    _ID_FIELD = {"wechat": "appid", "alipay": "app_id", "his": "key_id", "sms": "app_key"}
 
     @classmethod
     def _account_id(cls, channel: str, data: dict) -> str:
@@ -93,4 +94,5 @@ class Merchants:
         return next((m for m in self.all("wechat") if m["mch_id"] == mch_id), None)
 
     def as_json(self) -> dict:
-        return {"wechat": self.all("wechat"), "alipay": self.all("alipay"), "his": self.all("his")}
+        return {"wechat": self.all("wechat"), "alipay": self.all("alipay"), "his": self.all("his"),
+                "sms": self.all("sms")}

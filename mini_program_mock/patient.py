@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 import uuid
@@ -80,8 +81,45 @@ class MiniProgramClient:
         holder = his_card["patient"]
         patient = self.call("POST", "/patients", json={"name": holder["name"], "phone": holder["phone"],
                                                        "relation": "self"})
-        self.call("POST", f"/patients/{patient['id']}/cards", json={"card_no": card_no})
+        self.bind_card(patient["id"], card_no, holder["phone"])
         return patient, card_no
+
+    def bind_card(self, patient_id: int, card_no: str, phone: str) -> dict:
+        """Bind the card as a patient does: ask for the code, read it on the phone, send it back.
+
+        A 429 (the phone had a code a moment ago) is waited out once, as the patient waits for the
+        resend button's countdown."""
+        path = f"/patients/{patient_id}/cards"
+        seen = {m["request_id"] for m in self.texts(phone)}
+        asked = self.call("POST", path, json={"card_no": card_no}, expect=(200, 202, 429))
+        if asked.get("error") == "sms_rate_limited":
+            wait_s = asked["errors"]["retry_after_s"]
+            if wait_s > 120:
+                raise FlowError(f"binding {card_no}: no code for {wait_s} s ({asked['message']})")
+            self.say(f"a code was sent to this phone a moment ago; waiting {wait_s} s to ask again")
+            time.sleep(wait_s)
+            asked = self.call("POST", path, json={"card_no": card_no}, expect=(200, 202))
+        if asked.get("verification") != "sms":
+            return asked  # bound already
+        self.say(f"binding {card_no}: a code was texted to {asked['sent_to']}")
+        code = self.read_code(phone, seen)
+        return self.call("POST", path, json={"card_no": card_no, "sms_code": code})
+
+    def texts(self, phone: str) -> list[dict]:
+        """The text messages on this phone (the sandbox SMS provider's outbox for it), oldest first."""
+        return self.sandbox_call("GET", "/sandbox/sms", params={"phone": phone})
+
+    def read_code(self, phone: str, seen: set[str], timeout: float = 10.0) -> str:
+        """The code of the newest text on the phone that was not there before."""
+        deadline = time.monotonic() + timeout
+        while True:
+            fresh = [m for m in self.texts(phone) if m["request_id"] not in seen]
+            found = re.search(r"(?<![0-9])[0-9]{6}(?![0-9])", fresh[-1]["text"]) if fresh else None
+            if found:
+                return found.group()
+            if time.monotonic() > deadline:
+                raise FlowError(f"no text message reached {phone[:3]}****{phone[-4:]} within {timeout}s")
+            time.sleep(0.2)
 
     def pay(self, order_no: str, outcome: str = "success") -> dict:
         pay = self.call("POST", f"/orders/{order_no}/pay")

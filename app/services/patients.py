@@ -1,6 +1,10 @@
 """A mini-program user's patients and their HIS cards: list and add patients, bind or open a card,
 read a card's live balance and unpaid bills.
 
+Binding an existing card needs the holder's SMS code (app/services/card_verification.py); a binding
+made before that rule (verified_at NULL) can be verified again the same way and is refused with 403
+`card_verification_required` by every use of the card (balance, bills, orders, refunds) until then.
+
 Phones and ID numbers leave this module masked only (responses and logs alike). HIS calls run
 outside any transaction: they may take seconds. Documents returned here are the API.md shapes.
 """
@@ -11,16 +15,19 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from app.db.models import Card, Clinic, Patient
-from app.domain.errors import InvalidInput, NotFound, Unavailable
+from app.domain.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from app.his import HisCard, HisClient, HisNotFound, HisRejected, HisUnavailable
 from app.runtime import Runtime
+from app.services import card_verification
 from app.services.auth import MpPrincipal
+from app.services.card_verification import CODE_PATTERN, Applicant
 from app.services.his_gateway import his_client
 from config.logging import mask_id_number, mask_phone
 
@@ -31,8 +38,9 @@ NAME_MAX_LEN = 50
 RELATIONS = ("self", "spouse", "child", "parent", "other")
 PHONE_PATTERN = r"^1[3-9][0-9]{9}$"
 ID_NUMBER_PATTERN = r"^[0-9]{17}[0-9Xx]$"
-# HIS card numbers are short printable ASCII tokens; anything else cannot be a card.
-CARD_NO_PATTERN = r"^[!-~]{1,64}$"
+# HIS card numbers are short tokens of letters, digits and hyphens (the sandbox HIS issues D0000001);
+# anything else cannot be a card and never reaches the HIS.
+CARD_NO_PATTERN = r"^[A-Za-z0-9-]{1,32}$"
 MAX_ROW_ID = 2**31 - 1
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -77,17 +85,26 @@ def require_user_patient(session: Session, principal: MpPrincipal, patient_id: i
     return patient
 
 
+def valid_card_no(card_no: str) -> bool:
+    return re.fullmatch(CARD_NO_PATTERN, card_no) is not None
+
+
 def require_user_card(session: Session, principal: MpPrincipal, card_no: str) -> Card:
-    """The binding of this card to one of this user's patients, or NotFound `card_not_found`."""
+    """The verified binding of this card to one of this user's patients: NotFound `card_not_found` when
+    there is none, Forbidden `card_verification_required` when it was bound before SMS verification."""
     card = None
-    if re.fullmatch(CARD_NO_PATTERN, card_no):
+    if valid_card_no(card_no):
         card = session.scalar(
             select(Card).join(Patient, Card.patient_id == Patient.id)
             .where(Card.card_no == card_no, Card.clinic_id == principal.clinic_id,
                    Patient.user_id == principal.user_id)
-            .order_by(Card.id).limit(1))
+            .order_by(Card.verified_at.is_(None), Card.id).limit(1))
     if card is None:
         raise NotFound("this card is not bound to any of your patients", "card_not_found")
+    if card.verified_at is None:
+        raise Forbidden("this card was bound before SMS verification; verify it again: POST "
+                        f"/patients/{card.patient_id}/cards with its card_no, then the texted sms_code",
+                        "card_verification_required", details={"patient_id": card.patient_id})
     return card
 
 
@@ -140,53 +157,66 @@ def patient_document(patient: Patient, cards) -> dict:
 
 
 def card_document(card: Card) -> dict:
-    return {"card_no": card.card_no, "patient_id": card.patient_id}
+    return {"card_no": card.card_no, "patient_id": card.patient_id, "verified": card.verified_at is not None}
 
 
 # --- cards --------------------------------------------------------------------------------------
 
 def add_card(rt: Runtime, principal: MpPrincipal, patient_id: int, *, card_no: str | None = None,
-             create: bool = False) -> tuple[dict, bool]:
-    """Bind an existing HIS card (`card_no`) or open a new one in the HIS (`create`).
+             create: bool = False, sms_code: str | None = None) -> tuple[int, dict]:
+    """Bind an existing HIS card (`card_no`, proven by an SMS code) or open a new one in the HIS (`create`).
 
-    Returns the binding's document and whether it is new; binding a card twice returns the first binding.
+    Returns (HTTP status, document): 202 `{verification, sent_to, expires_in}` when a code was asked for
+    (no `sms_code` yet), 201 a new binding, 200 a binding that already existed (now verified, if it was not).
     """
-    if (card_no is None) == (not create):
+    if (card_no is None) == (not create) or (create and sms_code is not None):
         raise InvalidInput("send either card_no (bind an existing card) or create: true (open a new one)",
                            "card_no_or_create")
-    if card_no is not None and not re.fullmatch(CARD_NO_PATTERN, card_no):
-        raise InvalidInput("card_no must be 1 to 64 printable ASCII characters", "validation_failed",
-                           {"card_no": ["1 to 64 printable ASCII characters"]})
+    if card_no is not None and not valid_card_no(card_no):
+        raise InvalidInput("card_no must be 1 to 32 letters, digits or hyphens", "validation_failed",
+                           {"card_no": ["1 to 32 letters, digits or hyphens"]})
+    if sms_code is not None and not re.fullmatch(CODE_PATTERN, sms_code):
+        raise InvalidInput("sms_code must be the 6 digits of the text message", "validation_failed",
+                           {"sms_code": ["exactly 6 digits"]})
     with rt.db.session() as session:
         patient = require_user_patient(session, principal, patient_id)
-        already_bound = card_no is not None and _binding(session, patient.id, card_no) is not None
         clinic = session.get(Clinic, patient.clinic_id)
         snapshot = _PatientSnapshot(patient.id, patient.clinic_id, patient.name, patient.phone, patient.id_number,
                                     patient.his_patient_id, patient.created_at)
-    his_patient_id = snapshot.his_patient_id
-    if not already_bound:
-        his = his_client(clinic, rt.settings)
-        his_card = _opened_card(rt, his, snapshot) if create else _verified_card(his, snapshot, card_no)
-        card_no, his_patient_id = his_card.card_no, his_card.patient.id
+        existing = session.scalar(select(Card).where(Card.patient_id == patient.id, Card.card_no == card_no)) \
+            if card_no is not None else None
+        if existing is not None and existing.verified_at is not None:
+            return 200, card_document(existing)
+    if create:
+        his_card = _opened_card(rt, his_client(clinic, rt.settings), snapshot)
+        card, created = _bind_once(rt, snapshot.id, his_card.card_no, lambda: _bind_opened(rt, snapshot, his_card))
+    else:
+        applicant = Applicant(snapshot.id, snapshot.clinic_id, snapshot.name, snapshot.phone, snapshot.id_number)
+        if sms_code is None:
+            return 202, card_verification.request_code(rt, principal.user_id, applicant, card_no)
+        card, created = _bind_once(rt, snapshot.id, card_no,
+                                   lambda: card_verification.confirm_code(rt, applicant, card_no, sms_code))
+    return (201 if created else 200), card_document(card)
+
+
+def _bind_opened(rt: Runtime, patient: _PatientSnapshot, his_card: HisCard) -> tuple[Card, bool]:
+    """A card the HIS opened for this very patient is the patient's own: bound as verified."""
+    with rt.db.session() as session:
+        return card_verification.bind_verified(session, patient.clinic_id, patient.id, his_card.card_no,
+                                               his_card.patient.id)
+
+
+def _bind_once(rt: Runtime, patient_id: int, card_no: str,
+               bind: Callable[[], tuple[Card, bool]]) -> tuple[Card, bool]:
+    """Run `bind`; when a concurrent request bound the same card to this patient first, that binding stands."""
     try:
-        with rt.db.session() as session:
-            card, created = _binding(session, snapshot.id, card_no), False
-            if card is None:
-                card, created = Card(clinic_id=snapshot.clinic_id, patient_id=snapshot.id, card_no=card_no), True
-                session.add(card)
-                session.flush()
-                log.info("card %s bound to patient %s", card_no, snapshot.id)
-            if his_patient_id is not None:
-                session.execute(update(Patient).where(Patient.id == snapshot.id, Patient.his_patient_id.is_(None))
-                                .values(his_patient_id=his_patient_id))
-            return card_document(card), created
+        return bind()
     except IntegrityError:
-        # The same card was bound to this patient by a concurrent request: that binding stands.
         with rt.db.session() as session:
-            card = _binding(session, snapshot.id, card_no)
-            if card is None:
-                raise
-            return card_document(card), False
+            card = session.scalar(select(Card).where(Card.patient_id == patient_id, Card.card_no == card_no))
+        if card is None or card.verified_at is None:
+            raise
+        return card, False
 
 
 def card_balance(rt: Runtime, principal: MpPrincipal, card_no: str) -> dict:
@@ -208,23 +238,6 @@ def unpaid_bills(rt: Runtime, principal: MpPrincipal, card_no: str) -> list[dict
         bills = his_client(clinic, rt.settings).unpaid_bills(card_no)
     return [{"bill_id": bill.bill_id, "kind": bill.kind, "title": bill.title, "amount_fen": bill.amount_fen}
             for bill in bills if bill.status == "unpaid"]
-
-
-def _binding(session: Session, patient_id: int, card_no: str) -> Card | None:
-    return session.scalar(select(Card).where(Card.patient_id == patient_id, Card.card_no == card_no))
-
-
-def _same_person_name(a: str, b: str) -> bool:
-    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
-
-
-def _verified_card(his: HisClient, patient: _PatientSnapshot, card_no: str) -> HisCard:
-    with _his_errors(not_found=("the hospital system has no card with this number", "card_not_found")):
-        his_card = his.get_card(card_no)
-    if not _same_person_name(his_card.patient.name, patient.name):
-        # Never say whose card it is: the holder's name is not ours to disclose.
-        raise InvalidInput("this card is registered to someone else than this patient", "card_patient_mismatch")
-    return his_card
 
 
 def _opened_card(rt: Runtime, his: HisClient, patient: _PatientSnapshot) -> HisCard:

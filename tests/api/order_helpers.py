@@ -8,6 +8,7 @@ import requests
 from sqlalchemy import func, select, update
 
 from app.db.models import Order, PaymentAttempt, Slot
+from tests.api.card_helpers import bind, his_card
 from tests.api.mp_helpers import bearer, login
 from tests.e2e.helpers import fresh_slot
 
@@ -27,15 +28,13 @@ def add_patient(client, headers: dict, name: str = "李四", phone: str = "13700
 
 
 def bound_card(client, sandbox, headers: dict) -> str:
-    """A new HIS card, bound to a new patient of this user (the patient carries the card holder's name)."""
-    name = f"卡主{uuid.uuid4().hex[:6]}"
-    resp = requests.post(f"{sandbox.url}/sandbox/his/cards", json={"name": name, "phone": "13700002222"}, timeout=5)
-    assert resp.status_code == 201, resp.text
-    card_no = resp.json()["card_no"]
-    patient = add_patient(client, headers, name, "13700002222")
-    bound = client.post(f"{MP}/patients/{patient['id']}/cards", json={"card_no": card_no}, headers=headers)
+    """A new HIS card, bound to a new patient of this user who is its holder (same name and phone), with the
+    code the HIS's phone received."""
+    card = his_card(sandbox)
+    patient = add_patient(client, headers, card["name"], card["phone"])
+    bound = bind(client, sandbox, headers, patient["id"], card["card_no"], card["phone"])
     assert bound.status_code == 201, bound.get_json()
-    return card_no
+    return card["card_no"]
 
 
 def his_bill(sandbox, card_no: str, amount_fen: int, kind: str = "exam") -> str:

@@ -10,6 +10,7 @@ import requests
 from sqlalchemy import select
 
 from app.db.models import Patient
+from tests.api.card_helpers import ask_code, bind, his_card, texts, unique_phone
 from tests.api.mp_helpers import bearer, login
 from tests.his_auth import sandbox_his_auth
 
@@ -26,22 +27,12 @@ def _add_patient(client, headers, name: str, phone: str = "13900001111", **extra
     return resp.get_json()
 
 
-def _his_card(sandbox, name: str, phone: str = "13700002222", balance_fen: int = 0) -> dict:
-    """A new HIS patient with a card, made through the sandbox's control API."""
-    resp = requests.post(f"{sandbox.url}/sandbox/his/cards",
-                         json={"name": name, "phone": phone, "balance_fen": balance_fen}, timeout=5)
-    assert resp.status_code == 201, resp.text
-    return resp.json()
-
-
 def _bound_card(client, sandbox, headers, balance_fen: int = 0) -> tuple[dict, dict]:
-    name = f"卡主{uuid.uuid4().hex[:6]}"
-    his_card = _his_card(sandbox, name, balance_fen=balance_fen)
-    patient = _add_patient(client, headers, name)
-    resp = client.post(f"{MP}/patients/{patient['id']}/cards", json={"card_no": his_card["card_no"]},
-                       headers=headers)
+    card = his_card(sandbox, balance_fen=balance_fen)
+    patient = _add_patient(client, headers, card["name"], phone=card["phone"])
+    resp = bind(client, sandbox, headers, patient["id"], card["card_no"], card["phone"])
     assert resp.status_code == 201, resp.get_json()
-    return patient, his_card
+    return patient, card
 
 
 # --- patients --------------------------------------------------------------------------------------
@@ -112,30 +103,50 @@ def test_idempotency_key_replays_the_first_patient_and_refuses_another_body(clie
 
 # --- binding and opening cards ------------------------------------------------------------------------
 
-def test_binding_a_demo_card_needs_the_card_holders_name(client, sandbox, demo_clinic):
+def test_binding_a_demo_card_takes_the_holders_name_phone_and_texted_code(client, sandbox, demo_clinic):
     headers = _user(client, sandbox, "patients-test-bind")
-    holder = requests.get(f"{sandbox.url}/sandbox/cards/D0000001", timeout=5).json()["patient"]["name"]
-    patient = _add_patient(client, headers, holder)
-    stranger = _add_patient(client, headers, f"{holder}不是")
+    holder = requests.get(f"{sandbox.url}/sandbox/cards/D0000001", timeout=5).json()["patient"]
+    patient = _add_patient(client, headers, holder["name"], phone=holder["phone"])
 
-    bound = client.post(f"{MP}/patients/{patient['id']}/cards", json={"card_no": "D0000001"}, headers=headers)
+    bound = bind(client, sandbox, headers, patient["id"], "D0000001", holder["phone"])
     assert bound.status_code == 201
-    assert bound.get_json() == {"card_no": "D0000001", "patient_id": patient["id"]}
-    twice = client.post(f"{MP}/patients/{patient['id']}/cards", json={"card_no": "D0000001"}, headers=headers)
+    assert bound.get_json() == {"card_no": "D0000001", "patient_id": patient["id"], "verified": True}
+    twice = ask_code(client, headers, patient["id"], "D0000001")
     assert twice.status_code == 200 and twice.get_json() == bound.get_json()
     listed = {p["id"]: p for p in client.get(f"{MP}/patients", headers=headers).get_json()}
     assert listed[patient["id"]]["cards"] == [bound.get_json()]
-
-    refused = client.post(f"{MP}/patients/{stranger['id']}/cards", json={"card_no": "D0000001"}, headers=headers)
-    assert refused.status_code == 422 and refused.get_json()["error"] == "card_patient_mismatch"
-    assert holder not in refused.get_json()["message"]
-    assert listed[stranger["id"]]["cards"] == []
-
-    unknown = client.post(f"{MP}/patients/{patient['id']}/cards", json={"card_no": "NOSUCH01"}, headers=headers)
-    assert unknown.status_code == 404 and unknown.get_json()["error"] == "card_not_found"
+    assert client.get(f"{MP}/cards/D0000001", headers=headers).status_code == 200
 
 
-@pytest.mark.parametrize("body", [{}, {"create": False}, {"card_no": "D0000001", "create": True}, {"card_no": ""}])
+def test_the_code_request_says_where_the_code_went_masked(client, sandbox, demo_clinic, caplog):
+    caplog.set_level(logging.DEBUG)
+    headers = _user(client, sandbox, "patients-test-sent-to")
+    card = his_card(sandbox, id_number="110101198001010014")
+    # Matched by name and ID number: the code goes to the phone the HIS holds, not to the patient's own.
+    own_phone = unique_phone()
+    patient = _add_patient(client, headers, card["name"], phone=own_phone, id_number="110101198001010014")
+    asked = ask_code(client, headers, patient["id"], card["card_no"])
+    assert asked.status_code == 202
+    assert asked.get_json() == {"verification": "sms", "sent_to": f"{card['phone'][:3]}****{card['phone'][-4:]}",
+                                "expires_in": 300}
+    [text] = texts(sandbox, card["phone"])
+    assert card["card_no"] not in text["text"] and text["template_code"] == "SMS_CARD_BIND"
+    assert texts(sandbox, own_phone) == []
+    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith(("app", "hpay")))
+    assert "binding code" in ours
+    for output in (asked.get_data(as_text=True), ours):
+        assert card["phone"] not in output and own_phone not in output
+        assert text["params"]["code"] not in output
+
+
+@pytest.mark.parametrize("body", [{}, {"create": False}, {"card_no": "D0000001", "create": True}, {"card_no": ""},
+                                  {"sms_code": "123456"}, {"create": True, "sms_code": "123456"},
+                                  {"card_no": "D0000001", "sms_code": "12345"},
+                                  {"card_no": "D0000001", "sms_code": "1234567"},
+                                  {"card_no": "D0000001", "sms_code": "12345a"},
+                                  {"card_no": "D0000001", "sms_code": "１２３４５６"},
+                                  {"card_no": "D0000001", "sms_code": "123456\n"},
+                                  {"card_no": "D0000001", "sms_code": 123456}])
 def test_card_request_must_choose_bind_or_create(client, sandbox, demo_clinic, body):
     headers = _user(client, sandbox, "patients-test-card-body")
     patient = _add_patient(client, headers, "选一个")
@@ -151,7 +162,9 @@ def test_opening_a_card_creates_the_his_patient_once(client, sandbox, demo_clini
     opened = client.post(f"{MP}/patients/{patient['id']}/cards", json={"create": True}, headers=headers)
     assert opened.status_code == 201
     card_no = opened.get_json()["card_no"]
-    assert opened.get_json() == {"card_no": card_no, "patient_id": patient["id"]}
+    # The HIS opened it for this very patient: no code is needed, and it is usable at once.
+    assert opened.get_json() == {"card_no": card_no, "patient_id": patient["id"], "verified": True}
+    assert client.get(f"{MP}/cards/{card_no}", headers=headers).get_json()["balance_fen"] == 0
     his_card = requests.get(f"{sandbox.url}/sandbox/cards/{card_no}", timeout=5).json()
     assert his_card["balance_fen"] == 0
     assert (his_card["patient"]["name"], his_card["patient"]["phone"]) == (name, "13398765432")
@@ -185,10 +198,9 @@ def test_card_balance_is_read_live_from_the_his(client, sandbox, demo_clinic):
 
 def test_demo_card_balance_equals_the_sandboxs(client, sandbox, demo_clinic):
     headers = _user(client, sandbox, "patients-test-demo-balance")
-    holder = requests.get(f"{sandbox.url}/sandbox/cards/D0000003", timeout=5).json()["patient"]["name"]
-    patient = _add_patient(client, headers, holder)
-    assert client.post(f"{MP}/patients/{patient['id']}/cards", json={"card_no": "D0000003"},
-                       headers=headers).status_code == 201
+    holder = requests.get(f"{sandbox.url}/sandbox/cards/D0000003", timeout=5).json()["patient"]
+    patient = _add_patient(client, headers, holder["name"], phone=holder["phone"])
+    assert bind(client, sandbox, headers, patient["id"], "D0000003", holder["phone"]).status_code == 201
     ours = client.get(f"{MP}/cards/D0000003", headers=headers).get_json()["balance_fen"]
     assert ours == requests.get(f"{sandbox.url}/sandbox/cards/D0000003", timeout=5).json()["balance_fen"]
 
@@ -236,9 +248,10 @@ def test_a_his_outage_is_503_his_unavailable(client, sandbox, demo_clinic):
         balance = client.get(f"{MP}/cards/{his_card['card_no']}", headers=headers)
         bills = client.get(f"{MP}/cards/{his_card['card_no']}/bills", headers=headers)
         opening = client.post(f"{MP}/patients/{patient['id']}/cards", json={"create": True}, headers=headers)
+        binding = ask_code(client, headers, patient["id"], "D0000009")
     finally:
         requests.delete(f"{sandbox.url}/sandbox/faults", timeout=5).raise_for_status()
-    for resp in (balance, bills, opening):
+    for resp in (balance, bills, opening, binding):
         assert resp.status_code == 503
         assert resp.get_json()["error"] == "his_unavailable" and resp.get_json()["message"]
 
@@ -262,7 +275,10 @@ def test_hostile_input_gets_a_4xx_never_a_500(client, sandbox, demo_clinic):
     assert client.post(f"{MP}/patients", json={"name": "a\x00b", "phone": "13812345678"},
                        headers=headers).status_code == 422
     long_name = _add_patient(client, headers, "长" * 45)
-    for path in (f"{MP}/cards/%00", f"{MP}/cards/{'9' * 65}", f"{MP}/cards/%E5%8D%A1/bills"):
+    # A decoded slash leaves no route at all: a plain 404.
+    assert client.get(f"{MP}/cards/9%5E%2F%40s%21", headers=headers).status_code == 404
+    for path in (f"{MP}/cards/%00", f"{MP}/cards/{'9' * 33}", f"{MP}/cards/%E5%8D%A1/bills", f"{MP}/cards/D1%0A",
+                 f"{MP}/cards/9%5E%40s%21/bills"):
         resp = client.get(path, headers=headers)
         assert resp.status_code == 404 and resp.get_json()["error"] == "card_not_found", path
     huge = client.post(f"{MP}/patients/99999999999/cards", json={"create": True}, headers=headers)

@@ -39,9 +39,10 @@ def fresh_card(sandbox, balance_fen: int = 0) -> dict:
 
 
 def bind(client, card: dict) -> None:
+    """A patient of this user who is the card's holder binds it with the code texted to the holder's phone."""
     patient = client.call("POST", "/patients", json={"name": card["name"], "phone": card["phone"],
                                                      "relation": "self"})
-    client.call("POST", f"/patients/{patient['id']}/cards", json={"card_no": card["card_no"]})
+    client.bind_card(patient["id"], card["card_no"], card["phone"])
 
 
 def topups(client, card_no: str, amounts: list[int]) -> list[dict]:

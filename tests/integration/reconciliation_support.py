@@ -103,10 +103,11 @@ def adapter(rt, clinic: OwnClinic, channel: str):
         return channel_for(merchant_config(account, clinic.code, rt.settings))
 
 
-def his_card(sandbox_url: str, balance_fen: int = 0) -> str:
+def his_card(sandbox_url: str, balance_fen: int = 0) -> tuple[str, str]:
+    """A new HIS card of 钱七: (card_no, the holder's phone)."""
     phone = "139" + "".join(secrets.choice("0123456789") for _ in range(8))
-    return sandbox_post(sandbox_url, "/sandbox/his/cards", {"name": "钱七", "phone": phone,
-                                                           "balance_fen": balance_fen})["card_no"]
+    card = sandbox_post(sandbox_url, "/sandbox/his/cards", {"name": "钱七", "phone": phone, "balance_fen": balance_fen})
+    return card["card_no"], phone
 
 
 @dataclass
@@ -119,17 +120,17 @@ class Payment:
 
 
 def new_payer(rt, clinic: OwnClinic, channel: str) -> tuple[MpPrincipal, str]:
-    """A mini-program user with a patient holding a new HIS card."""
-    card_no = his_card(clinic.sandbox_url)
+    """A mini-program user with a patient holding a new HIS card (bound and verified, as after the SMS step)."""
+    card_no, phone = his_card(clinic.sandbox_url)
     with rt.db.session() as session:
         user = MpUser(clinic_id=clinic.id, merchant_account_id=clinic.account(channel), channel=channel,
                       openid=channel_user_id(channel, secrets.token_hex(6)))
         session.add(user)
         session.flush()
-        patient = Patient(clinic_id=clinic.id, user_id=user.id, name="钱七", phone="13900001111")
+        patient = Patient(clinic_id=clinic.id, user_id=user.id, name="钱七", phone=phone)
         session.add(patient)
         session.flush()
-        session.add(Card(clinic_id=clinic.id, patient_id=patient.id, card_no=card_no))
+        session.add(Card(clinic_id=clinic.id, patient_id=patient.id, card_no=card_no, verified_at=utcnow()))
         return MpPrincipal(user.id, clinic.id, channel), card_no
 
 

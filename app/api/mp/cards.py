@@ -1,21 +1,38 @@
-"""Patient cards: bind or open one, read its live balance and its unpaid visit bills."""
+"""Patient cards: bind (with the holder's SMS code) or open one, read its live balance and unpaid visit bills."""
 from __future__ import annotations
 
 from flask import make_response, request
 from flask_smorest import Blueprint
 
 from app.api.mp.people_schemas import IDEMPOTENCY_KEY_HEADER, BillSchema, CardAddSchema, CardBalanceSchema, \
-    CardRefSchema
+    CardRefSchema, CodeSentSchema
 from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema
+from app.domain.errors import TooManyRequests
+from app.errors import error_response
 from app.extensions import runtime
 from app.services import idempotency, patients
+from app.services.patients import CARD_NO_PATTERN
 
 blp = Blueprint("mp_cards", __name__, url_prefix="/api/mp/v1", description="Mini-program cards")
 
 UNAUTHORIZED = "Missing or invalid bearer token"
 NOT_YOURS = "`card_not_found`: not bound to one of your patients"
+UNVERIFIED = ("`card_verification_required`: bound before SMS verification; verify it again through "
+              "POST /patients/{patient_id}/cards (card_no, then sms_code)")
 HIS_DOWN = "`his_unavailable`: the hospital system (HIS) is not answering; retry later"
+# A card number outside the pattern is nobody's card: 404 `card_not_found` before any lookup.
+CARD_NO_PARAMETER = {"in": "path", "name": "card_no", "required": True,
+                     "schema": {"type": "string", "pattern": CARD_NO_PATTERN}}
+RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before asking again", "schema": {"type": "integer"}}}
+
+
+class _Throttled(Exception):
+    """Carries a 429 through the Idempotency-Key layer, which then forgets the key: a later retry may pass."""
+
+    def __init__(self, refusal: TooManyRequests) -> None:
+        super().__init__(refusal.message)
+        self.refusal = refusal
 
 
 @blp.route("/patients/<int:patient_id>/cards", methods=["POST"])
@@ -23,34 +40,51 @@ HIS_DOWN = "`his_unavailable`: the hospital system (HIS) is not answering; retry
 @blp.doc(security=[{"bearer": []}], parameters=[IDEMPOTENCY_KEY_HEADER])
 @blp.arguments(CardAddSchema)
 @blp.response(201, CardRefSchema, description="A new binding")
-@blp.alt_response(200, schema=CardRefSchema, description="The card was already bound to this patient")
+@blp.alt_response(200, schema=CardRefSchema,
+                  description="The card was already bound to this patient (and is now verified, if it was not)")
+@blp.alt_response(202, schema=CodeSentSchema,
+                  description="card_no without sms_code: a code was texted to the phone the HIS holds for the card "
+                              "(the same answer whether or not the card exists and matches this patient)")
 @blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
-@blp.alt_response(404, schema=ApiErrorSchema,
-                  description="`patient_not_found` (not one of yours) or `card_not_found` (not in the HIS)")
+@blp.alt_response(404, schema=ApiErrorSchema, description="`patient_not_found` (not one of yours)")
 @blp.alt_response(409, schema=ApiErrorSchema, description="Idempotency-Key already used with another body")
 @blp.alt_response(422, schema=ApiErrorSchema,
-                  description="`card_patient_mismatch` (the card holder is someone else), `his_rejected`, "
-                              "or a field is not valid")
-@blp.alt_response(503, schema=ApiErrorSchema, description=HIS_DOWN)
+                  description="`sms_code_invalid` (with `tries_left`), `sms_code_tries_exceeded`, `sms_code_expired` "
+                              "(ask for a new code), `his_rejected`, or a field is not valid")
+@blp.alt_response(429, schema=ApiErrorSchema, headers=RETRY_AFTER,
+                  description="`sms_rate_limited`: too many codes for this phone or account; wait Retry-After")
+@blp.alt_response(503, schema=ApiErrorSchema, description=f"{HIS_DOWN}; `sms_unavailable`: the text could not be sent")
 def add_card(body, patient_id: int):
-    """Bind an existing HIS card (`card_no`) or open a new one in the HIS (`{"create": true}`)."""
+    """Bind an existing HIS card (`card_no`, then `card_no` + `sms_code`) or open a new one (`{"create": true}`).
+
+    Binding asks for proof: the patient's name plus phone or ID number must match the HIS's card holder, and
+    the code texted to the phone the HIS holds must come back within its validity (5 tries)."""
     principal = current_principal()
 
     def bind():
-        card, created = patients.add_card(runtime(), principal, patient_id, card_no=body.get("card_no"),
-                                          create=bool(body.get("create")))
-        return (201 if created else 200), CardRefSchema().dump(card)
+        try:
+            status, document = patients.add_card(runtime(), principal, patient_id, card_no=body.get("card_no"),
+                                                 create=bool(body.get("create")), sms_code=body.get("sms_code"))
+        except TooManyRequests as refusal:
+            raise _Throttled(refusal) from None
+        return status, (CodeSentSchema if status == 202 else CardRefSchema)().dump(document)
 
-    status, result = idempotency.run(runtime(), f"mp:{principal.user_id}:POST /patients/{patient_id}/cards",
-                                     request.headers.get("Idempotency-Key"), body, bind)
+    try:
+        status, result = idempotency.run(runtime(), f"mp:{principal.user_id}:POST /patients/{patient_id}/cards",
+                                         request.headers.get("Idempotency-Key"), body, bind)
+    except _Throttled as throttled:
+        refusal = throttled.refusal
+        return error_response(refusal.http_status, refusal.message, refusal.code, refusal.details,
+                              headers=[("Retry-After", str(refusal.details["retry_after_s"]))])
     return make_response(result, status)
 
 
 @blp.route("/cards/<card_no>", methods=["GET"])
 @login_required
-@blp.doc(security=[{"bearer": []}])
+@blp.doc(security=[{"bearer": []}], parameters=[CARD_NO_PARAMETER])
 @blp.response(200, CardBalanceSchema)
 @blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
+@blp.alt_response(403, schema=ApiErrorSchema, description=UNVERIFIED)
 @blp.alt_response(404, schema=ApiErrorSchema, description=NOT_YOURS)
 @blp.alt_response(503, schema=ApiErrorSchema, description=HIS_DOWN)
 def get_card(card_no: str):
@@ -60,9 +94,10 @@ def get_card(card_no: str):
 
 @blp.route("/cards/<card_no>/bills", methods=["GET"])
 @login_required
-@blp.doc(security=[{"bearer": []}])
+@blp.doc(security=[{"bearer": []}], parameters=[CARD_NO_PARAMETER])
 @blp.response(200, BillSchema(many=True))
 @blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
+@blp.alt_response(403, schema=ApiErrorSchema, description=UNVERIFIED)
 @blp.alt_response(404, schema=ApiErrorSchema, description=NOT_YOURS)
 @blp.alt_response(503, schema=ApiErrorSchema, description=HIS_DOWN)
 def list_bills(card_no: str):

@@ -5,7 +5,7 @@ from app.db.models.clinic import Clinic, MerchantAccount
 from app.db.models.his_api import HisApiNonce
 from app.db.models.messaging import HisOutbox, NotificationInbox
 from app.db.models.orders import IdempotencyRecord, Order, OrderEvent, PaymentAttempt
-from app.db.models.people import Card, MpUser, Patient
+from app.db.models.people import Card, CardVerification, MpUser, Patient
 from app.db.models.reconciliation import ReconciliationDiscrepancy, ReconciliationRepair, ReconciliationRun
 from app.db.models.refunds import Refund, RefundRequest
 from app.db.models.staff import (ExtraCharge, LoginThrottle, RegistrationSync, SettlementTypeSetting, StaffUser,
@@ -13,7 +13,8 @@ from app.db.models.staff import (ExtraCharge, LoginThrottle, RegistrationSync, S
 from app.db.models.statements import Coupon, Settlement, Statement, StatementLine
 
 __all__ = [
-    "AuditEvent", "Card", "Clinic", "ExtraCharge", "HisApiNonce", "HisOutbox", "IdempotencyRecord", "Item", "ItemInventory",
+    "AuditEvent", "Card", "CardVerification", "Clinic", "ExtraCharge", "HisApiNonce", "HisOutbox", "IdempotencyRecord",
+    "Item", "ItemInventory",
     "LoginThrottle", "MerchantAccount", "MpUser", "NotificationInbox", "Order", "OrderEvent", "Patient",
     "PaymentAttempt", "Refund", "RefundRequest", "RegistrationSync", "SettlementTypeSetting", "Slot", "StaffUser",
     "StaffUserClinic",

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db.base import Base
@@ -47,7 +47,13 @@ class Patient(Base):
 
 
 class Card(Base):
-    """A HIS patient card bound to one of our patients; the balance lives in the HIS."""
+    """A HIS patient card bound to one of our patients; the balance lives in the HIS.
+
+    `verified_at` is when the binding was proven: the holder's SMS code, or a card the HIS opened for this
+    very patient (mini-program or front desk). NULL marks a binding made under the old name-only rule: it
+    must be verified again before it is read, refunded or paid into. New rows default to now because
+    every path that creates one has proven it; only the migration leaves NULLs.
+    """
 
     __tablename__ = "cards"
     __table_args__ = (UniqueConstraint("patient_id", "card_no"),)
@@ -57,5 +63,39 @@ class Card(Base):
     patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
     card_no: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=utcnow)
 
     patient: Mapped[Patient] = relationship(back_populates="cards")
+
+
+class CardVerification(Base):
+    """A one-time code for binding a card to a patient: only its keyed hash is kept.
+
+    A request for a card that does not exist or whose holder is someone else gets a row too
+    (`holder_matched` false, a code nobody was sent), so that every later try fails the same way.
+    Status: pending -> used | superseded (a newer request) | failed (the provider refused to send).
+    Expiry and spent tries are read from `expires_at` and `tries`.
+    """
+
+    __tablename__ = "card_verifications"
+    __table_args__ = (
+        Index("ix_card_verifications_patient_card", "patient_id", "card_no"),
+        CheckConstraint("status IN ('pending', 'used', 'superseded', 'failed')", name="status_known"),
+        CheckConstraint("tries >= 0", name="tries_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    patient_id: Mapped[int] = mapped_column(ForeignKey("patients.id"))
+    card_no: Mapped[str] = mapped_column(String(64))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    holder_matched: Mapped[bool] = mapped_column(Boolean)
+    his_patient_id: Mapped[str | None] = mapped_column(String(64))
+    sent_to: Mapped[str] = mapped_column(String(32))
+    """The phone the code went to (or was said to go to), masked."""
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    provider_request_id: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

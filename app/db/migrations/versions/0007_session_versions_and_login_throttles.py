@@ -1,7 +1,7 @@
 """Token versions on staff and mini-program users; login throttles per (username, address) and per username
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-05
 """
 from alembic import op
@@ -10,7 +10,7 @@ import app.db.types
 
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
