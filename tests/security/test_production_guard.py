@@ -24,6 +24,7 @@ PRODUCTION_ENV = {
     "HPAY_SECRET_KEY": "p" * 48,
     "HPAY_DATABASE_URL": "postgresql+psycopg://pay@127.0.0.1:1/pay",
     "HPAY_PUBLIC_BASE_URL": "https://pay.example-hospital.cn",
+    "HPAY_DATA_KEYS": "bm90LWEtcmVhbC1rZXktanVzdC0zMi1ieXRlcyEhISE=",
 }
 
 

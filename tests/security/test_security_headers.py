@@ -74,13 +74,16 @@ def test_the_docs_page_still_works(client, demo_clinic):
 
 
 def test_hsts_only_in_production(settings, client, demo_clinic):
+    from cryptography.fernet import Fernet
+
     from app.factory import create_app
     from config.settings import ProductionSettings
 
     assert "Strict-Transport-Security" not in client.get("/healthz").headers
     production = ProductionSettings(**{**dataclasses.asdict(settings), "ENV": "production",
                                        "PUBLIC_BASE_URL": "https://pay.example-hospital.cn",
-                                       "SANDBOX_URL": "", "DEMO_PASSWORD": ""})
+                                       "SANDBOX_URL": "", "DEMO_PASSWORD": "",
+                                       "DATA_KEYS": Fernet.generate_key().decode()})
     production.validate()
     app = create_app(production)
     try:
