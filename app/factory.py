@@ -10,6 +10,7 @@ import swagger_ui_bundle
 from flask import Flask, g, request, send_from_directory
 from flask_smorest import Api
 
+from app.console import register_console
 from app.errors import register_error_handlers
 from app.runtime import Runtime
 from config.logging import configure_logging, request_id_var
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     def docs_static(filename: str):
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
+    register_console(app)
     from app.cli import register_cli
     register_cli(app)
     return app
