@@ -2,6 +2,7 @@ import { createRouter, createWebHistory, type RouteComponent, type RouteRecordRa
 
 import { isSignedIn, session } from '@/auth/session'
 import { landingFor, SCREENS } from '@/nav/menu'
+import NoScreens from '@/views/NoScreens.vue'
 
 type Lazy = () => Promise<RouteComponent>
 
@@ -34,9 +35,10 @@ const routes: RouteRecordRaw[] = [
     path: '/',
     component: () => import('@/components/AppShell.vue'),
     children: [
-      { path: '', name: 'home', redirect: () => ({ name: landingFor(session.user?.role) }) },
+      // Resolved after the sign-in check (a redirect would be resolved before it, without a user).
+      { path: '', name: 'home', component: NoScreens, beforeEnter: () => ({ name: landingFor(session.user?.role) }) },
       ...screens,
-      { path: 'no-screens', name: 'no-screens', component: () => import('@/views/NoScreens.vue'), meta: { title: '暂无可用页面' } },
+      { path: 'no-screens', name: 'no-screens', component: NoScreens, meta: { title: '暂无可用页面' } },
       { path: ':pathMatch(.*)*', name: 'not-found', component: () => import('@/views/NotFound.vue'), meta: { title: '页面不存在' } },
     ],
   },

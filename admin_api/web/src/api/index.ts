@@ -21,11 +21,18 @@ export function handleUnauthorized(handler: () => void): void {
   onUnauthorized = handler
 }
 
+const LOGOUT = `${ADMIN_PREFIX}/auth/logout`
+
+/** Whether the admin API this console was built against publishes `path` (openapi.json, at build time). */
+export function published(path: string): boolean {
+  return __API_PATHS__.includes(path)
+}
+
 /** POST /auth/logout revokes the token where the API has it; the session is cleared by the caller either way. */
 export async function revokeToken(): Promise<void> {
-  if (!session.token) return
+  if (!session.token || !published(LOGOUT)) return
   try {
-    await fetch(`${ADMIN_PREFIX}/auth/logout`, { method: 'POST', headers: { Authorization: `Bearer ${session.token}` } })
+    await fetch(LOGOUT, { method: 'POST', headers: { Authorization: `Bearer ${session.token}` } })
   } catch {
     // offline or not offered: the token lapses at its expiry
   }

@@ -49,8 +49,28 @@ export async function confirmAndRun<T>(options: ActionOptions<T>): Promise<T | u
   }
 }
 
-/** An Idempotency-Key: a retry of the same submission repeats nothing (crypto.randomUUID needs HTTPS). */
+/** A random Idempotency-Key (crypto.randomUUID would need HTTPS, which a clinic's intranet may not have). */
 export function newIdempotencyKey(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16))
   return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+/**
+ * Idempotency-Keys for one form: sending the same body again (after a timeout, a lost answer, a 5xx) reuses
+ * its key, so the API does the work at most once; a body the API refused (4xx, which it remembers under the
+ * key) gets a new key next time, as does any other body (the same key with another body is a 409).
+ */
+export function useIdempotency() {
+  const keys = new Map<string, string>()
+  return async function send<T>(body: unknown, request: (key: string) => Promise<T>): Promise<T> {
+    const id = JSON.stringify(body)
+    const key = keys.get(id) ?? newIdempotencyKey()
+    keys.set(id, key)
+    try {
+      return await request(key)
+    } catch (failure) {
+      if (failure instanceof ApiError && failure.status >= 400 && failure.status < 500) keys.delete(id)
+      throw failure
+    }
+  }
 }
