@@ -81,9 +81,13 @@ class Console:
 
 
 def screenshot(page, name: str) -> Path:
+    """The page once its requests have settled, transitions finished (a closing dropdown, a fading tag)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path))
+    page.mouse.move(0, VIEWPORT["height"] - 1)
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(path), animations="disabled")
     return path
 
 
@@ -113,6 +117,11 @@ def type_date(page, testid: str, value: str) -> None:
     field.click()
     field.fill(value)
     field.press("Enter")  # (not Escape: that would close the dialog the picker is in)
+
+
+def open_menu(page, title: str) -> None:
+    """Go to a screen through the side menu."""
+    page.get_by_test_id("menu").get_by_role("menuitem", name=title, exact=True).click()
 
 
 def row(page, table_testid: str, text: str):

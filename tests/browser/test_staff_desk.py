@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timedelta, timezone
 
-from tests.browser.helpers import AdminApi, answer_box, row, screenshot, success_toast, type_date
+from tests.browser.helpers import AdminApi, answer_box, open_menu, row, screenshot, success_toast, type_date
 from tests.e2e.helpers import fresh_slot, new_client
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -73,7 +73,7 @@ def test_staff_confirm_a_paid_booking_for_a_new_patient_sharing_the_phone_and_re
     assert {p["id"] for p in sharing} == {booker["id"], confirmed["patient"]["id"]}
     assert next(p for p in sharing if p["id"] == confirmed["patient"]["id"])["relation"] == "other"
 
-    page.get_by_test_id("menu").get_by_text("今日预约").click()
+    open_menu(page, "今日预约")
     today = row(page, "bookings-table", order_no)
     today.get_by_test_id("action-redeem").click()
     page.get_by_test_id("extra-add").click()
