@@ -81,6 +81,7 @@ def test_finance_reads_the_dashboard_runs_a_reconciliation_and_resolves_a_discre
     page.get_by_test_id("filter-search").click()
     open_row = row(page, "discrepancies-table", stranger)
     assert "¥43.21" in open_row.inner_text()
+    screenshot(page, "finance-discrepancies")
     open_row.get_by_test_id("resolve-open").click()
     page.get_by_test_id("resolution").get_by_text("以渠道为准").click()
     page.get_by_test_id("resolve-note").fill("窗口外收款，已核实")
@@ -111,6 +112,12 @@ def test_finance_generates_exports_checks_and_settles_a_statement(console, platf
     success_toast(page, "2 笔，¥249.00")
     [statement] = api.get("/statements", month="2025-03", channel="wechat")["items"]
     sid = statement["id"]
+    page.get_by_test_id(f"statement-open-{sid}").click()
+    for order in (first, second):
+        row(page, "lines-table", order["order_no"]).wait_for()
+    assert "李*四" in row(page, "lines-table", second["order_no"]).inner_text()  # names masked
+    assert "¥249.00" in page.get_by_test_id("statement-summary").inner_text()
+    page.go_back()
 
     # CSV without the patient's phone: the file the browser downloads, parsed.
     page.get_by_test_id(f"statement-export-{sid}").click()
@@ -152,6 +159,7 @@ def test_finance_generates_exports_checks_and_settles_a_statement(console, platf
     page.get_by_test_id("bank-bank").fill(BANK["bank"])
     page.get_by_test_id("bank-account").fill(BANK["account_no"])
     assert page.get_by_test_id("invoice-amount").inner_text() == "¥234.91"  # 249.00 / 1.06 = 234.905…
+    screenshot(page, "finance-settle-dialog")
     page.get_by_test_id("settle-submit").click()
     asked = answer_box(page, "确认结算")
     done = answer_box(page, "好")

@@ -17,9 +17,10 @@ def test_staff_see_no_finance_screens_and_a_direct_url_to_one_is_not_allowed(con
     menu = page.get_by_test_id("menu").inner_text()
     assert "待确认预约" in menu and not any(title in menu for title in ("收入概览", "对账", "结算", "审计日志"))
 
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url) if "/api/admin/" in request.url else None)
     for path in ("finance/dashboard", "finance/reconciliation/1", "finance/statements", "setup/audit"):
-        asked = []
-        page.on("request", lambda request, log=asked: log.append(request.url) if "/api/admin/" in request.url else None)
+        asked.clear()
         page.goto(console.url(path))
         page.get_by_test_id("forbidden").wait_for()
         assert "无权访问" in page.inner_text("body") and "not allowed" in page.inner_text("body")
@@ -45,6 +46,9 @@ def test_an_admin_lands_on_the_clinics_set_up_and_sets_an_items_inventory(consol
     menu = page.get_by_test_id("menu").inner_text()
     assert all(title in menu for title in ("待确认预约", "收入概览", "结算类型", "渠道库存", "审计日志"))
     screenshot(page, "admin-landing")
+    page.get_by_test_id("settlement-types-save").click()  # unchanged: the demo clinic keeps its settings
+    assert "微信支付：计入现金流、计入营收" in answer_box(page, "保存")
+    success_toast(page, "已保存")
 
     open_menu(page, "渠道库存")
     page.get_by_test_id("inventory-item").locator("input").fill(str(item_id))

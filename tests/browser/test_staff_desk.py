@@ -60,6 +60,7 @@ def test_staff_confirm_a_paid_booking_for_a_new_patient_sharing_the_phone_and_re
     answer_box(page, "确认预约")
     assert "already be over" in answer_box(page, "知道了")
     type_date(page, "appointment-at", _shanghai_now())
+    screenshot(page, "staff-confirm-dialog")
     page.get_by_test_id("confirm-submit").click()
     asked = answer_box(page, "确认预约")
     success_toast(page, "预约已确认")
@@ -79,6 +80,7 @@ def test_staff_confirm_a_paid_booking_for_a_new_patient_sharing_the_phone_and_re
     page.get_by_test_id("extra-add").click()
     page.get_by_test_id("extra-name-0").fill("拍片 X-ray")
     page.get_by_test_id("extra-amount-0").fill("80")
+    screenshot(page, "staff-redeem-dialog")
     page.get_by_test_id("redeem-submit").click()
     asked = answer_box(page, "确认核销")
     success_toast(page, "已核销")
@@ -126,3 +128,36 @@ def test_a_no_show_is_moved_to_the_day_the_patient_comes_and_redeemed(console, p
     assert redeemed["status"] == "redeemed" and redeemed["extra_charges"] == []
     moved_to = datetime.fromisoformat(redeemed["appointment_at"]).astimezone(SHANGHAI)
     assert moved_to.date() == datetime.now(SHANGHAI).date()
+
+
+def test_staff_confirm_for_a_patient_found_by_phone_then_cancel_with_the_refund_shown_first(
+        console, platform, sandbox, rt, make_user):
+    order, booker, phone = _paid_booking(platform, sandbox, rt, "ui-cancel")
+    order_no = order["order_no"]
+    username, password = make_user("staff")
+    api = AdminApi(platform.url, username, password)
+
+    page = console.sign_in(username, password)
+    row(page, "bookings-table", order_no).get_by_test_id("action-confirm").click()
+    page.get_by_test_id("patient-search-phone").fill(phone)
+    page.get_by_test_id("patient-search").click()
+    found = page.get_by_test_id("patient-choices").locator(".el-radio", has_text=f"{phone[:3]}****{phone[-4:]}")
+    found.last.click()
+    page.get_by_test_id("confirm-submit").click()
+    assert "患者 张伟" in answer_box(page, "确认预约")
+    success_toast(page, "预约已确认")
+    assert api.get(f"/bookings/{order_no}")["patient"]["id"] == booker["id"]
+
+    open_menu(page, "预约查询")
+    page.get_by_test_id("booking-search-q").fill(phone[-4:])
+    page.get_by_test_id("filter-search").click()
+    booked = row(page, "bookings-table", order_no)
+    booked.get_by_test_id("action-cancel").click()
+    assert "将退款 ¥20.00，原路退回微信支付" in page.get_by_test_id("cancel-refund").inner_text()
+    page.get_by_test_id("cancel-reason").fill("患者来电取消")
+    page.get_by_test_id("cancel-submit").click()
+    assert f"取消订单 {order_no}，退款 ¥20.00 到微信支付" in answer_box(page, "确认取消并退款")
+    success_toast(page, "已取消，退款处理中")
+
+    assert api.get(f"/bookings/{order_no}")["status"] in ("refunding", "refunded")
+    booked.get_by_text("退款", exact=False).first.wait_for()
