@@ -41,9 +41,10 @@ def _money_of_a_month(rt) -> StatementClinic:
         day = now - timedelta(days=days)
         ledger.payment("wechat", 3000 + 700 * (days % 5), day, order_type="booking")
         ledger.payment("alipay", 1500 + 400 * (days % 3), day, order_type="topup")
-    paid = ledger.payment("wechat", 12800, now - timedelta(minutes=5), order_type="booking")
-    ledger.payment("alipay", 3500, now - timedelta(minutes=4), order_type="topup")
-    ledger.refund(paid, 1000, now - timedelta(minutes=1))
+    earlier_today = max(now - timedelta(minutes=5), now.replace(hour=0, minute=0, second=1, microsecond=0))
+    paid = ledger.payment("wechat", 12800, earlier_today, order_type="booking")
+    ledger.payment("alipay", 3500, earlier_today, order_type="topup")
+    ledger.refund(paid, 1000, earlier_today)
     return clinic
 
 
