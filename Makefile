@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install services-deps clean
+.PHONY: run test install services-deps console console-client clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,21 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python -m app.cli.devstack
 
+# The admin console (admin_api/web): `make run` builds it when missing or stale; these do it on demand.
+console: $(STAMP)
+	$(BIN)/python -m app.cli.console_build build
+
+# After an admin API change: dump its OpenAPI document into the console and regenerate the typed client.
+console-client: $(STAMP)
+	$(BIN)/python -m app.cli.console_build client
+
 # The tests start a throwaway PostgreSQL (as the postgres user) and a real redis-server themselves.
 services-deps:
 	@command -v redis-server >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
 	@command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		{ apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; }
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
 test: $(STAMP) services-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -36,7 +36,7 @@ def list_bookings(query):
     """Bookings of your clinics by appointment time: `status=paid` lists those waiting for confirmation."""
     return bookings_admin.list_bookings(runtime(), clinic_scope(), status=query.get("status"), day=query.get("date"),
                                         channel=query.get("channel"), clinic_code=query.get("clinic_code"),
-                                        limit=query["limit"], offset=query["offset"])
+                                        q=query.get("q"), limit=query["limit"], offset=query["offset"])
 
 
 @blp.route("/bookings/<order_no:order_no>", methods=["GET"])

@@ -53,6 +53,8 @@ class BookingListQuerySchema(PageQuerySchema):
                                                     " state"})
     date = fields.Date(metadata={"description": "the appointment's Asia/Shanghai date"})
     channel = fields.String(validate=validate.OneOf(CHANNELS))
+    q = text(1, 64, metadata={"description": "search: the order number or its beginning, part of the patient's "
+                                             "name, or the last 4 digits of the patient's phone"})
 
 
 class BookingItemSchema(Schema):

@@ -13,6 +13,7 @@ from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import ratelimit
+from app.console import register_console
 from app.errors import register_error_handlers
 from app.runtime import Runtime
 from config.logging import configure_logging, request_id_var
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     def docs_static(filename: str):
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
+    register_console(app)
     from app.cli import register_cli
     register_cli(app)
     return app

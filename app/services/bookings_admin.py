@@ -13,12 +13,13 @@ order and is audited with the staff user, before and after.
 """
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from app.db.models import Order, Slot
+from app.db.models import Order, Patient, Slot
 from app.db.types import utcnow
 from app.domain import orders as o
 from app.domain.errors import Conflict, InvalidInput, InvalidTransition
@@ -34,6 +35,7 @@ DEFAULT_APPOINTMENT_LENGTH = timedelta(hours=1)
 # What staff see without a status filter: bookings whose money arrived, in every later state.
 LISTED_STATUSES = (o.PAID, o.BOOKED, o.REDEEMED, o.NO_SHOW, o.RESCHEDULED, o.REFUNDING, o.PARTIALLY_REFUNDED,
                    o.REFUNDED)
+PHONE_TAIL = re.compile(r"[0-9]{4}")
 
 
 def actor_of(principal: StaffPrincipal) -> str:
@@ -58,16 +60,30 @@ def _require_not_over(session: Session, order: Order, appointment_at: datetime) 
 
 # --- reading ------------------------------------------------------------------------------------
 
+def _matching(q: str, clinic_ids: tuple[int, ...]):
+    """What a person at the desk types: the order number (or its beginning), part of the patient's name, or
+    the last 4 digits of the patient's phone."""
+    q = q.strip()
+    patient = [Patient.name.contains(q, autoescape=True)]
+    if PHONE_TAIL.fullmatch(q):
+        patient.append(Patient.phone.endswith(q))
+    return or_(Order.order_no.startswith(q.upper(), autoescape=True),
+               Order.patient_id.in_(select(Patient.id).where(Patient.clinic_id.in_(clinic_ids), or_(*patient))))
+
+
 def list_bookings(rt: Runtime, scope: tuple[int, ...], *, status: str | None = None, day: date | None = None,
-                  channel: str | None = None, clinic_code: str | None = None, limit: int = 50,
+                  channel: str | None = None, clinic_code: str | None = None, q: str | None = None, limit: int = 50,
                   offset: int = 0) -> dict:
-    """`{items, total, limit, offset}`; `day` is the appointment's Asia/Shanghai date."""
+    """`{items, total, limit, offset}`; `day` is the appointment's Asia/Shanghai date; `q` searches (see
+    `_matching`)."""
     with rt.db.session() as session:
         clinic_ids = clinic_ids_in_scope(session, scope, clinic_code)
         where = [Order.type == o.BOOKING, Order.clinic_id.in_(clinic_ids),
                  Order.status == status if status else Order.status.in_(LISTED_STATUSES)]
         if channel:
             where.append(Order.channel == channel)
+        if q and q.strip():
+            where.append(_matching(q, clinic_ids))
         if day:
             starts = datetime.combine(day, time.min, SHANGHAI)
             where += [Order.appointment_at >= starts, Order.appointment_at < starts + timedelta(days=1)]

@@ -2,6 +2,7 @@
 no-shows, rescheduling and cancelling, with the HIS registration following each change."""
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
 
 import pytest
@@ -69,6 +70,38 @@ def test_bad_list_queries_are_422(client, desk):
     for query in ({"status": "lost"}, {"date": "2026-13-01"}, {"channel": "paypal"}, {"limit": 0},
                   {"limit": 1000}, {"offset": -1}):
         assert client.get(f"{ADMIN}/bookings", query_string=query, headers=headers).status_code == 422, query
+
+
+
+def test_search_finds_a_booking_by_order_number_prefix_patient_name_or_phone_tail(client, sandbox, rt, desk):
+    headers, _ = desk
+    tail = f"{secrets.randbelow(10**4 - 1):04d}"  # never 9999, the neighbour's
+    name = f"搜索{secrets.token_hex(3)}"
+    paid = paid_booking(client, sandbox, rt, name=name, phone=f"1390000{tail}")
+    neighbour = paid_booking(client, sandbox, rt, name="邻居", phone="13911119999")
+    elsewhere = other_clinic(rt)
+
+    def found(q: str, **query) -> list[str]:
+        resp = client.get(f"{ADMIN}/bookings", query_string={"q": q, "limit": 200, **query}, headers=headers)
+        assert resp.status_code == 200, resp.get_json()
+        return [b["order_no"] for b in resp.get_json()["items"]]
+
+    assert paid.order_no in found(paid.order_no)
+    assert paid.order_no in found(paid.order_no[:12].lower())
+    assert paid.order_no in found(name[2:]) and neighbour.order_no not in found(name[2:])
+    assert paid.order_no in found(tail, status="paid")
+    assert neighbour.order_no not in found(tail)
+    assert found(paid.order_no[1:]) == []  # a number is matched from its start only
+    assert found(paid.order_no, status="booked") == []
+    assert elsewhere.order_no not in found(elsewhere.order_no) + found("别人") + found("9999")
+    # Wildcards are text: `%` and `_` match only themselves.
+    assert found("%") == [] and found("_") == []
+
+
+def test_a_search_longer_than_an_order_number_or_blank_is_422(client, desk):
+    headers, _ = desk
+    for q in ("", "x" * 65):
+        assert client.get(f"{ADMIN}/bookings", query_string={"q": q}, headers=headers).status_code == 422, q
 
 
 # --- confirming ------------------------------------------------------------------------------------

@@ -1,0 +1,63 @@
+// The API's codes in Chinese, for people; the codes themselves stay in the data.
+
+const ORDER_STATUS: Record<string, string> = {
+  created: '待支付', paid: '待确认', completed: '已完成', booked: '已确认', redeemed: '已核销', no_show: '爽约',
+  rescheduled: '已改期', cancelled: '已取消', closed: '已关闭', refunding: '退款中', refunded: '已退款',
+  partially_refunded: '部分退款',
+}
+const CHANNEL: Record<string, string> = { wechat: '微信支付', alipay: '支付宝' }
+const ORDER_TYPE: Record<string, string> = { booking: '预约', topup: '就诊卡充值', visit_bill: '诊间缴费' }
+const SOURCE: Record<string, string> = { wechat: '微信支付', alipay: '支付宝', his: 'HIS' }
+const RUN_STATUS: Record<string, string> = { running: '对账中', done: '已完成', failed: '失败' }
+const DISCREPANCY_TYPE: Record<string, string> = {
+  missing_on_platform: '平台缺单（渠道有）', missing_at_channel: '渠道缺单（平台有）', amount_mismatch: '金额不符',
+  status_mismatch: '状态不符', missing_in_his: 'HIS 缺记录', unknown_in_his: 'HIS 多记录',
+}
+const DISCREPANCY_STATUS: Record<string, string> = {
+  open: '待处理', held: '暂挂（等次日账单）', repaired: '已自动修复', resolved: '已处理',
+}
+const RESOLUTION: Record<string, string> = { trust_channel: '以渠道为准', trust_platform: '以平台为准', ignore: '忽略' }
+const STATEMENT_STATUS: Record<string, string> = { generated: '已生成', checked: '已核对', settled: '已结算' }
+const SETTLEMENT_METHOD: Record<string, string> = { cash: '现金结算', coupon: '代金券' }
+const SETTLEMENT_STATUS: Record<string, string> = { pending_payment: '待打款', completed: '已完成', paid: '已打款' }
+const INVOICE_TYPE: Record<string, string> = { normal: '普通发票', special: '增值税专用发票' }
+const ROLE: Record<string, string> = { staff: '前台', finance: '财务', admin: '管理员', operator: '平台运营' }
+const SYNC_STATUS: Record<string, string> = { pending: '同步中', done: '已同步', stopped: '已停止' }
+const EXTRA_STATUS: Record<string, string> = { pending: '待开单', created: '已开单', rejected: '被拒绝', flagged: '需人工处理' }
+
+function label(table: Record<string, string>) {
+  return (code: string | null | undefined): string => (code ? (table[code] ?? code) : '—')
+}
+
+export const orderStatus = label(ORDER_STATUS)
+export const channelName = label(CHANNEL)
+export const orderType = label(ORDER_TYPE)
+export const sourceName = label(SOURCE)
+export const runStatus = label(RUN_STATUS)
+export const discrepancyType = label(DISCREPANCY_TYPE)
+export const discrepancyStatus = label(DISCREPANCY_STATUS)
+export const resolutionName = label(RESOLUTION)
+export const statementStatus = label(STATEMENT_STATUS)
+export const settlementMethod = label(SETTLEMENT_METHOD)
+export const settlementStatus = label(SETTLEMENT_STATUS)
+export const invoiceType = label(INVOICE_TYPE)
+export const roleName = label(ROLE)
+export const syncStatus = label(SYNC_STATUS)
+export const extraChargeStatus = label(EXTRA_STATUS)
+
+export const CHANNELS = Object.keys(CHANNEL)
+export const SOURCES = Object.keys(SOURCE)
+export const ORDER_STATUSES = Object.keys(ORDER_STATUS)
+export const DISCREPANCY_TYPES = Object.keys(DISCREPANCY_TYPE)
+export const DISCREPANCY_STATUSES = Object.keys(DISCREPANCY_STATUS)
+export const RESOLUTIONS = Object.keys(RESOLUTION)
+export const STATEMENT_STATUSES = Object.keys(STATEMENT_STATUS)
+
+/** Element Plus tag colours by status. */
+export function statusTone(status: string): 'success' | 'warning' | 'danger' | 'info' | 'primary' {
+  if (['redeemed', 'done', 'resolved', 'repaired', 'settled', 'completed', 'checked'].includes(status)) return 'success'
+  if (['paid', 'open', 'running', 'refunding', 'pending_payment', 'held'].includes(status)) return 'warning'
+  if (['no_show', 'failed', 'cancelled'].includes(status)) return 'danger'
+  if (['booked', 'rescheduled', 'generated'].includes(status)) return 'primary'
+  return 'info'
+}

@@ -1,0 +1,78 @@
+// Every screen of the console, who may use it and where it sits in the menu. The router is built from
+// this list and the menu shows only what the signed-in role may use; a screen added later (the clinic
+// set-up screens of the operator and admin API) is one entry here and one component in router.ts.
+// The API still refuses what a role may not do: this only keeps people away from screens they cannot use.
+
+export type Role = 'staff' | 'finance' | 'admin' | 'operator'
+
+export interface Screen {
+  name: string
+  path: string
+  title: string
+  group: GroupKey
+  roles: readonly Role[]
+  /** false for screens reached from another screen (a run's discrepancies, a statement's lines) */
+  inMenu: boolean
+}
+
+export type GroupKey = 'desk' | 'finance' | 'setup'
+
+export const GROUPS: Record<GroupKey, string> = { desk: '前台', finance: '财务', setup: '诊所设置' }
+
+// `admin` may do everything in the API (admin_api/security.py): it sees every screen.
+const DESK: readonly Role[] = ['staff', 'admin']
+const FINANCE: readonly Role[] = ['finance', 'admin']
+const ADMIN: readonly Role[] = ['admin']
+
+export const SCREENS: readonly Screen[] = [
+  { name: 'bookings-pending', path: 'bookings/pending', title: '待确认预约', group: 'desk', roles: DESK, inMenu: true },
+  { name: 'bookings-today', path: 'bookings/today', title: '今日预约', group: 'desk', roles: DESK, inMenu: true },
+  { name: 'bookings-search', path: 'bookings/search', title: '预约查询', group: 'desk', roles: DESK, inMenu: true },
+  { name: 'finance-dashboard', path: 'finance/dashboard', title: '收入概览', group: 'finance', roles: FINANCE, inMenu: true },
+  { name: 'reconciliation-runs', path: 'finance/reconciliation', title: '对账', group: 'finance', roles: FINANCE, inMenu: true },
+  { name: 'reconciliation-run', path: 'finance/reconciliation/:runId(\\d+)', title: '对账差异', group: 'finance', roles: FINANCE, inMenu: false },
+  { name: 'statements', path: 'finance/statements', title: '月度对账单', group: 'finance', roles: FINANCE, inMenu: true },
+  { name: 'statement', path: 'finance/statements/:statementId(\\d+)', title: '对账单明细', group: 'finance', roles: FINANCE, inMenu: false },
+  { name: 'settlements', path: 'finance/settlements', title: '结算记录', group: 'finance', roles: FINANCE, inMenu: true },
+  { name: 'settlement-types', path: 'setup/settlement-types', title: '结算类型', group: 'setup', roles: ADMIN, inMenu: true },
+  { name: 'inventory', path: 'setup/inventory', title: '渠道库存', group: 'setup', roles: ADMIN, inMenu: true },
+  { name: 'audit', path: 'setup/audit', title: '审计日志', group: 'setup', roles: ADMIN, inMenu: true },
+]
+
+const LANDING: Record<Role, string> = {
+  staff: 'bookings-pending',
+  finance: 'finance-dashboard',
+  admin: 'settlement-types',
+  operator: 'no-screens', // the operator's screens come with the operator API
+}
+
+export function screenByName(name: string): Screen | undefined {
+  return SCREENS.find((screen) => screen.name === name)
+}
+
+export function canUse(role: string | null | undefined, screenName: string): boolean {
+  const screen = screenByName(screenName)
+  return Boolean(role && screen && (screen.roles as readonly string[]).includes(role))
+}
+
+export interface MenuGroup {
+  key: GroupKey
+  title: string
+  items: { name: string; title: string }[]
+}
+
+export function menuFor(role: string | null | undefined): MenuGroup[] {
+  return (Object.keys(GROUPS) as GroupKey[])
+    .map((key) => ({
+      key,
+      title: GROUPS[key],
+      items: SCREENS.filter((s) => s.group === key && s.inMenu && canUse(role, s.name))
+        .map((s) => ({ name: s.name, title: s.title })),
+    }))
+    .filter((group) => group.items.length > 0)
+}
+
+/** The route name a role starts on after signing in. */
+export function landingFor(role: string | null | undefined): string {
+  return (role && LANDING[role as Role]) || 'no-screens'
+}

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest'
+
+import { canUse, landingFor, menuFor, SCREENS } from '@/nav/menu'
+
+const titles = (role: string | null) => menuFor(role).flatMap((group) => group.items.map((item) => item.name))
+
+describe('role-based navigation', () => {
+  it('staff see the front desk only', () => {
+    expect(menuFor('staff').map((g) => g.title)).toEqual(['前台'])
+    expect(titles('staff')).toEqual(['bookings-pending', 'bookings-today', 'bookings-search'])
+  })
+
+  it('finance see the finance screens only', () => {
+    expect(menuFor('finance').map((g) => g.title)).toEqual(['财务'])
+    expect(titles('finance')).toEqual(['finance-dashboard', 'reconciliation-runs', 'statements', 'settlements'])
+  })
+
+  it('admins see every screen, as the API lets them do everything', () => {
+    expect(menuFor('admin').map((g) => g.title)).toEqual(['前台', '财务', '诊所设置'])
+    expect(titles('admin')).toEqual(SCREENS.filter((s) => s.inMenu).map((s) => s.name))
+  })
+
+  it('screens reached from a list are never in the menu but are usable by the same roles', () => {
+    expect(titles('admin')).not.toContain('reconciliation-run')
+    expect(canUse('finance', 'reconciliation-run')).toBe(true)
+    expect(canUse('staff', 'statement')).toBe(false)
+  })
+
+  it('a role may not use what is not in its menu', () => {
+    expect(canUse('staff', 'finance-dashboard')).toBe(false)
+    expect(canUse('finance', 'bookings-pending')).toBe(false)
+    expect(canUse('finance', 'audit')).toBe(false)
+    expect(canUse('staff', 'audit')).toBe(false)
+    expect(canUse('admin', 'audit')).toBe(true)
+  })
+
+  it('unknown or missing roles see nothing and land on the empty page', () => {
+    for (const role of ['operator', 'patient', '', null, undefined]) {
+      expect(menuFor(role)).toEqual([])
+      expect(landingFor(role)).toBe('no-screens')
+    }
+    expect(canUse(null, 'bookings-pending')).toBe(false)
+  })
+
+  it('each role lands where its work is', () => {
+    expect(landingFor('staff')).toBe('bookings-pending')
+    expect(landingFor('finance')).toBe('finance-dashboard')
+    expect(landingFor('admin')).toBe('settlement-types')
+    for (const role of ['staff', 'finance', 'admin']) expect(canUse(role, landingFor(role))).toBe(true)
+  })
+})
