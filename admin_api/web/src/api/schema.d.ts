@@ -95,7 +95,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sign in; the token is sent as `Authorization: Bearer <token>` until it expires. */
+        /** Sign in; the token is sent as `Authorization: Bearer <token>` until it expires or the user logs out. */
         post: {
             parameters: {
                 query?: never;
@@ -128,8 +128,54 @@ export interface paths {
                     };
                 };
                 422: components["responses"]["UNPROCESSABLE_ENTITY"];
-                /** @description Locked after repeated failures; try later */
+                /** @description `login_locked`: too many failures for this username from this address (or from everywhere); `rate_limited`: too many requests; wait `Retry-After` seconds */
                 429: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** End the session: every token of this user stops working (sign in again, on every device). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description No Content */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Not signed in, the session expired, or it was ended (`token_revoked`: logout or password change) */
+                401: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -172,7 +218,7 @@ export interface paths {
                         "application/json": components["schemas"]["StaffUser"];
                     };
                 };
-                /** @description Not signed in, or the session expired */
+                /** @description Not signed in, the session expired, or it was ended (`token_revoked`: logout or password change) */
                 401: {
                     headers: {
                         [name: string]: unknown;
@@ -186,6 +232,75 @@ export interface paths {
         };
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/auth/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Change your password: the current one is checked (a wrong one counts as a failed sign-in). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["PasswordChange"];
+                };
+            };
+            responses: {
+                /** @description A fresh session; every earlier token is revoked */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StaffLoginResult"];
+                    };
+                };
+                /** @description Not signed in, the session expired, or it was ended (`token_revoked`: logout or password change) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `wrong_current_password` */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                422: components["responses"]["UNPROCESSABLE_ENTITY"];
+                /** @description `login_locked`: too many wrong passwords */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
@@ -2342,6 +2457,74 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/users/{user_id}/unlock": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Clear a user's failed sign-ins from every address, ending a lockout at once (audited). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    user_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["UnlockResult"];
+                    };
+                };
+                /** @description Not signed in */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Admins only */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `user_not_found`: no such user in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2358,6 +2541,13 @@ export interface components {
             count: number;
             /** @description a channel, or an order type */
             key: string;
+        };
+        ApiError: {
+            error?: string;
+            errors?: {
+                [key: string]: unknown;
+            };
+            message: string;
         };
         Appointment: {
             /** Format: date-time */
@@ -2597,6 +2787,10 @@ export interface components {
             /** @enum {string} */
             relation?: "self" | "spouse" | "child" | "parent" | "other";
         };
+        PasswordChange: {
+            current_password: string;
+            new_password: string;
+        };
         PeriodTotals: {
             /** @description from the 1st to today */
             month: components["schemas"]["Totals"];
@@ -2812,6 +3006,12 @@ export interface components {
             by_channel: components["schemas"]["AmountCount"][];
             by_order_type: components["schemas"]["AmountCount"][];
             count: number;
+        };
+        UnlockResult: {
+            id: number;
+            username: string;
+            /** @description whether a lockout was in force */
+            was_locked: boolean;
         };
     };
     responses: {
