@@ -79,21 +79,21 @@ def valid_pages(value: object) -> list[str] | None:
 
 # --- WeChat keyword rules ---------------------------------------------------------------------------------
 _CJK = r"\u3400-\u4dbf\u4e00-\u9fff"
-_DATE = r"(\d{4}年\d{1,2}月\d{1,2}日|\d{4}-\d{1,2}-\d{1,2}|\d{4}/\d{1,2}/\d{1,2})"
-_CLOCK = r"\d{1,2}:\d{2}(:\d{2})?"
+_DATE = r"([0-9]{4}年[0-9]{1,2}月[0-9]{1,2}日|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}|[0-9]{4}/[0-9]{1,2}/[0-9]{1,2})"
+_CLOCK = r"[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?"
 _TIME_POINT = rf"({_DATE} )?{_CLOCK}"
 _DATE_POINT = rf"{_DATE}( {_CLOCK})?"
 
 # prefix -> (pattern, what WeChat asks for)
 WECHAT_KEYWORD_RULES: dict[str, tuple[re.Pattern, str]] = {
     "thing": (re.compile(r".{1,20}", re.S), "at most 20 characters"),
-    "number": (re.compile(r"(?=.{1,32}$)\d+(\.\d+)?"), "a number of at most 32 digits"),
+    "number": (re.compile(r"(?=.{1,32}$)[0-9]+(\.[0-9]+)?"), "a number of at most 32 digits"),
     "letter": (re.compile(r"[A-Za-z]{1,32}"), "at most 32 letters"),
     "symbol": (re.compile(r"[^A-Za-z0-9\s" + _CJK + r"]{1,5}"), "at most 5 symbols"),
     "character_string": (re.compile(r"[\x21-\x7e]{1,32}"), "at most 32 ASCII letters, digits or symbols"),
     "time": (re.compile(rf"{_TIME_POINT}(\s*~\s*{_TIME_POINT})?"), "a 24-hour time, optionally with a date"),
     "date": (re.compile(rf"{_DATE_POINT}(\s*~\s*{_DATE_POINT})?"), "a date, optionally with a 24-hour time"),
-    "amount": (re.compile(r"[¥￥$]?\d{1,10}(\.\d{1,2})?元?"),
+    "amount": (re.compile(r"[¥￥$]?[0-9]{1,10}(\.[0-9]{1,2})?元?"),
                "a number of at most 10 digits and 2 decimals, optionally ending in 元"),
     "phone_number": (re.compile(r"[0-9+\-() ]{1,17}"), "a phone number of at most 17 digits or symbols"),
     "car_number": (re.compile(r".{1,8}", re.S), "at most 8 characters"),

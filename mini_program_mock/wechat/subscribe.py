@@ -81,13 +81,16 @@ def _send(world: World, body: dict, appid: str) -> dict:
 @bp.post("/cgi-bin/message/subscribe/send")
 def send_subscribe_message():
     world = current_world()
-    appid, body = None, {}
+    appid = None
     try:
         appid = app_of_token(world, request.args.get("access_token"))
-        body = _body()
-        answer = {"errcode": 0, "errmsg": "ok", **_send(world, body, appid)}
+        answer = {"errcode": 0, "errmsg": "ok", **_send(world, _body(), appid)}
     except (TokenRefused, SendRefused) as refused:
         answer = {"errcode": refused.errcode, "errmsg": refused.errmsg}
+    try:  # the log names the addressee even when the token was refused before the body was read
+        body = _body()
+    except SendRefused:
+        body = {}
     world.log("wechat_subscribe_send", appid=appid, touser=body.get("touser"), template_id=body.get("template_id"),
               errcode=answer["errcode"], errmsg=answer["errmsg"], msgid=answer.get("msgid"))
     return jsonify(answer)
