@@ -54,8 +54,9 @@ def new_bill():
         store.card_row(conn, card_no)
         bill_id = store.insert_bill(conn, store.stamp(world), card_no, kind, title, amount_fen)
         answer = store.bill_json(store.bill_row(conn, bill_id))
+        # Queued in the bill's own transaction: a bill is never left unannounced by a crash in between.
+        _events().announce("bill_created", card_no, bill_id)
     world.log("his_control", action="new_bill", card_no=card_no, bill_id=bill_id, amount_fen=amount_fen)
-    _events().announce("bill_created", card_no, bill_id)
     return jsonify(answer), 201
 
 
@@ -80,8 +81,8 @@ def cancel_bill(bill_id: str):
         conn.execute("UPDATE his_bills SET status = 'cancelled', cancelled_at = ? WHERE bill_id = ?"
                      " AND status = 'unpaid'", (store.stamp(world), bill_id))
         answer = store.bill_json(store.bill_row(conn, bill_id))
+        _events().announce("bill_cancelled", answer["card_no"], bill_id)
     world.log("his_control", action="cancel_bill", bill_id=bill_id)
-    _events().announce("bill_cancelled", answer["card_no"], bill_id)
     return jsonify(answer)
 
 

@@ -6,8 +6,8 @@ X-HIS-Key-Id, X-HIS-Timestamp, X-HIS-Nonce, X-HIS-Signature = hex HMAC-SHA256(se
 + nonce + "\\n" + "POST" + "\\n" + path + "\\n" + raw_body), path being the events URL's path (decoded)
 plus "?query" when it has one. Each attempt is signed afresh (new timestamp and nonce).
 
-Announcements are stored before the first attempt and sent by the world's notifier thread, never
-holding up the answer that opened the bill: a 2xx answer is delivery; anything else (or no answer)
+Announcements are stored in the transaction that opens or cancels the bill, and sent by the world's
+notifier thread, never holding up the answer: a 2xx answer is delivery; anything else (or no answer)
 is retried after 5 s, 15 s, 1 min, 5 min and 15 min (times the world's time scale), then abandoned.
 Every attempt is logged as `notify_attempt` with channel `his`. The notification faults
 (`POST /sandbox/faults`: drop, duplicate, delay) apply to them as to the channels' notifications.
@@ -83,11 +83,14 @@ class HisEvents:
     def configure_from_env(self) -> None:
         url = os.environ.get(URL_ENV)
         if url:
-            self.configure(url, os.environ.get(KEY_ID_ENV) or None)
+            try:
+                self.configure(url, os.environ.get(KEY_ID_ENV) or None)
+            except HisRefusal as refused:
+                raise SystemExit(f"{URL_ENV} / {KEY_ID_ENV}: {refused.message}") from None
 
     # --- announcing ------------------------------------------------------------------------------
     def announce(self, event_type: str, card_no: str, bill_id: str) -> bool:
-        """Queue the announcement; False (and nothing queued) when no events URL is configured."""
+        """Queue the announcement (joining the caller's transaction, if any); False when no events URL is set."""
         config = self.config()
         if not config.get("url"):
             self.world.log("his_event_not_announced", type=event_type, card_no=card_no, bill_id=bill_id)

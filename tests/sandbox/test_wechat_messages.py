@@ -1,6 +1,8 @@
 """WeChat subscribe messages and access tokens, driven with wechatpy's WeChatClient as the platform will."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import requests
 from wechatpy.exceptions import WeChatClientException
@@ -232,3 +234,14 @@ def test_pages_are_configurable_per_app(sandbox, openid, wx_app, wx):
     assert made.status_code == 201 and made.json()["pages"] == ["a/b"]
     assert requests.post(f"{sandbox.url}/sandbox/merchants", json={"channel": "wechat", "pages": ["a?b=1"]},
                          timeout=10).status_code == 422
+
+
+def test_concurrent_sends_spend_one_allowance_once(sandbox, wx_app, openid):
+    tid = template(wx_app, "bill_created")["template_id"]
+    grant_wechat(sandbox.url, wx_app["appid"], openid, [tid])
+    token = _raw_token(sandbox, wx_app)
+    body = {"touser": openid, "template_id": tid, "data": BILL_DATA}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: _raw_send(sandbox, token, body)["errcode"], range(8)))
+    assert sorted(answers) == [0] + [43101] * 7
+    assert len(messages(sandbox.url, channel="wechat", user=openid)) == 1
