@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Flask, current_app, jsonify, request
 
 from .merchants import new_alipay_merchant, new_his_account, new_wechat_merchant
+from .messages.templates import valid_pages
 from .sms import new_sms_account
 from .world import DEFAULT_FAULTS, current_world
 
@@ -26,10 +27,19 @@ def list_merchants():
 
 @bp.post("/merchants")
 def add_merchant():
-    """Create another sandbox account (a second clinic or app), returning all its keys."""
+    """Create another sandbox account (a second clinic or app), returning all its keys.
+
+    A WeChat or Alipay app gets its message templates, and `pages` (the pages a message may open) when
+    given, else the default list.
+    """
     body = request.get_json(silent=True) or {}
     channel = body.get("channel")
     clinic_code = str(body.get("clinic_code") or "demo")
+    pages = None
+    if channel in ("wechat", "alipay") and "pages" in body:
+        pages = valid_pages(body["pages"])
+        if pages is None:
+            return _bad("pages must list 1 to 50 distinct page paths such as pages/bills/index (no query)")
     if channel == "wechat":
         sign_type = body.get("sign_type", "MD5")
         if sign_type not in ("MD5", "HMAC-SHA256"):
@@ -43,6 +53,8 @@ def add_merchant():
         data = new_sms_account()
     else:
         return _bad("channel must be wechat, alipay, his or sms")
+    if pages is not None:
+        data["pages"] = pages
     return jsonify(current_app.extensions["sandbox_merchants"].add(channel, data)), 201
 
 

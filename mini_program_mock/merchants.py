@@ -10,6 +10,7 @@ import secrets
 
 from Cryptodome.PublicKey import RSA
 
+from .messages.templates import DEFAULT_PAGES, new_alipay_templates, new_wechat_templates
 from .world import World
 
 _SCHEMA = """
@@ -36,6 +37,8 @@ def new_wechat_merchant(sign_type: str = "MD5", clinic_code: str = "demo") -> di
         "mch_id": str(1900000000 + int(suffix, 16) % 99999999),
         "api_key": secrets.token_hex(16),
         "sign_type": sign_type,
+        "message_templates": new_wechat_templates(),
+        "pages": list(DEFAULT_PAGES),
     }
 
 
@@ -50,6 +53,8 @@ def new_alipay_merchant(clinic_code: str = "demo") -> dict:
         "app_public_key": app_public,
         "alipay_private_key": alipay_private,
         "alipay_public_key": alipay_public,
+        "message_templates": new_alipay_templates(),
+        "pages": list(DEFAULT_PAGES),
     }
 
 
@@ -68,6 +73,17 @@ class Merchants:
             self.add("wechat", new_wechat_merchant("MD5"))
             self.add("alipay", new_alipay_merchant())
             self.add("his", new_his_account())
+        self._give_apps_message_templates()
+
+    _TEMPLATE_MAKERS = {"wechat": new_wechat_templates, "alipay": new_alipay_templates}
+
+    def _give_apps_message_templates(self) -> None:
+        """Apps of a data directory made before message templates existed get theirs on start-up, once."""
+        for channel, make in self._TEMPLATE_MAKERS.items():
+            for app in self.all(channel):
+                if "message_templates" not in app:
+                    self.update(channel, self._account_id(channel, app),
+                                {"message_templates": make(), "pages": app.get("pages", list(DEFAULT_PAGES))})
 
     _ID_FIELD = {"wechat": "appid", "alipay": "app_id", "his": "key_id", "sms": "app_key"}
 
@@ -79,6 +95,18 @@ class Merchants:
         with self.world.tx() as conn:
             conn.execute("INSERT INTO merchants(channel, account_id, data) VALUES (?, ?, ?)",
                          (channel, self._account_id(channel, data), json.dumps(data)))
+        return data
+
+    def update(self, channel: str, account_id: str, changes: dict) -> dict | None:
+        """Merge `changes` into the account's record; None when there is no such account."""
+        with self.world.tx() as conn:
+            row = conn.execute("SELECT data FROM merchants WHERE channel = ? AND account_id = ?",
+                               (channel, account_id)).fetchone()
+            if row is None:
+                return None
+            data = {**json.loads(row["data"]), **changes}
+            conn.execute("UPDATE merchants SET data = ? WHERE channel = ? AND account_id = ?",
+                         (json.dumps(data), channel, account_id))
         return data
 
     def all(self, channel: str) -> list[dict]:

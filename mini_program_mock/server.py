@@ -17,6 +17,7 @@ GATEWAY_PACKAGES = [
     "mini_program_mock.wechat",
     "mini_program_mock.alipay",
     "mini_program_mock.his",
+    "mini_program_mock.messages.control",
     "mini_program_mock.sms",
     "mini_program_mock.h5",
 ]

@@ -76,8 +76,15 @@ class World:
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction taken up front, so concurrent writers queue instead of failing."""
+        """A write transaction taken up front, so concurrent writers queue instead of failing.
+
+        Inside another transaction of this thread it joins that one, so a change and the work it
+        queues (an outbound announcement, a log line) commit or roll back together.
+        """
         conn = self.conn()
+        if conn.in_transaction:
+            yield conn
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn

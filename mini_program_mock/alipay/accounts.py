@@ -55,6 +55,15 @@ class AlipayAccounts:
             row = conn.execute("SELECT * FROM ali_users WHERE open_id = ?", (open_id,)).fetchone()
         return row
 
+    def ensure_user(self, app_id: str, user_id: str) -> dict:
+        """The user as this app sees them (`user_id`, `open_id`), made on first sight."""
+        with self.world.tx() as conn:
+            return dict(self._user(conn, app_id, user_id))
+
+    def user_of_open_id(self, app_id: str, open_id: str) -> str | None:
+        row = self.world.query_one("SELECT user_id FROM ali_users WHERE app_id = ? AND open_id = ?", (app_id, open_id))
+        return row["user_id"] if row else None
+
     def issue_code(self, app_id: str, user_id: str | None = None) -> dict:
         """What my.getAuthCode hands the mini-program: a code for one exchange within five minutes."""
         code = secrets.token_hex(16)

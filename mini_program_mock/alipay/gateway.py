@@ -12,7 +12,7 @@ import re
 
 from flask import Blueprint, Response, request
 
-from . import methods
+from . import messages, methods
 from .bills import bill_download_url
 from .protocol import (
     SIGN_HASHES,
@@ -35,6 +35,7 @@ METHODS = {
     "alipay.trade.fastpay.refund.query": methods.refund_query,
     "alipay.system.oauth.token": methods.oauth_token,
     "alipay.data.dataservice.bill.downloadurl.query": bill_download_url,
+    "alipay.open.app.mini.templatemessage.send": messages.template_message_send,
 }
 
 METHOD_NAME = re.compile(r"[a-z][a-z0-9]*(\.[a-z0-9]+)+")

@@ -16,7 +16,7 @@ Shapes:
 - patient `{id: "P000001", name, phone, id_number|null, card_nos: [card_no]}`; two patients may share a phone
 - card `{card_no: "D0000001", balance_fen, patient: <patient>}`
 - bill `{bill_id: "B00000001", card_no, kind: exam|lab|prescription|treatment|charge, title, amount_fen,
-  status: unpaid|paid, paid_by: order_no|"window"|null, created_at}`
+  status: unpaid|paid|cancelled, paid_by: order_no|"window"|null, created_at, cancelled_at|null}`
 - registration `{order_no, card_no|null, patient_id, item_code, appointment_at, amount_fen,
   status: active|reverted, created_at, reverted_at|null}`
 - write result `{record_id: "R00000001", idempotency_key, kind, card_no|null, amount_fen, order_no,
@@ -48,7 +48,7 @@ Ledger writes (key required; each leaves one `his_records` row of the named kind
 - `POST /his/recharges {card_no, amount_fen, order_no, idempotency_key}` -> `recharge`, balance += amount
 - `POST /his/bill-settlements {card_no, bill_ids[], amount_fen, order_no, idempotency_key}` ->
   `bill_settlement`, bills paid_by order_no, `extra.bill_ids`; 409 `bill_already_paid` if any bill is
-  paid already; amount_fen must equal the bills' sum (422 `amount_mismatch`); balance unchanged
+  paid already, 409 `bill_cancelled` if any was cancelled; amount_fen must equal the bills' sum (422 `amount_mismatch`); balance unchanged
 - `POST /his/registrations {order_no, card_no? | patient_id?, item_code, appointment_at, amount_fen? (default 0),
   idempotency_key}` -> `registration`; 409 `already_registered` while the order has an active one
 - `POST /his/registrations/{order_no}/revert {idempotency_key}` -> `registration_revert` (same card and
@@ -75,23 +75,33 @@ B00000006 exam 16,000.
 Control routes (no key, no faults): `GET /sandbox/his/records?date=` (the export's rows as a bare
 list), `GET /sandbox/cards/{card_no}` (card), `POST /sandbox/his/cards {name, phone, id_number?,
 balance_fen?}` -> 201 card of a new patient, `POST /sandbox/his/bills {card_no, kind, title, amount_fen}`
--> 201 bill, `POST /sandbox/his/bills/{bill_id}/pay-elsewhere` -> the bill, paid at the window
-(409 `bill_already_paid` if paid).
+-> 201 bill (a doctor opens it: announced as `bill_created`), `POST /sandbox/his/bills/{bill_id}/cancel`
+-> the bill, cancelled (announced as `bill_cancelled`; 409 `bill_already_paid` / `bill_cancelled`),
+`POST /sandbox/his/bills/{bill_id}/pay-elsewhere` -> the bill, paid at the window (409 `bill_already_paid`
+if paid, `bill_cancelled` if cancelled). `GET, POST {url, key_id?}, DELETE /sandbox/his/events`: where the
+HIS announces bills to the platform (events.py); the answer is `{url, key_id}` (both null when unset).
+Bills made through the HIS API itself (`POST /his/cards/{card_no}/bills`, the platform's own extra
+charges) are not announced.
 """
 from __future__ import annotations
 
 from flask import Flask
 
 from . import auth, control, gateway
+from .events import HisEvents
 from .ledger import HisLedger
-from .store import SCHEMA, seed
+from .store import SCHEMA, seed, upgrade
 
 
 def register(app: Flask) -> None:
     world = app.extensions["sandbox_world"]
     world.execute_script(SCHEMA)
+    upgrade(world)
     world.execute_script(auth.SCHEMA)
     seed(world)
     app.extensions["sandbox_his_ledger"] = HisLedger(world)
+    events = HisEvents(world, app.extensions["sandbox_merchants"], app.extensions["sandbox_notifier"])
+    events.configure_from_env()
+    app.extensions["sandbox_his_events"] = events
     app.register_blueprint(gateway.bp)
     app.register_blueprint(control.bp)

@@ -1,4 +1,4 @@
-"""How the sandbox HIS knows its caller: the HMAC scheme every HIS call is signed with.
+"""How the sandbox HIS knows its caller, and signs its own calls: the HMAC scheme of every HIS call.
 
 The same scheme as the platform's (app/his/signing.py; the sandbox never imports app), with a HIS key
 from `GET /sandbox/merchants` (`his[]`):
@@ -12,13 +12,18 @@ A timestamp more than 300 s old or 30 s ahead is refused; so is a nonce already 
 within that window (401 `replayed_request`), remembered in the sandbox's SQLite so that a restart
 does not forget it. The window runs on the real clock, not the shifted sandbox clock. A bearer secret
 is not accepted.
+
+The sandbox HIS signs its own calls to the platform (bill announcements, events.py) with
+`signed_headers`, the same scheme from the sending side.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import re
+import secrets
 import time
+from urllib.parse import unquote, urlsplit
 
 from flask import Request
 
@@ -56,10 +61,28 @@ def _target(request: Request) -> str:
     return request.path + (f"?{query}" if query else "")
 
 
-def _expected(secret: str, timestamp: str, nonce: str, request: Request) -> str:
-    message = (f"{timestamp}\n{nonce}\n{request.method}\n{_target(request)}\n".encode("utf-8")
-               + request.get_data(cache=True))
+def signature(secret: str, timestamp: str, nonce: str, method: str, target: str, body: bytes) -> str:
+    message = f"{timestamp}\n{nonce}\n{method}\n{target}\n".encode("utf-8") + body
     return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def _expected(secret: str, timestamp: str, nonce: str, request: Request) -> str:
+    return signature(secret, timestamp, nonce, request.method, _target(request), request.get_data(cache=True))
+
+
+def target_of_url(url: str) -> str:
+    """The `path` a server receiving `url` signs over: the decoded path plus "?query" when there is one."""
+    parts = urlsplit(url)
+    return unquote(parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+
+
+def signed_headers(key_id: str, secret: str, method: str, url: str, body: bytes) -> dict[str, str]:
+    """The X-HIS-* headers of one call, with a fresh timestamp and nonce."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise LookupError(f"the HIS key {key_id} has no usable secret")
+    timestamp, nonce = str(int(time.time())), secrets.token_urlsafe(24)
+    return {"X-HIS-Key-Id": key_id, "X-HIS-Timestamp": timestamp, "X-HIS-Nonce": nonce,
+            "X-HIS-Signature": signature(secret, timestamp, nonce, method, target_of_url(url), body)}
 
 
 def _remember_nonce(world: World, key_id: str, nonce: str, signed_at: int) -> bool:

@@ -4,7 +4,7 @@ These stand outside the HIS's own API: no HIS key, no faults.
 """
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from ..world import current_world
 from . import fail_next, store
@@ -54,8 +54,36 @@ def new_bill():
         store.card_row(conn, card_no)
         bill_id = store.insert_bill(conn, store.stamp(world), card_no, kind, title, amount_fen)
         answer = store.bill_json(store.bill_row(conn, bill_id))
+        # Queued in the bill's own transaction: a bill is never left unannounced by a crash in between.
+        _events().announce("bill_created", card_no, bill_id)
     world.log("his_control", action="new_bill", card_no=card_no, bill_id=bill_id, amount_fen=amount_fen)
     return jsonify(answer), 201
+
+
+def _events():
+    return current_app.extensions["sandbox_his_events"]
+
+
+def _require_unpaid(bill) -> None:
+    if bill["status"] == "paid":
+        raise HisRefusal(409, "bill_already_paid", f"bill {bill['bill_id']} is already paid by {bill['paid_by']}")
+    if bill["status"] == "cancelled":
+        raise HisRefusal(409, "bill_cancelled", f"bill {bill['bill_id']} was cancelled")
+
+
+@bp.post("/his/bills/<bill_id>/cancel")
+def cancel_bill(bill_id: str):
+    """The doctor withdraws an unpaid bill; the HIS announces it so the platform stops offering it."""
+    world = current_world()
+    with world.tx() as conn:
+        bill = store.bill_row(conn, bill_id)
+        _require_unpaid(bill)
+        conn.execute("UPDATE his_bills SET status = 'cancelled', cancelled_at = ? WHERE bill_id = ?"
+                     " AND status = 'unpaid'", (store.stamp(world), bill_id))
+        answer = store.bill_json(store.bill_row(conn, bill_id))
+        _events().announce("bill_cancelled", answer["card_no"], bill_id)
+    world.log("his_control", action="cancel_bill", bill_id=bill_id)
+    return jsonify(answer)
 
 
 @bp.post("/his/bills/<bill_id>/pay-elsewhere")
@@ -63,14 +91,28 @@ def pay_elsewhere(bill_id: str):
     """The patient pays the bill at the hospital window, so a later online settlement is refused."""
     world = current_world()
     with world.tx() as conn:
-        bill = store.bill_row(conn, bill_id)
-        if bill["status"] == "paid":
-            raise HisRefusal(409, "bill_already_paid", f"bill {bill_id} is already paid by {bill['paid_by']}")
-        conn.execute("UPDATE his_bills SET status = 'paid', paid_by = ?, paid_at = ? WHERE bill_id = ?",
-                     (store.WINDOW_PAYER, store.stamp(world), bill_id))
+        _require_unpaid(store.bill_row(conn, bill_id))
+        conn.execute("UPDATE his_bills SET status = 'paid', paid_by = ?, paid_at = ? WHERE bill_id = ?"
+                     " AND status = 'unpaid'", (store.WINDOW_PAYER, store.stamp(world), bill_id))
         answer = store.bill_json(store.bill_row(conn, bill_id))
     world.log("his_control", action="pay_elsewhere", bill_id=bill_id)
     return jsonify(answer)
+
+
+@bp.get("/his/events")
+def events_config():
+    return jsonify(_events().config())
+
+
+@bp.post("/his/events")
+def configure_events():
+    body = json_body()
+    return jsonify(_events().configure(body.get("url"), body.get("key_id")))
+
+
+@bp.delete("/his/events")
+def clear_events():
+    return jsonify(_events().clear())
 
 
 @bp.post("/his/fail-next")

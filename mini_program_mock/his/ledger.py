@@ -83,6 +83,9 @@ class HisLedger:
         foreign = [b["bill_id"] for b in bills if b["card_no"] != p["card_no"]]
         if foreign:
             raise HisRefusal(422, "bill_not_on_card", f"bills {', '.join(foreign)} are not on card {p['card_no']}")
+        cancelled = [b["bill_id"] for b in bills if b["status"] == "cancelled"]
+        if cancelled:
+            raise HisRefusal(409, "bill_cancelled", f"bills {', '.join(cancelled)} were cancelled")
         paid = [b["bill_id"] for b in bills if b["status"] == "paid"]
         if paid:
             raise HisRefusal(409, "bill_already_paid", f"bills {', '.join(paid)} are already paid")

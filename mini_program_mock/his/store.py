@@ -8,7 +8,24 @@ from datetime import date, timedelta
 from ..world import World
 from .validation import HisRefusal
 
-SCHEMA = """
+_BILLS_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
+    bill_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL UNIQUE,
+    card_no TEXT NOT NULL REFERENCES his_cards(card_no),
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL,
+    amount_fen INTEGER NOT NULL CHECK (amount_fen > 0),
+    status TEXT NOT NULL DEFAULT 'unpaid' CHECK (status IN ('unpaid', 'paid', 'cancelled')),
+    paid_by TEXT,
+    paid_at TEXT,
+    created_at TEXT NOT NULL,
+    cancelled_at TEXT
+);
+"""
+_BILLS_INDEX = "CREATE INDEX IF NOT EXISTS ix_his_bills_card ON his_bills(card_no, status);\n"
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS his_patients (
     patient_id TEXT PRIMARY KEY,
     seq INTEGER NOT NULL UNIQUE,
@@ -27,20 +44,7 @@ CREATE TABLE IF NOT EXISTS his_cards (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ix_his_cards_patient ON his_cards(patient_id);
-CREATE TABLE IF NOT EXISTS his_bills (
-    bill_id TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL UNIQUE,
-    card_no TEXT NOT NULL REFERENCES his_cards(card_no),
-    kind TEXT NOT NULL,
-    title TEXT NOT NULL,
-    amount_fen INTEGER NOT NULL CHECK (amount_fen > 0),
-    status TEXT NOT NULL DEFAULT 'unpaid' CHECK (status IN ('unpaid', 'paid')),
-    paid_by TEXT,
-    paid_at TEXT,
-    created_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ix_his_bills_card ON his_bills(card_no, status);
-CREATE TABLE IF NOT EXISTS his_registrations (
+{_BILLS_TABLE.format(name='his_bills')}{_BILLS_INDEX}CREATE TABLE IF NOT EXISTS his_registrations (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     order_no TEXT NOT NULL,
     card_no TEXT,
@@ -75,6 +79,23 @@ CREATE TABLE IF NOT EXISTS his_idempotency (
     created_at TEXT NOT NULL
 );
 """
+
+_BILLS_V1_COLUMNS = "bill_id, seq, card_no, kind, title, amount_fen, status, paid_by, paid_at, created_at"
+
+
+def upgrade(world: World) -> None:
+    """A data directory made before bills could be cancelled gets the new his_bills, its rows kept.
+
+    SQLite cannot change a CHECK constraint in place, so the table is rebuilt once.
+    """
+    row = world.query_one("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'his_bills'")
+    if row is None or "'cancelled'" in row["sql"]:
+        return
+    world.execute_script(
+        "BEGIN IMMEDIATE;" + _BILLS_TABLE.format(name="his_bills_v2")
+        + f"INSERT INTO his_bills_v2({_BILLS_V1_COLUMNS}) SELECT {_BILLS_V1_COLUMNS} FROM his_bills;"
+        + "DROP TABLE his_bills; ALTER TABLE his_bills_v2 RENAME TO his_bills;" + _BILLS_INDEX + "COMMIT;")
+
 
 SEED_BALANCE_FEN = 50_000
 # paid_by of a bill the patient paid at the hospital window rather than through the platform.
@@ -191,7 +212,7 @@ def card_json(conn: sqlite3.Connection, card_no: str) -> dict:
 def bill_json(row: sqlite3.Row) -> dict:
     return {"bill_id": row["bill_id"], "card_no": row["card_no"], "kind": row["kind"], "title": row["title"],
             "amount_fen": row["amount_fen"], "status": row["status"], "paid_by": row["paid_by"],
-            "created_at": row["created_at"]}
+            "created_at": row["created_at"], "cancelled_at": row["cancelled_at"]}
 
 
 def bill_row(conn: sqlite3.Connection, bill_id: str) -> sqlite3.Row:

@@ -15,7 +15,7 @@ from ..world import World, current_world
 from . import wire
 
 CODE_TTL_S = 300
-_MAX_OPENID_LEN = 128
+MAX_OPENID_LEN = 128
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS wx_users (
@@ -42,11 +42,20 @@ def _error(errcode: int, errmsg: str):
     return jsonify(errcode=errcode, errmsg=errmsg)
 
 
+def valid_openid(openid: object) -> bool:
+    return isinstance(openid, str) and 0 < len(openid) <= MAX_OPENID_LEN
+
+
+def is_user(world: World, appid: str, openid: str) -> bool:
+    return world.query_one("SELECT 1 FROM wx_users WHERE appid = ? AND openid = ?", (appid, openid)) is not None
+
+
 def _new_openid() -> str:
     return "o" + wire.nonce(27)
 
 
-def _ensure_user(world: World, appid: str, openid: str) -> None:
+def ensure_user(world: World, appid: str, openid: str) -> None:
+    """The user exists for this app from the first time the mini-program sees them."""
     with world.tx() as conn:
         conn.execute("INSERT OR IGNORE INTO wx_users(appid, openid, unionid, created_at) VALUES (?, ?, ?, ?)",
                       (appid, openid, "o" + wire.nonce(27), world.now().timestamp()))
@@ -61,13 +70,13 @@ def issue_code():
     appid, openid = body.get("appid"), body.get("openid")
     if not isinstance(appid, str) or not appid:
         return jsonify(message="appid is required"), 422
-    if openid is not None and (not isinstance(openid, str) or not 0 < len(openid) <= _MAX_OPENID_LEN):
-        return jsonify(message=f"openid must be a non-empty string of at most {_MAX_OPENID_LEN} characters"), 422
+    if openid is not None and not valid_openid(openid):
+        return jsonify(message=f"openid must be a non-empty string of at most {MAX_OPENID_LEN} characters"), 422
     if current_app.extensions["sandbox_merchants"].get("wechat", appid) is None:
         return jsonify(message=f"no sandbox WeChat app has appid {appid}"), 404
     world = current_world()
     openid = openid or _new_openid()
-    _ensure_user(world, appid, openid)
+    ensure_user(world, appid, openid)
     code = wire.nonce(32)
     with world.tx() as conn:
         conn.execute("INSERT INTO wx_login_codes(code, appid, openid, issued_at) VALUES (?, ?, ?, ?)",
