@@ -2,6 +2,7 @@
 through HTTP what a test does not do through the pages: the mini-program API as the same user, the sandbox HIS."""
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import shutil
@@ -20,6 +21,8 @@ PHONE = {"width": 375, "height": 812}
 MP = "/api/mp/v1"
 SHANGHAI = timezone(timedelta(hours=8))
 COMMITTED_SCREENSHOTS = Path(__file__).resolve().parents[3] / "mini_program_mock" / "h5" / "screenshots"
+# Set to 1 to refresh the committed copies (mini_program_mock/h5/screenshots) from this run's screenshots.
+UPDATE_COMMITTED = os.environ.get("HPAY_UPDATE_SCREENSHOTS") == "1"
 # The localStorage key under which the page keeps this browser's user of a channel (web/src/session.ts).
 USER_KEY = "h5.user.{channel}"
 
@@ -70,13 +73,14 @@ class Phone:
 
 
 def screenshot(page, name: str, commit: bool = True) -> Path:
-    """The page once its requests and transitions settled, into tests/browser/out/ (and a copy to commit)."""
+    """The page once its requests and transitions settled, into tests/browser/out/ (h5-NAME.png); with
+    HPAY_UPDATE_SCREENSHOTS=1 also into mini_program_mock/h5/screenshots/ (NAME.png), the copies committed."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"h5-{name}.png"
     page.wait_for_load_state("networkidle")
     page.wait_for_timeout(400)
     page.screenshot(path=str(path), animations="disabled")
-    if commit:
+    if commit and UPDATE_COMMITTED:
         COMMITTED_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, COMMITTED_SCREENSHOTS / f"{name}.png")
     return path

@@ -44,6 +44,10 @@ def test_add_a_family_member_and_bind_the_card_with_the_texted_code(phone, sandb
     page.get_by_test_id("card-balance").filter(has_text="23.45").wait_for()
     page.get_by_test_id("no-bills").wait_for()
 
+    page.goto(phone.url("", "wechat"))
+    page.get_by_test_id(f"card-{card['card_no']}").wait_for()
+    screenshot(page, "00-home-family")
+
     mine = MpUser(platform.url, sandbox, "wechat", user_id).call("GET", "/patients")
     assert [(p["name"], [(c["card_no"], c["verified"]) for c in p["cards"]]) for p in mine] == \
         [(card["name"], [(card["card_no"], True)])]
