@@ -72,12 +72,17 @@ class Phone:
             context.close()
 
 
-def screenshot(page, name: str, commit: bool = True) -> Path:
+_NO_TOAST = "() => ![...document.querySelectorAll('.van-toast')].some((toast) => toast.offsetParent !== null)"
+
+
+def screenshot(page, name: str, commit: bool = True, keep_toast: bool = False) -> Path:
     """The page once its requests and transitions settled, into tests/browser/out/ (h5-NAME.png); with
     HPAY_UPDATE_SCREENSHOTS=1 also into mini_program_mock/h5/screenshots/ (NAME.png), the copies committed."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"h5-{name}.png"
     page.wait_for_load_state("networkidle")
+    if not keep_toast:
+        page.wait_for_function(_NO_TOAST, timeout=6000)
     page.wait_for_timeout(400)
     page.screenshot(path=str(path), animations="disabled")
     if commit and UPDATE_COMMITTED:

@@ -49,7 +49,7 @@ def test_pay_a_visit_bill_that_arrives_while_the_card_page_is_open(phone, sandbo
     row.wait_for(timeout=15_000)
     assert "35.80" in row.inner_text()
     if channel == "wechat":
-        screenshot(page, "04-card-with-live-bill")
+        screenshot(page, "04-card-with-live-bill", keep_toast=True)
     page.get_by_test_id("pay-bills").click()
     pay_on_sheet(page, "¥35.80")
 
@@ -143,7 +143,7 @@ def test_refund_a_card_balance_after_topping_up(phone, sandbox, platform):
     part.first.wait_for()
     assert part.count() == 1
     assert "30.00" in part.first.inner_text() and topup_no in part.first.inner_text()
-    refund_no = page.get_by_test_id("refund-request-no").locator(".van-cell__value").inner_text().strip()
+    refund_no = page.get_by_test_id("refund-request-no").locator(".van-cell__label").inner_text().strip()
     page.get_by_test_id("refund-status").filter(has_text="已退回").wait_for(timeout=30_000)
     screenshot(page, "11-card-refund")
 

@@ -1,11 +1,17 @@
 import type { Order } from '@/api/types'
 import { ORDER_TYPE, formatTime, label } from '@/format'
 
-/** A line that says what an order was for. */
+/** What an order was for, in a few words. */
 export function orderTitle(order: Order): string {
-  if (order.type === 'booking') return `${order.item?.name ?? '预约'}${order.slot ? ` · ${formatTime(order.slot.starts_at)}` : ''}`
+  if (order.type === 'booking') return order.item?.name ?? '预约'
   if (order.type === 'topup') return `就诊卡充值 ${order.card_no ?? ''}`
-  return `门诊缴费 ${order.bill_ids?.length ?? 0} 笔 · ${order.card_no ?? ''}`
+  return `门诊缴费 ${order.bill_ids?.length ?? 0} 笔`
+}
+
+/** The detail line under the title: the appointment or the card. */
+export function orderDetail(order: Order): string {
+  if (order.type === 'booking') return order.slot ? `预约 ${formatTime(order.slot.starts_at)}` : '预约'
+  return `${orderKind(order)} · 卡号 ${order.card_no ?? '—'}`
 }
 
 export function orderKind(order: Order): string {
