@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install services-deps console console-client clean
+.PHONY: run test install services-deps console console-client h5 clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ console: $(STAMP)
 # After an admin API change: dump its OpenAPI document into the console and regenerate the typed client.
 console-client: $(STAMP)
 	$(BIN)/python -m app.cli.console_build client
+
+# The H5 pages imitating the mini-program (mini_program_mock/h5/web), served by the sandbox at /h5/: `make run`
+# builds them when missing or stale; this does it on demand.
+h5: $(STAMP)
+	$(BIN)/python -m mini_program_mock.h5.build
 
 # The tests start a throwaway PostgreSQL (as the postgres user) and a real redis-server themselves.
 services-deps:

