@@ -91,9 +91,12 @@ class EventLog:
         self.path = path
 
     def __call__(self, message: str) -> None:
-        print(f"[devstack] {message}", flush=True)
         with self.path.open("a", encoding="utf-8") as out:
             out.write(f"{datetime.now().astimezone().isoformat(timespec='seconds')} {message}\n")
+        try:
+            print(f"[devstack] {message}", flush=True)
+        except OSError:
+            pass  # the terminal or a pipe (`make run | tee`) went away first: stopping must go on regardless
 
 
 def _kill_group(pgid: int, sig: int) -> None:
@@ -119,9 +122,9 @@ class Supervised:
         self.restart_at: float | None = None
         self.restarts = 0
 
-    def start(self) -> subprocess.Popen:
+    def start(self, now: float | None = None) -> subprocess.Popen:
         self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, start_new_session=True)
-        self.started_at = time.monotonic()
+        self.started_at = time.monotonic() if now is None else now
         self.restart_at = None
         self.log(f"{self.name} {'restarted' if self.restarts else 'started'} (pid {self.proc.pid})")
         return self.proc
@@ -131,7 +134,7 @@ class Supervised:
         if self.restart_at is not None:
             if now >= self.restart_at:
                 self.restarts += 1
-                self.start()
+                self.start(now)
             return
         if self.proc is None or self.proc.poll() is None:
             return
@@ -184,8 +187,10 @@ class Supervisor:
     def stop(self) -> None:
         """Newest first, one at a time: workers before the Redis and sandbox they talk to."""
         self.stopping = True
+        self.log("stopping…")
         for child in reversed(self.children):
             child.stop()
+        self.log("all processes stopped")
 
 
 def _build_console() -> str:
@@ -275,9 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        stack.log("stopping…")
         stack.stop()
-        stack.log("all processes stopped")
 
 
 if __name__ == "__main__":
