@@ -94,3 +94,10 @@ def test_the_parser_reads_what_pip_compile_writes():
               + "\n    # via alembic\n")
     entries = {canonicalize_name(m["name"]): (m["version"], PROJECT in m["rest"]) for m in _ENTRY.finditer(sample)}
     assert entries == {"alembic": ("1.20.1", True), "mako": ("1.3.10", False)}
+
+
+def test_make_install_upgrades_pip_to_the_version_the_lock_pins():
+    makefile = (ROOT / "Makefile").read_text()
+    pip_version = re.search(r"^PIP_VERSION := (\S+)$", makefile, re.M)[1]
+    assert lock_entries("test.txt")["pip"]["version"] == pip_version
+    assert "--require-hashes -r config/requirements/test.txt" in makefile
