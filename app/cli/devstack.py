@@ -151,15 +151,17 @@ class Supervised:
         self.restart_at = None
         if self.proc is None:
             return
-        if self.proc.poll() is None:
+        running = self.proc.poll() is None
+        if running:
             _kill_group(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 self.log(f"{self.name} did not stop within {STOP_TIMEOUT_S:g} s; killing it")
-            _kill_group(self.proc.pid, signal.SIGKILL)
-            self.log(f"{self.name} stopped ({self.proc.wait()})")
-        _kill_group(self.proc.pid, signal.SIGKILL)
+        _kill_group(self.proc.pid, signal.SIGKILL)  # whatever is left of its group
+        returncode = self.proc.wait()
+        if running:
+            self.log(f"{self.name} stopped ({returncode})")
 
 
 class Supervisor:

@@ -121,7 +121,8 @@ def test_the_stack_starts_in_order_with_health_checks():
                              "proxy"}
     assert services["migrate"]["command"] == ["flask", "--app", "wsgi", "db-upgrade"]
     assert services["migrate"]["restart"] == "no"
-    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"},
+                                                 "redis": {"condition": "service_healthy"}}
     for name in ("web", "worker", "scheduler", "cron"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
         assert services[name]["depends_on"]["redis"] == {"condition": "service_healthy"}
