@@ -3,16 +3,29 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+PIP_VERSION := 26.3
+# Hashed lock files compiled from pyproject.toml by `make lock` (config/requirements/lock.py).
+LOCK_FILES := config/requirements/base.txt config/requirements/dev.txt config/requirements/test.txt
 
-.PHONY: run test install services-deps console console-client h5 clean
+.PHONY: run test install lock services-deps console console-client h5 clean
 
-$(STAMP): pyproject.toml
+# test.txt holds the dependencies and the dev, test (and lint) extras, every file pinned by hash.
+$(STAMP): pyproject.toml $(LOCK_FILES)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet pip==$(PIP_VERSION)
+	$(BIN)/pip install --quiet --require-hashes -r config/requirements/test.txt
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# After changing a pin in pyproject.toml: re-compile the lock files (pins already there are kept).
+# LOCK_ARGS go to pip-compile, e.g. make lock LOCK_ARGS="--upgrade-package requests". It needs only
+# pip-tools (the version pyproject pins), not an install from the lock files it is about to replace.
+PIP_TOOLS := $(shell grep -o 'pip-tools==[^"]*' pyproject.toml)
+lock:
+	@test -x $(BIN)/pip-compile || { $(PYTHON) -m venv $(VENV) && $(BIN)/pip install --quiet pip==$(PIP_VERSION) '$(PIP_TOOLS)'; }
+	$(BIN)/python config/requirements/lock.py $(LOCK_ARGS)
 
 run: $(STAMP)
 	$(BIN)/python -m app.cli.devstack

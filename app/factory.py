@@ -13,6 +13,7 @@ from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import ratelimit
+from app.api.contracts import register_contracts
 from app.console import register_console
 from app.cors import install_cors
 from app.errors import register_error_handlers
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
     register_console(app)
+    register_contracts(app)
     from app.cli import register_cli
     register_cli(app)
     return app

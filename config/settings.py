@@ -4,6 +4,10 @@ Every field can be set as HPAY_<FIELD>. Production refuses to start without its 
 with the demo password, sandbox base URLs, a public base URL that is not https, or tokens that
 live longer than MAX_TOKEN_TTL_S. Development without HPAY_SECRET_KEY generates a random key
 once into var/secret_key (mode 0600) and reuses it, so every local process shares it.
+
+HPAY_VAR_DIR (default `var/` in the repository; a relative path is taken from the repository root)
+is where a development process keeps what it makes: the SQLite file, the generated secret key and
+data keys, and what `make run` keeps (Redis and sandbox data, logs). It is read once, at import.
 """
 from __future__ import annotations
 
@@ -17,7 +21,16 @@ from urllib.parse import urlsplit
 from limits import parse_many
 
 ROOT = Path(__file__).resolve().parent.parent
-DEV_SECRET_KEY_FILE = ROOT / "var" / "secret_key"
+
+
+def var_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """HPAY_VAR_DIR as an absolute path (relative: from the repository root), default ROOT/var."""
+    raw = (os.environ if environ is None else environ).get("HPAY_VAR_DIR", "").strip()
+    return (ROOT / Path(raw).expanduser()).resolve() if raw else ROOT / "var"
+
+
+VAR_DIR = var_dir()
+DEV_SECRET_KEY_FILE = VAR_DIR / "secret_key"
 # Keys that were ever published in this repository: never accepted in production.
 PUBLISHED_SECRET_KEYS = frozenset({"dev-insecure-secret-key-change-me",
                                    "bench-secret-key-not-for-production-0123456789"})
@@ -54,7 +67,7 @@ class Settings:
     # Signs session tokens. Empty: development reads or creates var/secret_key; test uses one random
     # key per process (the test session passes its own to every process it starts); production refuses.
     SECRET_KEY: str = ""
-    DATABASE_URL: str = f"sqlite:///{ROOT / 'var' / 'hpay.db'}"
+    DATABASE_URL: str = f"sqlite:///{VAR_DIR / 'hpay.db'}"
     REDIS_URL: str = "redis://127.0.0.1:6390/0"
     # Where the channels reach our notify endpoints.
     PUBLIC_BASE_URL: str = "http://127.0.0.1:8000"

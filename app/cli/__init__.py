@@ -1,10 +1,12 @@
-"""Flask CLI commands: `flask --app wsgi db-upgrade | seed-demo | create-user | reconcile | rotate-data-key`."""
+"""Flask CLI commands: `flask --app wsgi db-upgrade | db-current | db-history | seed-demo | create-user | reconcile |
+rotate-data-key`."""
 from __future__ import annotations
 
 import click
 from flask import Flask, current_app
 
 from app.cli.data_keys import rotate_data_key_command
+from app.cli.migrations import db_current_command, db_history_command
 from app.cli.reconcile import reconcile_command
 from app.cli.users import create_user_command
 from app.extensions import runtime
@@ -14,6 +16,8 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(create_user_command)
     app.cli.add_command(reconcile_command)
     app.cli.add_command(rotate_data_key_command)
+    app.cli.add_command(db_current_command)
+    app.cli.add_command(db_history_command)
 
     @app.cli.command("db-upgrade")
     def db_upgrade():

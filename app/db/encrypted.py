@@ -4,8 +4,9 @@ Each stored value is a Fernet token (AES-128-CBC with HMAC-SHA256, from `cryptog
 data keys of `HPAY_DATA_KEYS`, a comma list read through MultiFernet: the first key encrypts, every
 key decrypts. To rotate: put a new key first, run `flask --app wsgi rotate-data-key` (every stored
 secret is re-encrypted under the first key), then drop the old key. Outside production, when
-HPAY_DATA_KEYS is unset, one key is generated on first use into `var/data-keys` (mode 0600) and read
-from there afterwards; production refuses to start without HPAY_DATA_KEYS.
+HPAY_DATA_KEYS is unset, one key is generated on first use into `$HPAY_VAR_DIR/data-keys` (default
+`var/data-keys`, mode 0600) and read from there afterwards; production refuses to start without
+HPAY_DATA_KEYS.
 
 The keys never sit in the database: a dump holds tokens only. A value that no key decrypts fails
 loudly (UndecryptableSecret), never silently as plain text. Each engine carries its keyring
@@ -27,9 +28,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
 from app.domain.errors import InvalidInput
-from config.settings import ROOT, ConfigurationError
+from config.settings import VAR_DIR, ConfigurationError
 
-DEV_KEY_FILE = ROOT / "var" / "data-keys"
+DEV_KEY_FILE = VAR_DIR / "data-keys"
 # Every Fernet token starts with its version byte 0x80, which is "gAAAAA" in URL-safe base64.
 TOKEN_PREFIX = "gAAAAA"
 _KEYRING_ATTR = "hpay_keyring"

@@ -1,0 +1,68 @@
+"""Gunicorn settings for the web processes: `gunicorn -c config/gunicorn.conf.py wsgi:app`.
+
+Used by the image (config/deploy/Dockerfile) and by `make run`. Each value can be set from the
+environment; the defaults suit one container on a small host.
+
+| variable | default | meaning |
+|---|---|---|
+| HPAY_WEB_BIND | 0.0.0.0:8000 | address and port (comma list for several) |
+| HPAY_WEB_WORKERS | number of CPUs, at least 2 | worker processes |
+| HPAY_WEB_THREADS | 8 | threads per worker (gthread) |
+| HPAY_WEB_WORKER_CLASS | gthread | gunicorn worker class |
+| HPAY_WEB_TIMEOUT_S | 30 | a worker silent this long is killed and replaced |
+| HPAY_WEB_GRACEFUL_TIMEOUT_S | 20 | on SIGTERM, in-flight requests get this long to finish |
+| HPAY_WEB_KEEPALIVE_S | 5 | idle keep-alive with the reverse proxy; keep it below the proxy's own |
+| HPAY_WEB_MAX_REQUESTS | 0 (off) | recycle a worker after this many requests (plus up to 10% jitter) |
+| HPAY_WEB_CONTROL_SOCKET | (off) | path of gunicorn's control socket (for gunicornc) |
+
+Threads, not processes, carry the concurrency: a request mostly waits on PostgreSQL, Redis, the
+HIS or a channel, and the app keeps per-thread connections (notification ingest) and a pooled
+engine. gthread with 8 threads is where we start; a later issue measures it against sync workers.
+
+Proxies and client addresses: the app is the one place that believes forwarding headers. With
+HPAY_PROXY_COUNT=N (app/factory.py) it applies werkzeug's ProxyFix, reading the client address and
+scheme N hops back in X-Forwarded-For / X-Forwarded-Proto, so a value the client wrote itself is
+never believed. Gunicorn therefore trusts no peer for forwarding headers (`forwarded_allow_ips`
+empty, no `secure_scheme_headers`): otherwise a second, differently configured layer could mark a
+request https or rewrite its path on a header from an untrusted hop.
+
+Access log off: the app logs every request itself (hpay.access, JSON, with the request id and
+duration); gunicorn's error log goes to stderr.
+"""
+from __future__ import annotations
+
+import os
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+bind = [address.strip() for address in os.environ.get("HPAY_WEB_BIND", "0.0.0.0:8000").split(",") if address.strip()]
+workers = _int("HPAY_WEB_WORKERS", max(2, os.cpu_count() or 1))
+worker_class = os.environ.get("HPAY_WEB_WORKER_CLASS", "gthread")
+threads = _int("HPAY_WEB_THREADS", 8)
+timeout = _int("HPAY_WEB_TIMEOUT_S", 30)
+graceful_timeout = _int("HPAY_WEB_GRACEFUL_TIMEOUT_S", 20)
+keepalive = _int("HPAY_WEB_KEEPALIVE_S", 5)
+max_requests = _int("HPAY_WEB_MAX_REQUESTS", 0)
+max_requests_jitter = max_requests // 10
+
+# The app logs requests (hpay.access); gunicorn's own errors go to stderr.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("HPAY_WEB_LOG_LEVEL", "info")
+
+# See the docstring: ProxyFix in the app (HPAY_PROXY_COUNT) is the only reader of X-Forwarded-*.
+forwarded_allow_ips = ""
+secure_scheme_headers: dict[str, str] = {}
+
+# gunicornc's control socket defaults to one path per user ($HOME/.gunicorn/gunicorn.ctl), shared by every
+# gunicorn of that user on the host; off unless HPAY_WEB_CONTROL_SOCKET names a path for this one.
+control_socket = os.environ.get("HPAY_WEB_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
+
+# Request size limits in front of the app's own (MAX_CONTENT_LENGTH, 2 MiB).
+limit_request_line = 8190
+limit_request_fields = 100
