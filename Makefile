@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test install services-deps console console-client clean
+.PHONY: run test lint install services-deps console console-client clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -32,6 +32,11 @@ services-deps:
 		{ apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; }
 	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+
+# Static checks: ruff (style, bugs, imports) and import-linter (the layers and package contracts of pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: $(STAMP) services-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

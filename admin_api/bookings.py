@@ -4,8 +4,16 @@ from __future__ import annotations
 from flask import make_response, request
 from flask_smorest import Blueprint
 
-from admin_api.schemas import (AppointmentSchema, BookingListQuerySchema, BookingPageSchema, BookingSchema,
-                               CancelBookingSchema, ConfirmSchema, RedeemSchema, documented_errors)
+from admin_api.schemas import (
+    AppointmentSchema,
+    BookingListQuerySchema,
+    BookingPageSchema,
+    BookingSchema,
+    CancelBookingSchema,
+    ConfirmSchema,
+    RedeemSchema,
+    documented_errors,
+)
 from admin_api.security import ADMIN_PREFIX, STAFF, clinic_scope, current_staff, staff_required
 from app.api.identifiers import use_identifier_converters
 from app.extensions import runtime

@@ -3,9 +3,17 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from admin_api.schemas import (AuditPageSchema, AuditQuerySchema, ClinicQuerySchema, InventoryEntrySchema,
-                               InventoryLevelSchema, PatientSearchQuerySchema, SettlementTypeEntrySchema,
-                               StaffPatientSchema, documented_errors)
+from admin_api.schemas import (
+    AuditPageSchema,
+    AuditQuerySchema,
+    ClinicQuerySchema,
+    InventoryEntrySchema,
+    InventoryLevelSchema,
+    PatientSearchQuerySchema,
+    SettlementTypeEntrySchema,
+    StaffPatientSchema,
+    documented_errors,
+)
 from admin_api.security import ADMIN, ADMIN_PREFIX, STAFF, clinic_scope, current_staff, staff_required
 from app.domain.errors import InvalidInput
 from app.extensions import runtime

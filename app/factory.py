@@ -74,8 +74,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _register_blueprints(api: Api) -> None:
     from app.api.health import blp as health_blp
-    from app.api.mp import blueprints as mp_blueprints
     from app.api.his.views import blp as his_blp
+    from app.api.mp import blueprints as mp_blueprints
     from app.api.notify import blp as notify_blp
 
     api.register_blueprint(health_blp)

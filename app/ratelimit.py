@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter, RateLimitExceeded

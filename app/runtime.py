@@ -46,7 +46,7 @@ class Runtime:
         """Enqueue a worker job by dotted path, so services never import the workers package."""
         return self.queue(queue).enqueue(func_path, *args, **options)
 
-    def sms_gateway(self) -> "SmsGateway":
+    def sms_gateway(self) -> SmsGateway:
         """The SMS provider's client. A new one each time: it holds no connection, and texts are rare."""
         # Imported here: the channels package loads the payment SDKs, which most users of Runtime never need.
         from app.channels.sms import HttpSmsGateway, SmsNotConfigured

@@ -140,7 +140,7 @@ class PlatformStack:
                                        self.env, f"worker{i}") for i in range(workers)]
         self.cron = ManagedProcess([sys.executable, "-m", "workers.cron"], self.env, "cron")
 
-    def start(self) -> "PlatformStack":
+    def start(self) -> PlatformStack:
         from tests.processes import wait_http
 
         self.web.start()

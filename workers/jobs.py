@@ -1,9 +1,17 @@
 """RQ job functions: ids in, one service call, nothing else."""
 from __future__ import annotations
 
-from app.services import (dispatch, his_outbox, no_shows, notifications, payments, redemption, refund_executor,
-                          registration_sync)
-from app.services import reconciliation
+from app.services import (
+    dispatch,
+    his_outbox,
+    no_shows,
+    notifications,
+    payments,
+    reconciliation,
+    redemption,
+    refund_executor,
+    registration_sync,
+)
 from workers.context import runtime
 
 

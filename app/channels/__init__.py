@@ -2,10 +2,26 @@
 from __future__ import annotations
 
 from .alipay import AlipayChannel
-from .base import (AlreadyPaid, ChannelError, ChannelRejected, ChannelUnavailable, InvalidNotification,
-                   InvalidResponse, LoginIdentity, MerchantConfig, NotificationKind, PaymentChannel,
-                   PaymentNotification, PrepayResult, RefundNotification, RefundQueryResult, RefundResult,
-                   RefundState, TradeQueryResult, TradeState)
+from .base import (
+    AlreadyPaid,
+    ChannelError,
+    ChannelRejected,
+    ChannelUnavailable,
+    InvalidNotification,
+    InvalidResponse,
+    LoginIdentity,
+    MerchantConfig,
+    NotificationKind,
+    PaymentChannel,
+    PaymentNotification,
+    PrepayResult,
+    RefundNotification,
+    RefundQueryResult,
+    RefundResult,
+    RefundState,
+    TradeQueryResult,
+    TradeState,
+)
 from .wechat_pay import WeChatPayChannel
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 import http.client
 import json
 import urllib.error
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 import requests
@@ -18,10 +19,27 @@ from Cryptodome.PublicKey import RSA
 from app.domain.money import fen_to_yuan, yuan_to_fen
 from app.domain.secrets import RSA_KEY_MIN_BITS, RSA_KEY_MIN_LENGTH, WeakSecret, require_secret
 
-from .base import (AlreadyPaid, ChannelError, ChannelRejected, ChannelUnavailable, InvalidNotification,
-                   InvalidResponse, LoginIdentity, MerchantConfig, MerchantMisconfigured, NotificationKind,
-                   PaymentChannel, PaymentNotification, PrepayResult, RefundNotification, RefundQueryResult,
-                   RefundResult, RefundState, TradeQueryResult, TradeState)
+from .base import (
+    AlreadyPaid,
+    ChannelError,
+    ChannelRejected,
+    ChannelUnavailable,
+    InvalidNotification,
+    InvalidResponse,
+    LoginIdentity,
+    MerchantConfig,
+    MerchantMisconfigured,
+    NotificationKind,
+    PaymentChannel,
+    PaymentNotification,
+    PrepayResult,
+    RefundNotification,
+    RefundQueryResult,
+    RefundResult,
+    RefundState,
+    TradeQueryResult,
+    TradeState,
+)
 from .wire import SHANGHAI, http_error, reading_answer, shanghai_to_utc, stream_to_file
 
 TIMEOUT_S = 10

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from xml.parsers.expat import ExpatError
 
 import requests
 import xmltodict
@@ -14,15 +16,31 @@ from wechatpy.exceptions import APILimitedException, WeChatClientException, WeCh
 from wechatpy.pay import WeChatPay
 from wechatpy.pay.utils import dict_to_xml
 from wechatpy.utils import random_string
-from xml.parsers.expat import ExpatError
 
 from app.domain.secrets import WeakSecret
 
 from . import wechat_sign
-from .base import (AlreadyPaid, ChannelError, ChannelRejected, ChannelUnavailable, InvalidNotification,
-                   InvalidResponse, LoginIdentity, MerchantConfig, MerchantMisconfigured, NotificationKind,
-                   PaymentChannel, PaymentNotification, PrepayResult, RefundNotification, RefundQueryResult,
-                   RefundResult, RefundState, TradeQueryResult, TradeState)
+from .base import (
+    AlreadyPaid,
+    ChannelError,
+    ChannelRejected,
+    ChannelUnavailable,
+    InvalidNotification,
+    InvalidResponse,
+    LoginIdentity,
+    MerchantConfig,
+    MerchantMisconfigured,
+    NotificationKind,
+    PaymentChannel,
+    PaymentNotification,
+    PrepayResult,
+    RefundNotification,
+    RefundQueryResult,
+    RefundResult,
+    RefundState,
+    TradeQueryResult,
+    TradeState,
+)
 from .wire import SHANGHAI, http_error, reading_answer, shanghai_to_utc, stream_to_file
 
 TIMEOUT_S = 10

@@ -8,9 +8,10 @@ again. A different write under a used key is refused with `HisRejected('idempote
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Mapping
+from typing import Any
 
 BILL_KINDS = ("exam", "lab", "prescription", "treatment", "charge")
 RECORD_KINDS = ("registration", "registration_revert", "recharge", "bill_settlement", "charge", "refund_hold",

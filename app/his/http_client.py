@@ -15,8 +15,19 @@ from urllib.parse import quote
 import requests
 
 from . import signing
-from .base import (HisAuthFailed, HisBill, HisCard, HisClient, HisNotFound, HisPatient, HisRecord,
-                   HisRegistration, HisRejected, HisUnavailable, HisWriteResult)
+from .base import (
+    HisAuthFailed,
+    HisBill,
+    HisCard,
+    HisClient,
+    HisNotFound,
+    HisPatient,
+    HisRecord,
+    HisRegistration,
+    HisRejected,
+    HisUnavailable,
+    HisWriteResult,
+)
 
 log = logging.getLogger(__name__)
 

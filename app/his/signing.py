@@ -54,7 +54,7 @@ def require_secret(secret: str | None) -> bytes:
 
 
 def signing_string(timestamp: str, nonce: str, method: str, path: str, body: bytes) -> bytes:
-    return f"{timestamp}\n{nonce}\n{method.upper()}\n{path}\n".encode("utf-8") + body
+    return f"{timestamp}\n{nonce}\n{method.upper()}\n{path}\n".encode() + body
 
 
 def signature(secret: str, timestamp: str, nonce: str, method: str, path: str, body: bytes) -> str:

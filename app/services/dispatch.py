@@ -9,9 +9,9 @@ runs out, and every job is safe to run twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Callable
 
 from sqlalchemy.orm import Session
 

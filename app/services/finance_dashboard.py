@@ -11,13 +11,20 @@ user may see (or the one named).
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import (Clinic, MerchantAccount, Order, PaymentAttempt, ReconciliationDiscrepancy,
-                           ReconciliationRun, Refund)
+from app.db.models import (
+    Clinic,
+    MerchantAccount,
+    Order,
+    PaymentAttempt,
+    ReconciliationDiscrepancy,
+    ReconciliationRun,
+    Refund,
+)
 from app.db.types import utcnow
 from app.domain.orders import ORDER_TYPES
 from app.runtime import Runtime
@@ -59,7 +66,7 @@ def dashboard(rt: Runtime, scope: tuple[int, ...], clinic_code: str | None = Non
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     """The Asia/Shanghai day as a half-open UTC interval."""
     start = datetime.combine(day, time(0), SHANGHAI)
-    return start.astimezone(timezone.utc), (start + timedelta(days=1)).astimezone(timezone.utc)
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
 
 
 def _day_index(column, first: date, last: date):

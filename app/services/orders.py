@@ -25,8 +25,8 @@ from app.services.his_gateway import his_client
 from app.services.merchants import channel_for_account, primary_account
 from app.services.order_state import move, take_place
 from app.services.order_views import describe, describe_many
-from app.services.payments import settle_attempt_at_channel
 from app.services.patients import require_user_card, require_user_patient
+from app.services.payments import settle_attempt_at_channel
 
 MAX_BILLS_PER_ORDER = 20
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError

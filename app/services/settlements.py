@@ -16,9 +16,21 @@ from sqlalchemy.orm import Session
 from app.db.models import Clinic, Coupon, Settlement, Statement
 from app.db.types import utcnow
 from app.domain.errors import Conflict, InvalidInput, NotFound
-from app.domain.settlement import (CASH, CHECKED, COMPLETED, COUPON, INVOICE_TYPES, PENDING_PAYMENT, SETTLED,
-                                   SETTLEMENT_METHODS, SHANGHAI, coupon_expiry, invoice_amount_fen,
-                                   parse_settlement_months, require_settlement_window)
+from app.domain.settlement import (
+    CASH,
+    CHECKED,
+    COMPLETED,
+    COUPON,
+    INVOICE_TYPES,
+    PENDING_PAYMENT,
+    SETTLED,
+    SETTLEMENT_METHODS,
+    SHANGHAI,
+    coupon_expiry,
+    invoice_amount_fen,
+    parse_settlement_months,
+    require_settlement_window,
+)
 from app.runtime import Runtime
 from app.services.staff_auth import StaffPrincipal, audit
 from app.services.staff_scope import MAX_ROW_ID, clinic_ids_in_scope

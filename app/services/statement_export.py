@@ -12,9 +12,10 @@ import csv
 import io
 import re
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 import xlsxwriter
 from sqlalchemy import select
@@ -136,7 +137,7 @@ def _write_csv(out: BinaryIO, names: list[str], lines) -> None:
     money = [EXPORT_FIELDS[name].money for name in names]
     for number, row in enumerate(_rows(names, lines)):
         writer.writerow([fen_to_yuan(value) if number and is_money else value
-                         for value, is_money in zip(row, money)])
+                         for value, is_money in zip(row, money, strict=True)])
     text.flush()
     text.detach()
 
@@ -151,7 +152,7 @@ def _write_xlsx(out: BinaryIO, names: list[str], lines) -> None:
     for column, is_money in enumerate(money):
         sheet.set_column(column, column, 12 if is_money else 22)
     for number, row in enumerate(_rows(names, lines)):
-        for column, (value, is_money) in enumerate(zip(row, money)):
+        for column, (value, is_money) in enumerate(zip(row, money, strict=True)):
             if number == 0:
                 sheet.write_string(number, column, value, header)
             elif is_money:

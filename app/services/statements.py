@@ -19,8 +19,16 @@ from app.db.types import utcnow
 from app.domain.errors import Conflict, InvalidInput, NotFound
 from app.domain.export_safety import mask_person_name
 from app.domain.orders import BOOKING, REDEEMED
-from app.domain.settlement import (CHECKED, GENERATED, SETTLED, STATEMENT_STATUSES, ended_month, format_month,
-                                   month_bounds_utc, parse_month)
+from app.domain.settlement import (
+    CHECKED,
+    GENERATED,
+    SETTLED,
+    STATEMENT_STATUSES,
+    ended_month,
+    format_month,
+    month_bounds_utc,
+    parse_month,
+)
 from app.runtime import Runtime
 from app.services.merchants import CHANNELS
 from app.services.staff_auth import StaffPrincipal, audit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import requests
 from sqlalchemy import select, update
@@ -25,7 +25,7 @@ def label(name: str) -> str:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def make_user(rt, role: str, clinics: tuple[str, ...] = ("demo",), name: str | None = None) -> tuple[str, str]:

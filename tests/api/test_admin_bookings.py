@@ -11,8 +11,19 @@ from sqlalchemy import func, select
 from app.db.models import AuditEvent, Clinic, Order, OrderEvent, Patient, RefundRequest
 from app.services import no_shows
 from app.services.his_gateway import his_client
-from tests.api.admin_helpers import (ADMIN, SHANGHAI, confirmed_booking, drive_his_writes, move_appointment, now,
-                                     order_status, other_clinic, outbox_writes, paid_booking, staff_headers)
+from tests.api.admin_helpers import (
+    ADMIN,
+    SHANGHAI,
+    confirmed_booking,
+    drive_his_writes,
+    move_appointment,
+    now,
+    order_status,
+    other_clinic,
+    outbox_writes,
+    paid_booking,
+    staff_headers,
+)
 
 
 @pytest.fixture()

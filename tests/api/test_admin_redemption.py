@@ -12,8 +12,16 @@ from app.db.models import AuditEvent, Clinic, ExtraCharge, HisOutbox, Order, Ord
 from app.services import redemption
 from app.services.his_gateway import his_client
 from app.services.staff_patients import ensure_card
-from tests.api.admin_helpers import (ADMIN, confirmed_booking, drive_his_writes, move_appointment, now, order_status,
-                                     outbox_writes, staff_headers)
+from tests.api.admin_helpers import (
+    ADMIN,
+    confirmed_booking,
+    drive_his_writes,
+    move_appointment,
+    now,
+    order_status,
+    outbox_writes,
+    staff_headers,
+)
 from tests.e2e.fault_helpers import sandbox_faults
 
 

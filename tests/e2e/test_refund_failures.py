@@ -15,11 +15,27 @@ from sqlalchemy import func, select
 from app.db.models import MerchantAccount, NotificationInbox, Order, OrderEvent, Refund
 from app.services.merchants import channel_for_account
 from tests.e2e.helpers import order_row, wait_until
-from tests.e2e.refund_helpers import (SHANGHAI, card_orders_locked, card_with_topups, counter_takes, cron_stopped,
-                                      dispatch_only, his_balance, his_records, his_signed_post, refund_request,
-                                      refunded_at_channels, request_writes, sandbox_faults, set_faults,
-                                      topup_attempts, trade_view, wait_settled, wechat_merchant,
-                                      wechat_refund_notification)
+from tests.e2e.refund_helpers import (
+    SHANGHAI,
+    card_orders_locked,
+    card_with_topups,
+    counter_takes,
+    cron_stopped,
+    dispatch_only,
+    his_balance,
+    his_records,
+    his_signed_post,
+    refund_request,
+    refunded_at_channels,
+    request_writes,
+    sandbox_faults,
+    set_faults,
+    topup_attempts,
+    trade_view,
+    wait_settled,
+    wechat_merchant,
+    wechat_refund_notification,
+)
 
 NOTIFY = "/notify/wechat/demo/refund"
 

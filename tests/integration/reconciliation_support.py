@@ -10,19 +10,32 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import requests
 from sqlalchemy import create_engine, func, select, text, update
 
 from app.channels import channel_for
-from app.db.models import (Card, Clinic, HisOutbox, MerchantAccount, MpUser, Order, OrderEvent, Patient,
-                           PaymentAttempt, ReconciliationDiscrepancy, ReconciliationRepair, Refund, RefundRequest)
+from app.db.models import (
+    Card,
+    Clinic,
+    HisOutbox,
+    MerchantAccount,
+    MpUser,
+    Order,
+    OrderEvent,
+    Patient,
+    PaymentAttempt,
+    ReconciliationDiscrepancy,
+    ReconciliationRepair,
+    Refund,
+    RefundRequest,
+)
 from app.db.types import utcnow
 from app.domain import ids
+from app.runtime import Runtime
 from app.services import his_outbox, orders, payments, refund_executor
 from app.services.auth import MpPrincipal
-from app.runtime import Runtime
 from app.services.merchants import merchant_config
 from tests.api.mp_helpers import channel_user_id
 
@@ -203,9 +216,9 @@ def refund(rt, payment: Payment, amount_fen: int, settle: bool = True) -> str:
         session.flush()
         refund_id, refund_no = part.id, part.refund_no
     status = refund_executor.advance(rt, refund_id)
-    deadline = datetime.now(timezone.utc) + timedelta(seconds=10)
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
     while settle and status != "succeeded":
-        assert datetime.now(timezone.utc) < deadline, f"refund {refund_no} is still {status}"
+        assert datetime.now(UTC) < deadline, f"refund {refund_no} is still {status}"
         status = refund_executor.advance(rt, refund_id)
     return refund_no
 

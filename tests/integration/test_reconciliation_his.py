@@ -11,8 +11,16 @@ from app.services import payments, reconciliation
 from app.services.his_gateway import his_client
 from app.services.reconciliation import AMOUNT_MISMATCH, MISSING_IN_HIS, OPEN, REPAIRED, STATUS_MISMATCH, UNKNOWN_IN_HIS
 from app.services.reconciliation.repairs import his_key
-from tests.integration.reconciliation_support import (findings, his_records, own_clinic, paid, patient_pays,
-                                                      repairs_of, send_his_writes, today_shanghai)
+from tests.integration.reconciliation_support import (
+    findings,
+    his_records,
+    own_clinic,
+    paid,
+    patient_pays,
+    repairs_of,
+    send_his_writes,
+    today_shanghai,
+)
 from tests.processes import SandboxProcess
 
 

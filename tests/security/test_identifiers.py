@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -61,7 +61,7 @@ def fail_next(sandbox):
 # --- identifiers ---------------------------------------------------------------------------------
 
 def test_the_numbers_we_make_match_the_patterns_the_edge_accepts():
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for kind in ("booking", "topup", "visit_bill"):
         assert re.fullmatch(ORDER_NO_PATTERN, ids.new_business_no(kind, now))
     assert re.fullmatch(REFUND_REQUEST_NO_PATTERN, ids.new_business_no("refund", now))

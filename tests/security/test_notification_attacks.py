@@ -30,8 +30,15 @@ from app.db.types import utcnow
 from app.domain.money import fen_to_yuan
 from app.services import card_refunds, notifications, refund_executor
 from tests.e2e.refund_helpers import wechat_refund_notification
-from tests.integration.reconciliation_support import (OwnClinic, Payment, adapter, own_clinic, own_settings, paid,
-                                                      unpaid_topup)
+from tests.integration.reconciliation_support import (
+    OwnClinic,
+    Payment,
+    adapter,
+    own_clinic,
+    own_settings,
+    paid,
+    unpaid_topup,
+)
 
 SHANGHAI_TIME = "%Y-%m-%d %H:%M:%S"
 NOTIFY_LOG = "app.services.notifications"

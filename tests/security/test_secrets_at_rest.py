@@ -17,8 +17,7 @@ from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import StatementError
 
-from app.db.encrypted import (TOKEN_PREFIX, Keyring, SecretTooShort, UndecryptableSecret, load_keyring,
-                              parse_data_keys)
+from app.db.encrypted import TOKEN_PREFIX, Keyring, SecretTooShort, UndecryptableSecret, load_keyring, parse_data_keys
 from app.db.migrate import alembic_config, upgrade
 from app.db.models import Clinic, MerchantAccount
 from app.db.types import utcnow

@@ -10,7 +10,8 @@ from sqlalchemy import select
 from app.db.models import AuditEvent, StaffUser
 from app.services import staff_auth
 from tests.api.admin_helpers import ADMIN, make_user, principal, sign_in
-from tests.api.mp_helpers import bearer, login as mp_login
+from tests.api.mp_helpers import bearer
+from tests.api.mp_helpers import login as mp_login
 
 MP = "/api/mp/v1"
 

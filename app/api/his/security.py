@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 
 from flask import g, request
@@ -64,7 +64,7 @@ def _remember_nonce(key_id: str, nonce: str, timestamp: int) -> bool:
         with runtime().db.session() as session:
             session.execute(delete(HisApiNonce).where(HisApiNonce.signed_at < now - timedelta(seconds=NONCE_KEEP_S)))
             session.add(HisApiNonce(key_id=key_id, nonce=nonce, seen_at=now,
-                                    signed_at=datetime.fromtimestamp(timestamp, timezone.utc)))
+                                    signed_at=datetime.fromtimestamp(timestamp, UTC)))
     except IntegrityError:
         return False
     return True

@@ -4,8 +4,14 @@ from __future__ import annotations
 from flask import make_response, request
 from flask_smorest import Blueprint
 
-from app.api.mp.people_schemas import IDEMPOTENCY_KEY_HEADER, BillSchema, CardAddSchema, CardBalanceSchema, \
-    CardRefSchema, CodeSentSchema
+from app.api.mp.people_schemas import (
+    IDEMPOTENCY_KEY_HEADER,
+    BillSchema,
+    CardAddSchema,
+    CardBalanceSchema,
+    CardRefSchema,
+    CodeSentSchema,
+)
 from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema
 from app.domain.errors import TooManyRequests

@@ -5,8 +5,13 @@ from flask import make_response, request
 from flask_smorest import Blueprint
 
 from app.api.identifiers import use_identifier_converters
-from app.api.mp.order_schemas import (CancelOrderSchema, CreateOrderSchema, ListOrdersQuerySchema, OrderSchema,
-                                      PayResultSchema)
+from app.api.mp.order_schemas import (
+    CancelOrderSchema,
+    CreateOrderSchema,
+    ListOrdersQuerySchema,
+    OrderSchema,
+    PayResultSchema,
+)
 from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema
 from app.extensions import runtime

@@ -8,8 +8,14 @@ from app.db.models.orders import IdempotencyRecord, Order, OrderEvent, PaymentAt
 from app.db.models.people import Card, CardVerification, MpUser, Patient
 from app.db.models.reconciliation import ReconciliationDiscrepancy, ReconciliationRepair, ReconciliationRun
 from app.db.models.refunds import Refund, RefundRequest
-from app.db.models.staff import (ExtraCharge, LoginThrottle, RegistrationSync, SettlementTypeSetting, StaffUser,
-                                   StaffUserClinic)
+from app.db.models.staff import (
+                                   ExtraCharge,
+                                   LoginThrottle,
+                                   RegistrationSync,
+                                   SettlementTypeSetting,
+                                   StaffUser,
+                                   StaffUserClinic,
+)
 from app.db.models.statements import Coupon, Settlement, Statement, StatementLine
 
 __all__ = [

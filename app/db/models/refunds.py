@@ -32,7 +32,7 @@ class RefundRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    parts: Mapped[list["Refund"]] = relationship(back_populates="request", order_by="Refund.id")
+    parts: Mapped[list[Refund]] = relationship(back_populates="request", order_by="Refund.id")
 
 
 class Refund(Base):

@@ -12,25 +12,57 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from app.channels.base import ChannelError, PaymentChannel
 from app.db.models import MerchantAccount
 from app.db.types import utcnow
 from app.domain.bills import AlipayBill, BillError, BillKind, BillRow
-from app.domain.reconciliation import (AMOUNT, SETTLED_STATUSES, STATUS, UNKNOWN, BillMatch, Book, Unmatched,
-                                       match_rows, match_wechat_bill)
+from app.domain.reconciliation import (
+    AMOUNT,
+    SETTLED_STATUSES,
+    STATUS,
+    UNKNOWN,
+    BillMatch,
+    Book,
+    Unmatched,
+    match_rows,
+    match_wechat_bill,
+)
 from app.runtime import Runtime
 from app.services.merchants import channel_for_account
-from app.services.reconciliation.findings import (AMOUNT_MISMATCH, HELD, MISSING_AT_CHANNEL, MISSING_ON_PLATFORM,
-                                                  OPEN, REPAIRED, STATUS_MISMATCH, Finding, RunOutcome,
-                                                  shanghai_today)
-from app.services.reconciliation.records import (PAID, SUCCEEDED, PaymentRecord, RefundRecord, find_payments,
-                                                 find_refunds, load_book)
-from app.services.reconciliation.repairs import (payment_key, refund_key, repair_payment, repair_refund,
-                                                 repairs_by_key, repairs_of_run)
+from app.services.reconciliation.findings import (
+    AMOUNT_MISMATCH,
+    HELD,
+    MISSING_AT_CHANNEL,
+    MISSING_ON_PLATFORM,
+    OPEN,
+    REPAIRED,
+    STATUS_MISMATCH,
+    Finding,
+    RunOutcome,
+    shanghai_today,
+)
+from app.services.reconciliation.records import (
+    PAID,
+    SUCCEEDED,
+    PaymentRecord,
+    RefundRecord,
+    find_payments,
+    find_refunds,
+    load_book,
+)
+from app.services.reconciliation.repairs import (
+    payment_key,
+    refund_key,
+    repair_payment,
+    repair_refund,
+    repairs_by_key,
+    repairs_of_run,
+)
 from app.services.reconciliation.runs import RunTicket, scope_of
 
 log = logging.getLogger(__name__)

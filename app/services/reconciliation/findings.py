@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 SOURCES = ("wechat", "alipay", "his")
@@ -58,7 +58,7 @@ class RunOutcome:
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     """The Asia/Shanghai business day as a half-open UTC interval."""
     start = datetime.combine(day, time(0), SHANGHAI)
-    return start.astimezone(timezone.utc), (start + timedelta(days=1)).astimezone(timezone.utc)
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
 
 
 def shanghai_today(now: datetime) -> date:

@@ -22,8 +22,18 @@ from app.his.base import HisClient, HisRecord
 from app.runtime import Runtime
 from app.services.his_gateway import his_client
 from app.services.his_outbox import FLAGGED, PENDING, SENT
-from app.services.reconciliation.findings import (AMOUNT_MISMATCH, MISSING_IN_HIS, OPEN, REPAIRED, STATUS_MISMATCH,
-                                                  UNKNOWN_IN_HIS, Finding, RunOutcome, day_bounds, shanghai_today)
+from app.services.reconciliation.findings import (
+    AMOUNT_MISMATCH,
+    MISSING_IN_HIS,
+    OPEN,
+    REPAIRED,
+    STATUS_MISMATCH,
+    UNKNOWN_IN_HIS,
+    Finding,
+    RunOutcome,
+    day_bounds,
+    shanghai_today,
+)
 from app.services.reconciliation.repairs import his_key, redrive_his_write, repairs_by_key, repairs_of_run
 from app.services.reconciliation.runs import RunTicket, scope_of
 

@@ -7,8 +7,7 @@ from datetime import date
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.db.models import (Clinic, MerchantAccount, ReconciliationDiscrepancy, ReconciliationRepair,
-                           ReconciliationRun)
+from app.db.models import Clinic, MerchantAccount, ReconciliationDiscrepancy, ReconciliationRepair, ReconciliationRun
 from app.db.types import utcnow
 from app.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.runtime import Runtime

@@ -6,9 +6,9 @@ day's records are then looked up by number, in batches.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session

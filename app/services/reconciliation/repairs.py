@@ -23,8 +23,15 @@ from app.runtime import Runtime
 from app.services.audit import record_system_event
 from app.services.his_outbox import PENDING
 from app.services.payment_outcomes import AmountMismatch, record_payment
-from app.services.reconciliation.findings import (AMOUNT_MISMATCH, MISSING_IN_HIS, MISSING_ON_PLATFORM, OPEN,
-                                                  REPAIRED, STATUS_MISMATCH, Finding)
+from app.services.reconciliation.findings import (
+    AMOUNT_MISMATCH,
+    MISSING_IN_HIS,
+    MISSING_ON_PLATFORM,
+    OPEN,
+    REPAIRED,
+    STATUS_MISMATCH,
+    Finding,
+)
 from app.services.reconciliation.records import PaymentRecord, RefundRecord
 from app.services.reconciliation.runs import RunTicket
 from app.services.refund_executor import apply_notification

@@ -20,8 +20,16 @@ from app.db.types import utcnow
 from app.domain.errors import Conflict, InvalidInput
 from app.runtime import Runtime
 from app.services.audit import record_event
-from app.services.reconciliation.findings import (CHANNEL_SOURCES, HELD, OPEN, REPAIRED, RESOLVED, SOURCES,
-                                                  RunOutcome, shanghai_today)
+from app.services.reconciliation.findings import (
+    CHANNEL_SOURCES,
+    HELD,
+    OPEN,
+    REPAIRED,
+    RESOLVED,
+    SOURCES,
+    RunOutcome,
+    shanghai_today,
+)
 
 log = logging.getLogger(__name__)
 
