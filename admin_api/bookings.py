@@ -17,7 +17,8 @@ from admin_api.schemas import (
 from admin_api.security import ADMIN_PREFIX, STAFF, clinic_scope, current_staff, staff_required
 from app.api.identifiers import use_identifier_converters
 from app.extensions import runtime
-from app.services import bookings_admin, idempotency, redemption
+from app.services.booking import front_desk, redemption
+from app.services.common import idempotency
 
 blp = Blueprint("admin_bookings", __name__, url_prefix=ADMIN_PREFIX, description="Online bookings (staff)")
 # `<order_no:...>` answers 404 to anything that is not an order number, before any query.
@@ -42,7 +43,7 @@ def _once(action: str, order_no: str, body: dict, work):
 @documented_errors(blp, 404, 422)
 def list_bookings(query):
     """Bookings of your clinics by appointment time: `status=paid` lists those waiting for confirmation."""
-    return bookings_admin.list_bookings(runtime(), clinic_scope(), status=query.get("status"), day=query.get("date"),
+    return front_desk.list_bookings(runtime(), clinic_scope(), status=query.get("status"), day=query.get("date"),
                                         channel=query.get("channel"), clinic_code=query.get("clinic_code"),
                                         q=query.get("q"), limit=query["limit"], offset=query["offset"])
 
@@ -53,7 +54,7 @@ def list_bookings(query):
 @documented_errors(blp, 404)
 def get_booking(order_no):
     """One booking of your clinics."""
-    return bookings_admin.get_booking(runtime(), clinic_scope(), order_no)
+    return front_desk.get_booking(runtime(), clinic_scope(), order_no)
 
 
 @blp.route("/bookings/<order_no:order_no>/confirm", methods=["POST"])
@@ -65,7 +66,7 @@ def get_booking(order_no):
 def confirm(body, order_no):
     """Bind a paid booking to an existing patient (`patient_id`) or a new one (`new_patient`; a phone may be
     shared) at `appointment_at`; the HIS registration follows. A booked order may be confirmed again."""
-    return _once("confirm", order_no, body, lambda: bookings_admin.confirm(
+    return _once("confirm", order_no, body, lambda: front_desk.confirm(
         runtime(), current_staff(), order_no, appointment_at=body["appointment_at"],
         patient_id=body.get("patient_id"), new_patient=body.get("new_patient")))
 
@@ -76,7 +77,7 @@ def confirm(body, order_no):
 @documented_errors(blp, 404, 409)
 def no_show(order_no):
     """Mark a booking whose appointment has begun as a no-show (done automatically once it has ended)."""
-    return bookings_admin.mark_no_show(runtime(), current_staff(), order_no)
+    return front_desk.mark_no_show(runtime(), current_staff(), order_no)
 
 
 @blp.route("/bookings/<order_no:order_no>/reschedule", methods=["POST"])
@@ -86,7 +87,7 @@ def no_show(order_no):
 @documented_errors(blp, 404, 409, 422)
 def reschedule(body, order_no):
     """Move a no-show to today or a later time, so that it can be redeemed then."""
-    return bookings_admin.reschedule(runtime(), current_staff(), order_no, body["appointment_at"])
+    return front_desk.reschedule(runtime(), current_staff(), order_no, body["appointment_at"])
 
 
 @blp.route("/bookings/<order_no:order_no>/cancel", methods=["POST"])
@@ -96,7 +97,7 @@ def reschedule(body, order_no):
 @documented_errors(blp, 404, 409, 422)
 def cancel(body, order_no):
     """Cancel a paid booking: its HIS registration is reverted first, then the full amount is refunded."""
-    return bookings_admin.cancel(runtime(), current_staff(), order_no, body["reason"])
+    return front_desk.cancel(runtime(), current_staff(), order_no, body["reason"])
 
 
 @blp.route("/orders/<order_no:order_no>/redeem", methods=["POST"])

@@ -8,7 +8,8 @@ from marshmallow import Schema, ValidationError, fields, validate
 from admin_api.schemas import ClinicQuerySchema, PageQuerySchema, documented_errors, text
 from admin_api.security import ADMIN_PREFIX, FINANCE, current_staff, staff_required
 from app.extensions import runtime
-from app.services import idempotency, reconciliation
+from app.services import reconciliation
+from app.services.common import idempotency
 
 blp = Blueprint("admin_reconciliation", __name__, url_prefix=ADMIN_PREFIX,
                 description="Daily reconciliation against the channels' bills and the HIS (finance)")

@@ -10,7 +10,8 @@ from admin_api.schemas import CHANNELS, ROW_ID, ClinicQuerySchema, PageQuerySche
 from admin_api.security import ADMIN_PREFIX, FINANCE, current_staff, staff_required
 from app.domain.settlement import INVOICE_TYPES, SETTLEMENT_METHODS, STATEMENT_STATUSES
 from app.extensions import runtime
-from app.services import idempotency, settlements, statement_export, statements
+from app.services.common import idempotency
+from app.services.settlement import settlements, statement_export, statements
 
 blp = Blueprint("admin_statements", __name__, url_prefix=ADMIN_PREFIX,
                 description="Monthly statements and settlements (finance)")

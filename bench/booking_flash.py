@@ -64,8 +64,8 @@ def seed_crowd(rt, users: int, users_file: Path) -> Crowd:
     from sqlalchemy import insert, select
 
     from app.db.models import Clinic, Item, ItemInventory, MerchantAccount, MpUser, Patient
-    from app.services.auth import MP_AUDIENCE
-    from app.services.tokens import issue_token
+    from app.services.people.mp_auth import MP_AUDIENCE
+    from app.services.people.tokens import issue_token
 
     seed_demo_clinic(rt)
     with rt.db.session() as session:

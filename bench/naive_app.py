@@ -14,7 +14,7 @@ from app.channels.base import InvalidNotification, NotificationKind
 from app.db.models import NotificationInbox, PaymentAttempt
 from app.db.types import utcnow
 from app.runtime import Runtime
-from app.services.merchants import channel_for_account, get_clinic, primary_account
+from app.services.clinics.merchants import channel_for_account, get_clinic, primary_account
 from config.settings import load_settings
 
 SUCCESS = b"<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"

@@ -1,22 +1,17 @@
 """RQ job functions: ids in, one service call, nothing else."""
 from __future__ import annotations
 
-from app.services import (
-    dispatch,
-    his_outbox,
-    no_shows,
-    notifications,
-    payments,
-    reconciliation,
-    redemption,
-    refund_executor,
-    registration_sync,
-)
+from app.services import reconciliation
+from app.services.booking import no_shows, redemption, registration_sync
+from app.services.his import delivery
+from app.services.payments import attempts, notifications
+from app.services.refunds import executor
+from workers import dispatcher
 from workers.context import runtime
 
 
 def dispatch_due_work() -> dict:
-    return dispatch.dispatch(runtime())
+    return dispatcher.dispatch(runtime())
 
 
 def process_notification(inbox_id: int) -> str:
@@ -24,19 +19,19 @@ def process_notification(inbox_id: int) -> str:
 
 
 def send_his_write(outbox_id: int) -> str:
-    return his_outbox.send(runtime(), outbox_id)
+    return delivery.send(runtime(), outbox_id)
 
 
 def query_payment(attempt_id: int) -> str:
-    return payments.query_attempt(runtime(), attempt_id)
+    return attempts.query_attempt(runtime(), attempt_id)
 
 
 def expire_order(order_id: int) -> str:
-    return payments.expire_order(runtime(), order_id)
+    return attempts.expire_order(runtime(), order_id)
 
 
 def advance_refund(refund_id: int) -> str:
-    return refund_executor.advance(runtime(), refund_id)
+    return executor.advance(runtime(), refund_id)
 
 
 def mark_no_show(order_id: int) -> str:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from app.db.models import Clinic, Item, ItemInventory, MerchantAccount, Slot
 from app.runtime import Runtime
-from app.services.staff_auth import seed_demo_users
+from app.services.people.staff_auth import seed_demo_users
 
 SHANGHAI = timezone(timedelta(hours=8))
 DEMO_ITEMS = [

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db.models import AuditEvent, Clinic, Order, OrderEvent, Patient, RefundRequest
-from app.services import no_shows
-from app.services.his_gateway import his_client
+from app.services.booking import no_shows
+from app.services.his.gateway import his_client
 from tests.api.admin_helpers import (
     ADMIN,
     SHANGHAI,

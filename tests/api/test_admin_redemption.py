@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db.models import AuditEvent, Clinic, ExtraCharge, HisOutbox, Order, OrderEvent
-from app.services import redemption
-from app.services.his_gateway import his_client
-from app.services.staff_patients import ensure_card
+from app.services.booking import redemption
+from app.services.booking.staff_patients import ensure_card
+from app.services.his.gateway import his_client
 from tests.api.admin_helpers import (
     ADMIN,
     confirmed_booking,

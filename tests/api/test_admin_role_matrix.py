@@ -31,8 +31,8 @@ from sqlalchemy import func, select
 
 from admin_api.security import ADMIN_PREFIX, PUBLIC, declared_access
 from app.db.models import AuditEvent
-from app.services import bookings_admin
-from app.services.staff_auth import ROLES, create_user
+from app.services.booking import front_desk
+from app.services.people.staff_auth import ROLES, create_user
 from tests.api.admin_helpers import (
     ADMIN,
     OtherClinic,
@@ -90,7 +90,7 @@ class World:
 
     def no_show(self):
         booked = self.booked_now()
-        bookings_admin.mark_no_show(self.rt, principal(self.rt, self.staff_username), booked.order_no)
+        front_desk.mark_no_show(self.rt, principal(self.rt, self.staff_username), booked.order_no)
         return booked
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from app.channels import wechat_sign
 from app.db.models import ItemInventory, OrderEvent
-from app.services.payments import expire_order
+from app.services.payments.attempts import expire_order
 from tests.api.order_helpers import (
     MP,
     add_patient,

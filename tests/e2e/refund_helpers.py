@@ -21,10 +21,10 @@ from sqlalchemy.orm import selectinload
 from app.db.models import HisOutbox, Order, PaymentAttempt, RefundRequest
 from app.db.types import utcnow
 from app.his.http_client import HttpHisClient
-from app.services.card_refunds import describe
-from app.services.dispatch import SOURCES
+from app.services.refunds.card_refunds import describe
 from tests.e2e.helpers import new_client, wait_until
 from tests.his_auth import his_headers
+from workers.dispatcher import SOURCES
 
 SHANGHAI = timezone(timedelta(hours=8))
 

@@ -13,7 +13,7 @@ import requests
 from sqlalchemy import func, select
 
 from app.db.models import MerchantAccount, NotificationInbox, Order, OrderEvent, Refund
-from app.services.merchants import channel_for_account
+from app.services.clinics.merchants import channel_for_account
 from tests.e2e.helpers import order_row, wait_until
 from tests.e2e.refund_helpers import (
     SHANGHAI,

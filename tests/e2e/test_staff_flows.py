@@ -11,8 +11,8 @@ import requests
 from sqlalchemy import select, update
 
 from app.db.models import Clinic, HisOutbox, Order, OrderEvent
-from app.services.his_gateway import his_client
-from app.services.staff_auth import create_user
+from app.services.his.gateway import his_client
+from app.services.people.staff_auth import create_user
 from tests.e2e.helpers import fresh_slot, new_client, wait_until
 
 ADMIN = "/api/admin/v1"

@@ -34,9 +34,12 @@ from app.db.models import (
 from app.db.types import utcnow
 from app.domain import ids
 from app.runtime import Runtime
-from app.services import his_outbox, orders, payments, refund_executor
-from app.services.auth import MpPrincipal
-from app.services.merchants import merchant_config
+from app.services.booking import orders
+from app.services.clinics.merchants import merchant_config
+from app.services.his import delivery
+from app.services.payments import attempts
+from app.services.people.mp_auth import MpPrincipal
+from app.services.refunds import executor
 from tests.api.mp_helpers import channel_user_id
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -152,7 +155,7 @@ def unpaid_topup(rt, clinic: OwnClinic, channel: str, amount_fen: int):
     principal, card_no = new_payer(rt, clinic, channel)
     order = orders.create_order(rt, principal, {"type": "topup", "card_no": card_no, "amount_fen": amount_fen,
                                                 "channel": channel})
-    return order["order_no"], payments.pay_order(rt, principal, order["order_no"], "127.0.0.1"), card_no
+    return order["order_no"], attempts.pay_order(rt, principal, order["order_no"], "127.0.0.1"), card_no
 
 
 def patient_pays(rt, clinic: OwnClinic, channel: str, amount_fen: int) -> Payment:
@@ -175,7 +178,7 @@ def patient_pays(rt, clinic: OwnClinic, channel: str, amount_fen: int) -> Paymen
 
 def platform_records(rt, payment: Payment) -> None:
     """What the platform does on hearing of the payment: record it and write the HIS."""
-    assert payments.query_attempt(rt, payment.attempt_id) == "paid"
+    assert attempts.query_attempt(rt, payment.attempt_id) == "paid"
     assert send_his_writes(rt, payment.order_no) == ["sent"], last_his_errors(rt, payment.order_no)
 
 
@@ -184,9 +187,9 @@ def send_his_writes(rt, order_no: str) -> list[str]:
     with rt.db.session() as session:
         order = session.scalar(select(Order).where(Order.order_no == order_no))
         pending = list(session.scalars(select(HisOutbox.id).where(HisOutbox.order_id == order.id,
-                                                                  HisOutbox.status == his_outbox.PENDING)))
+                                                                  HisOutbox.status == delivery.PENDING)))
     for outbox_id in pending:
-        his_outbox.send(rt, outbox_id)
+        delivery.send(rt, outbox_id)
     with rt.db.session() as session:
         return [session.get(HisOutbox, outbox_id).status for outbox_id in pending]
 
@@ -212,14 +215,14 @@ def refund(rt, payment: Payment, amount_fen: int, settle: bool = True) -> str:
                                 origin="admin", order_id=order.id, amount_fen=amount_fen, status="processing",
                                 reason="reconciliation test")
         session.add(request)
-        part = refund_executor.add_refund(session, request, attempt, amount_fen)
+        part = executor.add_refund(session, request, attempt, amount_fen)
         session.flush()
         refund_id, refund_no = part.id, part.refund_no
-    status = refund_executor.advance(rt, refund_id)
+    status = executor.advance(rt, refund_id)
     deadline = datetime.now(UTC) + timedelta(seconds=10)
     while settle and status != "succeeded":
         assert datetime.now(UTC) < deadline, f"refund {refund_no} is still {status}"
-        status = refund_executor.advance(rt, refund_id)
+        status = executor.advance(rt, refund_id)
     return refund_no
 
 

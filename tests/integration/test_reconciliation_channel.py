@@ -19,7 +19,8 @@ from app.db.types import utcnow
 from app.domain import ids
 from app.domain.bills import AlipayBill, BillIntegrityError, WeChatBill
 from app.domain.errors import Conflict
-from app.services import reconciliation, refund_executor
+from app.services import reconciliation
+from app.services.people.staff_auth import StaffPrincipal
 from app.services.reconciliation import (
     AMOUNT_MISMATCH,
     HELD,
@@ -30,7 +31,7 @@ from app.services.reconciliation import (
     STATUS_MISMATCH,
 )
 from app.services.reconciliation.repairs import payment_key, refund_key
-from app.services.staff_auth import StaffPrincipal
+from app.services.refunds import executor
 from tests.integration.reconciliation_support import (
     adapter,
     findings,
@@ -79,7 +80,7 @@ def _unheard_refund(rt, clinic, channel: str, payment, amount_fen: int, final_st
                                 origin="admin", order_id=attempt.order_id, amount_fen=amount_fen,
                                 status="processing", reason="reconciliation test")
         session.add(request)
-        part = refund_executor.add_refund(session, request, attempt, amount_fen)
+        part = executor.add_refund(session, request, attempt, amount_fen)
         session.flush()
         part.status, part.next_query_at = "processing", None
         refund_id, refund_no = part.id, part.refund_no

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from app.db.models import AuditEvent, Coupon, Settlement, Statement
 from app.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from app.runtime import Runtime
-from app.services import settlements, statement_export, statements
-from app.services.staff_auth import StaffPrincipal
+from app.services.people.staff_auth import StaffPrincipal
+from app.services.settlement import settlements, statement_export, statements
 from tests.integration.statement_helpers import StatementClinic, shanghai
 
 # Every test here works on March 2025, as seen from inside the April 2025 settlement window.

@@ -17,8 +17,9 @@ from app.api.schemas import ApiErrorSchema
 from app.domain.errors import TooManyRequests
 from app.errors import error_response
 from app.extensions import runtime
-from app.services import idempotency, patients
-from app.services.patients import CARD_NO_PATTERN
+from app.services.common import idempotency
+from app.services.people import patients
+from app.services.people.patients import CARD_NO_PATTERN
 
 blp = Blueprint("mp_cards", __name__, url_prefix="/api/mp/v1", description="Mini-program cards")
 

@@ -15,7 +15,9 @@ from app.api.mp.order_schemas import (
 from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema
 from app.extensions import runtime
-from app.services import idempotency, orders, payments
+from app.services.booking import orders
+from app.services.common import idempotency
+from app.services.payments import attempts
 
 blp = Blueprint("mp_orders", __name__, url_prefix="/api/mp/v1", description="Mini-program orders")
 use_identifier_converters(blp)
@@ -78,7 +80,7 @@ def get_order(order_no):
 @blp.alt_response(503, schema=ApiErrorSchema, description="The channel did not answer")
 def pay_order(order_no):
     """Start paying: WeChat pay_params for wx.requestPayment, or the Alipay trade_no for my.tradePay."""
-    result = payments.pay_order(runtime(), current_principal(), order_no, request.remote_addr or "127.0.0.1")
+    result = attempts.pay_order(runtime(), current_principal(), order_no, request.remote_addr or "127.0.0.1")
     body = {"channel": result.channel, "out_trade_no": result.out_trade_no}
     if result.pay_params:
         body["pay_params"] = result.pay_params

@@ -8,7 +8,8 @@ from app.api.mp.people_schemas import IDEMPOTENCY_KEY_HEADER, PatientCreateSchem
 from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema
 from app.extensions import runtime
-from app.services import idempotency, patients
+from app.services.common import idempotency
+from app.services.people import patients
 
 blp = Blueprint("mp_patients", __name__, url_prefix="/api/mp/v1", description="Mini-program patients")
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.services.card_verification import CODE_PATTERN
-from app.services.patients import CARD_NO_PATTERN, ID_NUMBER_PATTERN, NAME_MAX_LEN, PHONE_PATTERN, RELATIONS
+from app.services.people.card_verification import CODE_PATTERN
+from app.services.people.patients import CARD_NO_PATTERN, ID_NUMBER_PATTERN, NAME_MAX_LEN, PHONE_PATTERN, RELATIONS
 
 # Read by app.services.idempotency; documented here because it is a header, not a body field.
 IDEMPOTENCY_KEY_HEADER = {

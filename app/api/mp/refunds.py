@@ -9,8 +9,9 @@ from app.api.identifiers import use_identifier_converters
 from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema, RefundRequestSchema
 from app.extensions import runtime
-from app.services import card_refunds, idempotency
-from app.services.mp_refunds import request_patient_refund
+from app.services.common import idempotency
+from app.services.refunds import card_refunds
+from app.services.refunds.mp_refunds import request_patient_refund
 
 blp = Blueprint("mp_refunds", __name__, url_prefix="/api/mp/v1", description="Mini-program refunds")
 use_identifier_converters(blp)

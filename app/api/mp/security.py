@@ -7,7 +7,7 @@ from flask import g, request
 
 from app.domain.errors import Unauthorized
 from app.extensions import runtime
-from app.services.auth import MpPrincipal, authenticate
+from app.services.people.mp_auth import MpPrincipal, authenticate
 
 
 def bearer_token() -> str:

@@ -33,7 +33,7 @@ from app.domain.reconciliation import (
     match_wechat_bill,
 )
 from app.runtime import Runtime
-from app.services.merchants import channel_for_account
+from app.services.clinics.merchants import channel_for_account
 from app.services.reconciliation.findings import (
     AMOUNT_MISMATCH,
     HELD,

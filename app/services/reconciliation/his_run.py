@@ -20,8 +20,8 @@ from app.db.types import utcnow
 from app.domain.keyed_match import match_keyed
 from app.his.base import HisClient, HisRecord
 from app.runtime import Runtime
-from app.services.his_gateway import his_client
-from app.services.his_outbox import FLAGGED, PENDING, SENT
+from app.services.his.delivery import FLAGGED, PENDING, SENT
+from app.services.his.gateway import his_client
 from app.services.reconciliation.findings import (
     AMOUNT_MISMATCH,
     MISSING_IN_HIS,

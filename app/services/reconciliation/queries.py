@@ -11,12 +11,12 @@ from app.db.models import Clinic, MerchantAccount, ReconciliationDiscrepancy, Re
 from app.db.types import utcnow
 from app.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.runtime import Runtime
-from app.services.audit import record_event
+from app.services.common.audit import record_event
+from app.services.common.staff_scope import clinic_ids_in_scope, one_clinic
+from app.services.people.staff_auth import StaffPrincipal
 from app.services.reconciliation.findings import OPEN, RESOLUTIONS, RESOLVED, SOURCES, STATUSES, TYPES
 from app.services.reconciliation.runner import primary_target
 from app.services.reconciliation.runs import fail_run, load_run_view, run_view, start_run
-from app.services.staff_auth import StaffPrincipal
-from app.services.staff_scope import clinic_ids_in_scope, one_clinic
 
 MAX_ROW_ID = 2**31 - 1
 JOB = "workers.jobs.reconcile_run"

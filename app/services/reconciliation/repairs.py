@@ -20,9 +20,9 @@ from app.db.models import HisOutbox, PaymentAttempt, ReconciliationRepair, Refun
 from app.db.types import utcnow
 from app.domain.bills import BillRow
 from app.runtime import Runtime
-from app.services.audit import record_system_event
-from app.services.his_outbox import PENDING
-from app.services.payment_outcomes import AmountMismatch, record_payment
+from app.services.common.audit import record_system_event
+from app.services.his.delivery import PENDING
+from app.services.payments.outcomes import AmountMismatch, record_payment
 from app.services.reconciliation.findings import (
     AMOUNT_MISMATCH,
     MISSING_IN_HIS,
@@ -34,7 +34,7 @@ from app.services.reconciliation.findings import (
 )
 from app.services.reconciliation.records import PaymentRecord, RefundRecord
 from app.services.reconciliation.runs import RunTicket
-from app.services.refund_executor import apply_notification
+from app.services.refunds.executor import apply_notification
 
 log = logging.getLogger(__name__)
 

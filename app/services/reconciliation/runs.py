@@ -19,7 +19,7 @@ from app.db.models import Clinic, MerchantAccount, ReconciliationDiscrepancy, Re
 from app.db.types import utcnow
 from app.domain.errors import Conflict, InvalidInput
 from app.runtime import Runtime
-from app.services.audit import record_event
+from app.services.common.audit import record_event
 from app.services.reconciliation.findings import (
     CHANNEL_SOURCES,
     HELD,
