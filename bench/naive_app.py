@@ -34,7 +34,7 @@ def wechat_pay(clinic_code: str) -> Response:
     with rt.db.session() as session:
         clinic = get_clinic(session, clinic_code)
         account = primary_account(session, clinic.id, "wechat")
-        adapter = channel_for_account(session, account, rt.settings)
+        adapter = channel_for_account(rt, session, account)
         try:
             note = adapter.parse_payment_notification(body, request.content_type)
         except InvalidNotification:

@@ -25,11 +25,12 @@ from .base import (
 from .wechat_pay import WeChatPayChannel
 
 
-def channel_for(config: MerchantConfig) -> PaymentChannel:
+def channel_for(config: MerchantConfig, timeout_s: float = 10.0) -> PaymentChannel:
+    """The production adapter of a merchant account; `timeout_s` bounds every call to the channel."""
     if config.channel == "wechat":
-        return WeChatPayChannel(config)
+        return WeChatPayChannel(config, timeout_s)
     if config.channel == "alipay":
-        return AlipayChannel(config)
+        return AlipayChannel(config, timeout_s)
     raise ValueError(f"unknown payment channel {config.channel!r}")
 
 

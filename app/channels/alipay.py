@@ -42,7 +42,8 @@ from .base import (
 )
 from .wire import SHANGHAI, http_error, reading_answer, shanghai_to_utc, stream_to_file
 
-TIMEOUT_S = 10
+# Seconds to wait for Alipay (HPAY_CHANNEL_TIMEOUT_S, passed in by the Runtime).
+DEFAULT_TIMEOUT_S = 10.0
 BILL_CHUNK = 1 << 16
 ALIPAY_TIME = "%Y-%m-%d %H:%M:%S"
 
@@ -123,12 +124,13 @@ def _rsa_key(name: str, pem: str | None) -> None:
 
 
 class AlipayChannel(PaymentChannel):
-    def __init__(self, config: MerchantConfig) -> None:
+    def __init__(self, config: MerchantConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         if config.channel != "alipay":
             raise ValueError(f"not an Alipay merchant: {config.channel}")
         if config.sign_type != "RSA2":
             raise ValueError(f"Alipay merchants sign with RSA2, not {config.sign_type}")
         self.config = config
+        self.timeout_s = timeout_s
         self._client: AliPay | None = None
 
     @property
@@ -141,7 +143,7 @@ class AlipayChannel(PaymentChannel):
             client = _ShanghaiAliPay(self.config.app_id, app_notify_url=None,
                                      app_private_key_string=self.config.app_private_key,
                                      alipay_public_key_string=self.config.alipay_public_key, sign_type="RSA2",
-                                     config=AliPayConfig(timeout=TIMEOUT_S))
+                                     config=AliPayConfig(timeout=self.timeout_s))
             client._gateway = self.config.api_base_url
             self._client = client
         return self._client
@@ -343,7 +345,7 @@ class AlipayChannel(PaymentChannel):
         if not url:
             raise InvalidResponse("downloadurl.query answered without a bill_download_url")
         try:
-            with requests.get(url, stream=True, timeout=TIMEOUT_S) as res:
+            with requests.get(url, stream=True, timeout=self.timeout_s) as res:
                 if res.status_code >= 400:
                     raise http_error(res.status_code, "the bill download")
                 return stream_to_file(res.iter_content(BILL_CHUNK), Path(dest))

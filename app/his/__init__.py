@@ -3,25 +3,26 @@ from __future__ import annotations
 
 from . import signing
 from .base import (
-                   BILL_KINDS,
-                   RECORD_KINDS,
-                   HisAuthFailed,
-                   HisBill,
-                   HisCard,
-                   HisClient,
-                   HisError,
-                   HisNotFound,
-                   HisPatient,
-                   HisRecord,
-                   HisRegistration,
-                   HisRejected,
-                   HisUnavailable,
-                   HisWriteResult,
+    BILL_KINDS,
+    RECORD_KINDS,
+    HisAuthFailed,
+    HisBill,
+    HisCard,
+    HisClient,
+    HisConfig,
+    HisError,
+    HisNotFound,
+    HisPatient,
+    HisRecord,
+    HisRegistration,
+    HisRejected,
+    HisUnavailable,
+    HisWriteResult,
 )
 from .http_client import HttpHisClient
 
 __all__ = [
-    "BILL_KINDS", "RECORD_KINDS", "HisAuthFailed", "HisBill", "HisCard", "HisClient", "HisError", "HisNotFound",
-    "HisPatient", "HisRecord", "HisRegistration", "HisRejected", "HisUnavailable", "HisWriteResult", "HttpHisClient",
-    "signing",
+    "BILL_KINDS", "RECORD_KINDS", "HisAuthFailed", "HisBill", "HisCard", "HisClient", "HisConfig", "HisError",
+    "HisNotFound", "HisPatient", "HisRecord", "HisRegistration", "HisRejected", "HisUnavailable", "HisWriteResult",
+    "HttpHisClient", "signing",
 ]

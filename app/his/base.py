@@ -19,6 +19,16 @@ RECORD_KINDS = ("registration", "registration_revert", "recharge", "bill_settlem
 
 
 @dataclass(frozen=True)
+class HisConfig:
+    """Where a clinic's HIS is and the key pair both directions sign with (app.his.signing)."""
+
+    clinic_code: str
+    base_url: str
+    key_id: str
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
 class HisPatient:
     id: str
     name: str

@@ -12,9 +12,10 @@ from sqlalchemy import select, update
 from app.db.models import Clinic, HisOutbox, Item, ItemInventory, Order, Patient, PaymentAttempt, RegistrationSync, Slot
 from app.domain import ids
 from app.services.booking import registration_sync
+from app.services.common.principals import StaffPrincipal
 from app.services.his import delivery
 from app.services.payments import attempts
-from app.services.people.staff_auth import StaffPrincipal, create_user
+from app.services.people.staff_auth import create_user
 from tests.api.order_helpers import add_patient, booking, created, pay, place_order, user
 from tests.e2e.helpers import fresh_slot
 

@@ -53,7 +53,7 @@ def desk(platform, rt):
 @pytest.fixture(scope="module")
 def his(rt, platform):
     with rt.db.session() as session:
-        return his_client(session.scalar(select(Clinic).where(Clinic.code == "demo")), rt.settings)
+        return his_client(rt, session.scalar(select(Clinic).where(Clinic.code == "demo")))
 
 
 def _now() -> datetime:

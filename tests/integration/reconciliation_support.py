@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta, timezone
 import requests
 from sqlalchemy import create_engine, func, select, text, update
 
-from app.channels import channel_for
 from app.db.models import (
     Card,
     Clinic,
@@ -36,9 +35,9 @@ from app.domain import ids
 from app.runtime import Runtime
 from app.services.booking import orders
 from app.services.clinics.merchants import merchant_config
+from app.services.common.principals import MpPrincipal
 from app.services.his import delivery
 from app.services.payments import attempts
-from app.services.people.mp_auth import MpPrincipal
 from app.services.refunds import executor
 from tests.api.mp_helpers import channel_user_id
 
@@ -116,7 +115,7 @@ def own_clinic(rt, sandbox_url: str, wechat_sign_type: str = "MD5") -> OwnClinic
 def adapter(rt, clinic: OwnClinic, channel: str):
     with rt.db.session() as session:
         account = session.get(MerchantAccount, clinic.account(channel))
-        return channel_for(merchant_config(account, clinic.code, rt.settings))
+        return rt.channel(merchant_config(account, clinic.code))
 
 
 def his_card(sandbox_url: str, balance_fen: int = 0) -> tuple[str, str]:

@@ -20,7 +20,7 @@ from app.domain import ids
 from app.domain.bills import AlipayBill, BillIntegrityError, WeChatBill
 from app.domain.errors import Conflict
 from app.services import reconciliation
-from app.services.people.staff_auth import StaffPrincipal
+from app.services.common.principals import StaffPrincipal
 from app.services.reconciliation import (
     AMOUNT_MISMATCH,
     HELD,

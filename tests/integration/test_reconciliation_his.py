@@ -89,7 +89,7 @@ def test_a_write_given_up_on_that_the_his_recorded_completes_the_order(rt, world
     assert attempts.query_attempt(rt, payment.attempt_id) == "paid"
     write = _write(rt, payment.order_no)
     with rt.db.session() as session:
-        client = his_client(session.get(Clinic, clinic.id), rt.settings)
+        client = his_client(rt, session.get(Clinic, clinic.id))
     # The HIS wrote it, but every answer was lost: the outbox gave up after its retry horizon.
     client.recharge(payment.card_no, 1600, payment.order_no, write.idempotency_key)
     _set_write(rt, write.id, status="flagged", last_error="HisUnavailable: timed out")
@@ -119,7 +119,7 @@ def test_unknown_records_and_amounts_the_his_disagrees_with(rt, lone_world):
     write = _write(rt, disputed.order_no)
     _set_write(rt, write.id, payload={**write.payload, "amount_fen": 1801})
     with rt.db.session() as session:
-        client = his_client(session.get(Clinic, clinic.id), rt.settings)
+        client = his_client(rt, session.get(Clinic, clinic.id))
     client.recharge(agreed.card_no, 999, "T-WINDOW-0001", "window:T-WINDOW-0001:recharge")
 
     run = reconciliation.reconcile(rt, today, "his", clinic.id)

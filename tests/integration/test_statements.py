@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app.db.models import AuditEvent, Coupon, Settlement, Statement
 from app.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from app.runtime import Runtime
-from app.services.people.staff_auth import StaffPrincipal
+from app.services.common.principals import StaffPrincipal
 from app.services.settlement import settlements, statement_export, statements
 from tests.integration.statement_helpers import StatementClinic, shanghai
 

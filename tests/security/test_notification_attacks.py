@@ -40,6 +40,7 @@ from tests.integration.reconciliation_support import (
     paid,
     unpaid_topup,
 )
+from workers.dispatcher import lease_spec
 
 SHANGHAI_TIME = "%Y-%m-%d %H:%M:%S"
 NOTIFY_LOG = "app.services.payments.notifications"
@@ -456,7 +457,7 @@ def test_a_refund_settled_between_the_executors_read_and_write_is_not_overwritte
     # Nothing left to follow: the executor sees a settled part, and the money is counted once.
     assert executor.advance(rt, part.id) == "succeeded"
     with rt.db.session() as session:
-        assert part.id not in executor.due_ids(session, utcnow() + timedelta(days=1), 1000)
+        assert part.id not in lease_spec("refunds").due_ids(session, utcnow() + timedelta(days=1), 1000)
         request = session.get(RefundRequest, part.refund_request_id)
         assert request.status == "succeeded"
         topup_status = session.scalar(select(Order.status).where(Order.order_no == payment.order_no))

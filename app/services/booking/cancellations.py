@@ -9,21 +9,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from app.db.models import HisOutbox, Order, PaymentAttempt, RefundRequest
+from app.db.models import Order, PaymentAttempt, RefundRequest
 from app.db.types import utcnow
 from app.domain import ids
 from app.domain import orders as o
 from app.domain.errors import Conflict, NotFound
+from app.domain.his_writes import HisWriteKind, HisWriteStatus
+from app.domain.refunds import RefundOrigin, RefundRequestStatus
 from app.runtime import Runtime
 from app.services.common.audit import record_system_event
-from app.services.his import delivery
-from app.services.orders.state import move
-from app.services.orders.views import describe
-from app.services.refunds.executor import add_refund, refunded_on_attempt
-
-CANCELLABLE = (o.PAID, o.BOOKED, o.NO_SHOW, o.RESCHEDULED)
+from app.services.his import count_writes, record_request_write
+from app.services.orders import describe, move
+from app.services.refunds import add_refund, refunded_on_attempt
 
 
 def cancel_paid_booking(rt: Runtime, order_id: int, *, actor: str, reason: str,
@@ -32,7 +31,7 @@ def cancel_paid_booking(rt: Runtime, order_id: int, *, actor: str, reason: str,
         order = session.scalar(select(Order).where(Order.id == order_id).with_for_update())
         if order is None:
             raise NotFound("no such order", "order_not_found")
-        if order.type != o.BOOKING or order.status not in CANCELLABLE:
+        if order.type != o.BOOKING or order.status not in o.CANCELLABLE_BOOKING:
             raise Conflict(f"a {order.status} {order.type} order cannot be cancelled", "invalid_transition")
         deadline = timedelta(seconds=rt.settings.CANCEL_DEADLINE_S)
         if enforce_patient_deadline and order.appointment_at - utcnow() < deadline:
@@ -44,18 +43,16 @@ def cancel_paid_booking(rt: Runtime, order_id: int, *, actor: str, reason: str,
         if not move(session, order, o.REFUNDING, f"cancelled: {reason}"[:200], actor=actor):
             raise Conflict("the booking changed meanwhile; reload it", "invalid_transition")
         request = RefundRequest(refund_request_no=ids.new_business_no("refund", utcnow()), clinic_id=order.clinic_id,
-                                origin="cancellation", order_id=order.id, amount_fen=remaining,
-                                status="processing", reason=reason[:200])
+                                origin=str(RefundOrigin.CANCELLATION), order_id=order.id, amount_fen=remaining,
+                                status=str(RefundRequestStatus.PROCESSING), reason=reason[:200])
         session.add(request)
         session.flush()
-        registered = session.scalar(select(func.count(HisOutbox.id)).where(
-            HisOutbox.order_id == order.id, HisOutbox.kind == "registration",
-            HisOutbox.status.in_((delivery.PENDING, delivery.SENT))))
+        registered = count_writes(session, order.id, HisWriteKind.REGISTRATION,
+                                  (HisWriteStatus.PENDING, HisWriteStatus.SENT))
         if registered:
-            reverts = session.scalar(select(func.count(HisOutbox.id)).where(
-                HisOutbox.order_id == order.id, HisOutbox.kind == "registration_revert"))
-            delivery.add_request_write(session, request, "registration_revert", {},
-                                         f"{order.order_no}:registration_revert:{reverts + 1}")
+            reverts = count_writes(session, order.id, HisWriteKind.REGISTRATION_REVERT)
+            record_request_write(session, request, HisWriteKind.REGISTRATION_REVERT, {},
+                                 f"{order.order_no}:registration_revert:{reverts + 1}")
         add_refund(session, request, attempt, remaining, wait=bool(registered))
         record_system_event(session, order.clinic_id, "booking_cancelled", "order", order.order_no,
                             before={"status": before}, after={"status": o.REFUNDING,

@@ -27,9 +27,10 @@ from app.runtime import Runtime
 from app.services.booking import cancellations, registration_sync
 from app.services.booking.desk_views import staff_booking_view
 from app.services.booking.staff_patients import patient_for_booking
+from app.services.common.audit import record_staff_event
+from app.services.common.principals import StaffPrincipal
 from app.services.common.staff_scope import SHANGHAI, clinic_ids_in_scope, scoped_booking, shanghai_date
 from app.services.orders.state import move
-from app.services.people.staff_auth import StaffPrincipal, audit
 
 DEFAULT_APPOINTMENT_LENGTH = timedelta(hours=1)
 # What staff see without a status filter: bookings whose money arrived, in every later state.
@@ -118,8 +119,9 @@ def confirm(rt: Runtime, principal: StaffPrincipal, order_no: str, *, appointmen
                     appointment_at=appointment_at):
             raise InvalidTransition("the booking changed meanwhile; reload it")
         registration_sync.request_sync(rt, session, order)
-        audit(session, principal, order.clinic_id, "booking_confirmed", "order", order.order_no, before=before,
-              after={**snapshot(order), "new_patient": new_patient is not None})
+        record_staff_event(session, principal, order.clinic_id, "booking_confirmed", "order", order.order_no,
+                           before=before,
+                           after={**snapshot(order), "new_patient": new_patient is not None})
         return staff_booking_view(session, order)
 
 
@@ -134,8 +136,9 @@ def mark_no_show(rt: Runtime, principal: StaffPrincipal, order_no: str) -> dict:
         before = snapshot(order)
         if not move(session, order, o.NO_SHOW, "marked as a no-show by staff", actor=actor_of(principal)):
             raise InvalidTransition("the booking changed meanwhile; reload it")
-        audit(session, principal, order.clinic_id, "booking_no_show", "order", order.order_no, before=before,
-              after=snapshot(order))
+        record_staff_event(session, principal, order.clinic_id, "booking_no_show", "order", order.order_no,
+                           before=before,
+                           after=snapshot(order))
         return staff_booking_view(session, order)
 
 
@@ -156,8 +159,9 @@ def reschedule(rt: Runtime, principal: StaffPrincipal, order_no: str, appointmen
                     appointment_at=appointment_at):
             raise InvalidTransition("the booking changed meanwhile; reload it")
         registration_sync.request_sync(rt, session, order)
-        audit(session, principal, order.clinic_id, "booking_rescheduled", "order", order.order_no, before=before,
-              after=snapshot(order))
+        record_staff_event(session, principal, order.clinic_id, "booking_rescheduled", "order", order.order_no,
+                           before=before,
+                           after=snapshot(order))
         return staff_booking_view(session, order)
 
 
@@ -170,6 +174,7 @@ def cancel(rt: Runtime, principal: StaffPrincipal, order_no: str, reason: str) -
                                                enforce_patient_deadline=False)
     with rt.db.session() as session:
         order = session.get(Order, order_id)
-        audit(session, principal, order.clinic_id, "booking_cancelled", "order", order.order_no, before=before,
-              after={**snapshot(order), "status_after_cancel": result["status"]}, note=reason[:500])
+        record_staff_event(session, principal, order.clinic_id, "booking_cancelled", "order", order.order_no,
+                           before=before,
+                           after={**snapshot(order), "status_after_cancel": result["status"]}, note=reason[:500])
         return staff_booking_view(session, order)

@@ -12,21 +12,21 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.db.models import Card, Clinic, MerchantAccount, Order, Slot
+from app.db.models import Card, Clinic, Order, Slot
 from app.db.types import utcnow
 from app.domain import ids
 from app.domain import orders as o
 from app.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
+from app.domain.payments import ChannelCheck
 from app.his.base import HisNotFound, HisUnavailable
 from app.runtime import Runtime
-from app.services.clinics.catalog import require_clinic_item
-from app.services.clinics.merchants import channel_for_account, primary_account
-from app.services.his.gateway import his_client
-from app.services.orders.state import move, take_place
-from app.services.orders.views import describe, describe_many
-from app.services.payments.attempts import settle_attempt_at_channel
-from app.services.people.mp_auth import MpPrincipal
-from app.services.people.patients import require_user_card, require_user_patient
+from app.services.booking.cancellations import cancel_paid_booking
+from app.services.clinics import primary_account, require_clinic_item
+from app.services.common.principals import MpPrincipal
+from app.services.his import his_client
+from app.services.orders import describe, describe_many, move, take_place
+from app.services.payments import close_pending_attempts, pending_attempts, settle_attempt_at_channel
+from app.services.people import require_user_card, require_user_patient
 
 MAX_BILLS_PER_ORDER = 20
 
@@ -112,7 +112,7 @@ def _fetch_bills(rt: Runtime, principal: MpPrincipal, data: dict) -> dict[str, i
         raise InvalidInput(f"choose 1 to {MAX_BILLS_PER_ORDER} different bills", "invalid_bill_ids")
     with rt.db.session() as session:
         require_user_card(session, principal, data["card_no"])
-        client = his_client(session.get(Clinic, principal.clinic_id), rt.settings)
+        client = his_client(rt, session.get(Clinic, principal.clinic_id))
     try:
         unpaid = {b.bill_id: b.amount_fen for b in client.unpaid_bills(data["card_no"])}
     except HisNotFound:
@@ -132,7 +132,7 @@ def _visit_bills(session: Session, principal: MpPrincipal, data: dict, order: Or
     session.scalar(select(Card).where(Card.id == card.id).with_for_update())
     open_orders = session.scalars(select(Order).where(
         Order.clinic_id == principal.clinic_id, Order.type == o.VISIT_BILL, Order.card_no == card.card_no,
-        Order.status.in_((o.CREATED, o.PAID))))
+        Order.status.in_(o.OPEN_BILL_ORDER)))
     taken = {b for other in open_orders for b in (other.bill_ids or [])} & set(bills)
     if taken:
         raise Conflict(f"these bills are already in an open order: {', '.join(sorted(taken))}", "bill_in_progress",
@@ -148,8 +148,6 @@ def cancel_order(rt: Runtime, principal: MpPrincipal, order_no: str, reason: str
         order = _load(session, principal, order_no)
         order_id, status, order_type = order.id, order.status, order.type
     if status != o.CREATED and order_type == o.BOOKING:
-        from app.services.booking.cancellations import cancel_paid_booking
-
         return cancel_paid_booking(rt, order_id, actor=f"mp_user:{principal.user_id}",
                                    reason=reason or "cancelled by the patient", enforce_patient_deadline=True)
     if status != o.CREATED:
@@ -162,23 +160,21 @@ def _cancel_unpaid(rt: Runtime, principal: MpPrincipal, order_no: str, reason: s
     """Close the order's trades at the channel first, so no payment slips in, then cancel."""
     with rt.db.session() as session:
         order = _load(session, principal, order_no)
-        pending = [(a.id, channel_for_account(session, session.get(MerchantAccount, a.merchant_account_id),
-                                              rt.settings), a.out_trade_no)
-                   for a in order.payments if a.status == "pending"]
+        pending = pending_attempts(rt, session, order)
     for attempt_id, adapter, out_trade_no in pending:
         outcome = settle_attempt_at_channel(rt, attempt_id, adapter, out_trade_no)
-        if outcome == "paid":
+        if outcome == ChannelCheck.PAID:
             raise Conflict("the order was paid just now; ask for a refund instead", "order_already_paid")
-        if outcome == "unknown":
+        if outcome == ChannelCheck.UNKNOWN:
             raise Unavailable("the payment channel did not answer; try again", "channel_unavailable")
+    actor = f"mp_user:{principal.user_id}"
     with rt.db.session() as session:
         order = _load(session, principal, order_no)
-        if not move(session, order, o.CANCELLED, f"cancelled by the patient: {reason or '-'}",
-                    actor=f"mp_user:{principal.user_id}", closed_at=utcnow()):
+        if not move(session, order, o.CANCELLED, f"cancelled by the patient: {reason or '-'}", actor=actor,
+                    closed_at=utcnow()):
             raise Conflict("the order changed meanwhile; reload it", "invalid_transition")
-        for attempt in order.payments:
-            if attempt.status == "pending":
-                attempt.status, attempt.closed_at, attempt.next_query_at = "closed", utcnow(), None
+        close_pending_attempts(session, order, "the patient cancelled the order", actor)
+        session.expire(order, ["payments"])
         return describe(session, order)
 
 

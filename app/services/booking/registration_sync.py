@@ -24,22 +24,23 @@ import logging
 import re
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import HisOutbox, Order, RegistrationSync
 from app.db.types import utcnow
 from app.domain import orders as o
 from app.domain.backoff import delay_after
+from app.domain.his_writes import HisWriteKind, HisWriteStatus, RegistrationSyncStatus
 from app.runtime import Runtime
 from app.services.common.audit import record_system_event
-from app.services.his import delivery
+from app.services.common.status import set_status
+from app.services.his import order_writes, record_order_write
 
 log = logging.getLogger(__name__)
 
-PENDING, DONE, STOPPED = "pending", "done", "stopped"
-WRITE_KINDS = ("registration", "registration_revert")
-SYNCED_STATUSES = (o.BOOKED, o.RESCHEDULED)
+PENDING, DONE, STOPPED = RegistrationSyncStatus.PENDING, RegistrationSyncStatus.DONE, RegistrationSyncStatus.STOPPED
+WRITE_KINDS = (HisWriteKind.REGISTRATION, HisWriteKind.REGISTRATION_REVERT)
 # Seconds (scaled like every retry) between looks at the outbox while a write is on its way.
 RECHECK_SCHEDULE = [1, 2, 5, 10, 30, 60, 120, 300, 600]
 MIN_RECHECK_S = 0.5
@@ -50,9 +51,12 @@ def request_sync(rt: Runtime, session: Session, order: Order) -> RegistrationSyn
     """In the transaction that changed the order's patient or appointment (the order row locked)."""
     sync = session.scalar(select(RegistrationSync).where(RegistrationSync.order_id == order.id))
     if sync is None:
-        sync = RegistrationSync(order_id=order.id, status=PENDING, attempts=0, next_attempt_at=utcnow())
+        sync = RegistrationSync(order_id=order.id, status=str(PENDING), attempts=0, next_attempt_at=utcnow())
         session.add(sync)
-    sync.status, sync.attempts, sync.note, sync.next_attempt_at = PENDING, 0, None, utcnow()
+        session.flush()
+    elif sync.status != PENDING:
+        set_status(session, sync, PENDING, reason="the booking's patient or time changed")
+    sync.attempts, sync.note, sync.next_attempt_at = 0, None, utcnow()
     session.flush()
     _step(rt, session, order, sync)
     return sync
@@ -72,34 +76,32 @@ def sync(rt: Runtime, sync_id: int) -> str:
 
 
 def _step(rt: Runtime, session: Session, order: Order, sync: RegistrationSync) -> None:
-    if order.status not in SYNCED_STATUSES:
-        _finish(sync, STOPPED, f"the booking is {order.status}")
+    if order.status not in o.AWAITING_VISIT:
+        _finish(session, sync, STOPPED, f"the booking is {order.status}")
         return
-    writes = list(session.scalars(select(HisOutbox).where(HisOutbox.order_id == order.id,
-                                                          HisOutbox.kind.in_(WRITE_KINDS))
-                                  .order_by(HisOutbox.id)))
-    if any(w.status == delivery.PENDING for w in writes):
+    writes = order_writes(session, order.id, WRITE_KINDS)
+    if any(w.status == HisWriteStatus.PENDING for w in writes):
         _recheck_later(rt, sync)
         return
-    stuck = next((w for w in writes if w.status == delivery.FLAGGED), None)
-    if stuck is None and writes and writes[-1].status == delivery.REJECTED and _written_here(writes[-1]):
+    stuck = next((w for w in writes if w.status == HisWriteStatus.FLAGGED), None)
+    if stuck is None and writes and writes[-1].status == HisWriteStatus.REJECTED and _written_here(writes[-1]):
         stuck = writes[-1]
     if stuck is not None:
-        _finish(sync, STOPPED, f"HIS write {stuck.idempotency_key} is {stuck.status}")
+        _finish(session, sync, STOPPED, f"HIS write {stuck.idempotency_key} is {stuck.status}")
         record_system_event(session, order.clinic_id, "registration_sync_stopped", "order", order.order_no,
                             after={"idempotency_key": stuck.idempotency_key, "status": stuck.status,
                                    "last_error": stuck.last_error})
         return
     active = registration_held(writes)
     if active is not None and _matches(active, order):
-        _finish(sync, DONE, None)
+        _finish(session, sync, DONE, None)
         return
     suffix = f":c{len(writes) + 1}"
     sync.attempts = 0  # progress: look again soon, not after the backoff of a long wait
     if active is not None:
-        delivery.add_write(session, order, "registration_revert", {}, key_suffix=suffix)
+        record_order_write(session, order, HisWriteKind.REGISTRATION_REVERT, {}, key_suffix=suffix)
     else:
-        delivery.add_write(session, order, "registration", {
+        record_order_write(session, order, HisWriteKind.REGISTRATION, {
             "patient_id": order.patient_id, "item_id": order.item_id, "amount_fen": order.amount_fen,
             "appointment_at": order.appointment_at.isoformat()}, key_suffix=suffix)
     _recheck_later(rt, sync)
@@ -113,9 +115,9 @@ def registration_held(writes: list[HisOutbox]) -> dict | None:
     """The payload of the registration the HIS holds after these settled writes (in write order), if any."""
     active = None
     for write in writes:
-        if write.status != delivery.SENT:
+        if write.status != HisWriteStatus.SENT:
             continue
-        active = dict(write.payload) if write.kind == "registration" else None
+        active = dict(write.payload) if write.kind == HisWriteKind.REGISTRATION else None
     return active
 
 
@@ -133,22 +135,8 @@ def _recheck_later(rt: Runtime, sync: RegistrationSync) -> None:
     sync.next_attempt_at = utcnow() + timedelta(seconds=delay)
 
 
-def _finish(sync: RegistrationSync, status: str, note: str | None) -> None:
-    sync.status, sync.note = status, note
-    if status == STOPPED:
+def _finish(session: Session, sync: RegistrationSync, status: RegistrationSyncStatus, note: str | None) -> None:
+    session.flush()
+    if set_status(session, sync, status, reason=note or "the HIS holds the booking's registration", note=note) \
+            and status == STOPPED:
         log.warning("registration sync of order %s stopped: %s", sync.order_id, note)
-
-
-# --- what the dispatcher picks up ------------------------------------------------------------
-
-def due_ids(session: Session, now: datetime, limit: int) -> list[int]:
-    return list(session.scalars(select(RegistrationSync.id).where(RegistrationSync.status == PENDING,
-                                                                  RegistrationSync.next_attempt_at <= now)
-                                .order_by(RegistrationSync.next_attempt_at).limit(limit)))
-
-
-def lease(session: Session, ids: list[int], until: datetime) -> list[int]:
-    return [row_id for row_id in ids if session.execute(
-        update(RegistrationSync).where(RegistrationSync.id == row_id, RegistrationSync.status == PENDING,
-                                       RegistrationSync.next_attempt_at <= utcnow())
-        .values(next_attempt_at=until).execution_options(synchronize_session=False)).rowcount]

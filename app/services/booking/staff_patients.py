@@ -70,7 +70,7 @@ def ensure_card(rt: Runtime, patient_id: int) -> str:
             patient.his_patient_id
         patient_key = his_key_for(patient.id, patient.created_at, "his-patient")
         card_key = his_key_for(patient.id, patient.created_at, "card")
-    his = his_client(clinic, rt.settings)
+    his = his_client(rt, clinic)
     try:
         if his_patient_id is None:
             his_patient_id = his.create_patient(name, phone, id_number, idempotency_key=patient_key).id

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Item, ItemInventory, Slot
 from app.domain.errors import NotFound
 from app.runtime import Runtime
-from app.services.people.mp_auth import MpPrincipal
+from app.services.common.principals import MpPrincipal
 
 # Business dates are Asia/Shanghai dates; China keeps no daylight saving time.
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")

@@ -13,8 +13,9 @@ from app.db.models import ItemInventory
 from app.domain.errors import Conflict
 from app.runtime import Runtime
 from app.services.clinics.settlement_types import CHANNELS
+from app.services.common.audit import record_staff_event
+from app.services.common.principals import StaffPrincipal
 from app.services.common.staff_scope import scoped_item
-from app.services.people.staff_auth import StaffPrincipal, audit
 
 
 def _levels(session, item_id: int) -> list[dict]:
@@ -60,6 +61,6 @@ def _set_levels(rt: Runtime, principal: StaffPrincipal, item_id: int, entries: l
                                f"{quantity}", "inventory_below_reserved",
                                details={"channel": channel, "reserved": reserved})
         after = _levels(session, item.id)
-        audit(session, principal, item.clinic_id, "inventory_set", "item", item.id,
-              before={"inventory": before}, after={"inventory": after})
+        record_staff_event(session, principal, item.clinic_id, "inventory_set", "item", item.id,
+                           before={"inventory": before}, after={"inventory": after})
         return after

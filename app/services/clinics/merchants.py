@@ -4,11 +4,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.channels import channel_for
 from app.channels.base import MerchantConfig, PaymentChannel
 from app.db.models import Clinic, MerchantAccount
 from app.domain.errors import InvalidInput, NotFound
-from config.settings import Settings, looks_like_sandbox
+from app.runtime import Runtime
 
 CHANNELS = ("wechat", "alipay")
 
@@ -35,11 +34,7 @@ def primary_account(session: Session, clinic_id: int, channel: str) -> MerchantA
     return account
 
 
-def merchant_config(account: MerchantAccount, clinic_code: str, settings: Settings) -> MerchantConfig:
-    if settings.ENV == "production" and (
-        looks_like_sandbox(account.api_base_url) or looks_like_sandbox(account.login_base_url)
-    ):
-        raise RuntimeError(f"merchant account {account.app_id} points at a sandbox; refused in production")
+def merchant_config(account: MerchantAccount, clinic_code: str) -> MerchantConfig:
     return MerchantConfig(
         channel=account.channel,
         clinic_code=clinic_code,
@@ -57,6 +52,7 @@ def merchant_config(account: MerchantAccount, clinic_code: str, settings: Settin
     )
 
 
-def channel_for_account(session: Session, account: MerchantAccount, settings: Settings) -> PaymentChannel:
+def channel_for_account(rt: Runtime, session: Session, account: MerchantAccount) -> PaymentChannel:
+    """The adapter of a merchant account, from the Runtime's channel factory."""
     clinic = session.get(Clinic, account.clinic_id)
-    return channel_for(merchant_config(account, clinic.code, settings))
+    return rt.channel(merchant_config(account, clinic.code))

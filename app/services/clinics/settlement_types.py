@@ -14,10 +14,10 @@ from sqlalchemy.orm import Session
 from app.db.models import SettlementTypeSetting
 from app.domain.errors import Conflict
 from app.runtime import Runtime
+from app.services.clinics.merchants import CHANNELS
+from app.services.common.audit import record_staff_event
+from app.services.common.principals import StaffPrincipal
 from app.services.common.staff_scope import one_clinic
-from app.services.people.staff_auth import StaffPrincipal, audit
-
-CHANNELS = ("wechat", "alipay")
 
 
 def _document(channel: str, row: SettlementTypeSetting | None) -> dict:
@@ -66,6 +66,6 @@ def _put(rt: Runtime, principal: StaffPrincipal, clinic_code: str | None, entrie
             row.count_in_revenue = entry["count_in_revenue"]
         session.flush()
         after = [settlement_setting(session, clinic.id, channel) for channel in CHANNELS]
-        audit(session, principal, clinic.id, "settlement_types_set", "clinic", clinic.code,
-              before={"settings": before}, after={"settings": after})
+        record_staff_event(session, principal, clinic.id, "settlement_types_set", "clinic", clinic.code,
+                           before={"settings": before}, after={"settings": after})
         return after

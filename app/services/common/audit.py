@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.db.models import AuditEvent
+from app.services.common.principals import StaffPrincipal
 from config.logging import request_id_var
 
 
@@ -23,3 +24,12 @@ def record_system_event(session: Session, clinic_id: int | None, action: str, ta
     return record_event(session, actor_type="system", actor_id=None, actor_name="platform", clinic_id=clinic_id,
                         action=action, target_type=target_type, target_id=target_id, before=before, after=after,
                         note=note)
+
+
+def record_staff_event(session: Session, principal: StaffPrincipal, clinic_id: int | None, action: str,
+                       target_type: str, target_id, before: dict | None = None, after: dict | None = None,
+                       note: str | None = None) -> None:
+    """An admin write in the audit trail, in the caller's transaction: who, when, what, before and after."""
+    record_event(session, actor_type="staff", actor_id=str(principal.user_id), actor_name=principal.username,
+                 clinic_id=clinic_id, action=action, target_type=target_type, target_id=target_id,
+                 before=before, after=after, note=note)

@@ -11,21 +11,30 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.channels.base import AlreadyPaid, ChannelRejected, ChannelUnavailable, InvalidResponse, TradeState
+from app.channels.base import (
+    AlreadyPaid,
+    ChannelRejected,
+    ChannelUnavailable,
+    InvalidResponse,
+    PaymentChannel,
+    TradeState,
+)
 from app.db.models import Clinic, MerchantAccount, MpUser, Order, PaymentAttempt
 from app.db.types import utcnow
 from app.domain import ids
 from app.domain import orders as o
 from app.domain.backoff import PAYMENT_QUERY_SCHEDULE, delay_after
 from app.domain.errors import Conflict, NotFound, Unavailable
+from app.domain.payments import ChannelCheck, PaymentStatus
 from app.runtime import Runtime
-from app.services.clinics.merchants import channel_for_account, primary_account
-from app.services.orders.state import move
+from app.services.clinics import channel_for_account, primary_account
+from app.services.common.principals import MpPrincipal
+from app.services.common.status import set_status, update_while
+from app.services.orders import move
 from app.services.payments.outcomes import record_payment
-from app.services.people.mp_auth import MpPrincipal
 
 log = logging.getLogger(__name__)
 
@@ -65,16 +74,18 @@ def pay_order(rt: Runtime, principal: MpPrincipal, order_no: str, client_ip: str
         attempt = session.scalar(
             select(PaymentAttempt).where(PaymentAttempt.order_id == order.id,
                                          PaymentAttempt.merchant_account_id == account.id,
-                                         PaymentAttempt.status == "pending").order_by(PaymentAttempt.id.desc()))
+                                         PaymentAttempt.status == PaymentStatus.PENDING)
+            .order_by(PaymentAttempt.id.desc()))
         if attempt is None:
             seq = session.scalar(select(func.count(PaymentAttempt.id)).where(PaymentAttempt.order_id == order.id)) + 1
             attempt = PaymentAttempt(order_id=order.id, merchant_account_id=account.id, channel=order.channel,
                                      out_trade_no=ids.out_trade_no(order.order_no, seq), amount_fen=order.amount_fen,
-                                     status="pending", payer_id=session.get(MpUser, principal.user_id).openid,
+                                     status=str(PaymentStatus.PENDING),
+                                     payer_id=session.get(MpUser, principal.user_id).openid,
                                      next_query_at=_next_query_at(rt, 0))
             session.add(attempt)
             session.flush()
-        adapter = channel_for_account(session, account, rt.settings)
+        adapter = channel_for_account(rt, session, account)
         clinic_code = session.get(Clinic, order.clinic_id).code
         request = (attempt.id, attempt.out_trade_no, order.amount_fen, order.description, attempt.payer_id,
                    order.expires_at)
@@ -100,10 +111,9 @@ def query_attempt(rt: Runtime, attempt_id: int) -> str:
     """Ask the channel about a payment we have not heard of; apply what it says."""
     with rt.db.session() as session:
         attempt = session.get(PaymentAttempt, attempt_id)
-        if attempt is None or attempt.status != "pending":
+        if attempt is None or attempt.status != PaymentStatus.PENDING:
             return attempt.status if attempt else "missing"
-        adapter = channel_for_account(session, session.get(MerchantAccount, attempt.merchant_account_id),
-                                      rt.settings)
+        adapter = channel_for_account(rt, session, session.get(MerchantAccount, attempt.merchant_account_id))
         out_trade_no = attempt.out_trade_no
     try:
         result = adapter.query_payment(out_trade_no)
@@ -112,19 +122,19 @@ def query_attempt(rt: Runtime, attempt_id: int) -> str:
         result = None
     with rt.db.session() as session:
         attempt = session.get(PaymentAttempt, attempt_id)
-        if attempt.status != "pending":
+        if attempt.status != PaymentStatus.PENDING:
             return attempt.status
         if result is not None and result.state in (TradeState.PAID, TradeState.REFUNDED):
             record_payment(session, attempt, result.channel_trade_no, result.amount_fen, result.paid_at, "query")
-            return "paid"
+            return PaymentStatus.PAID
         order = session.get(Order, attempt.order_id)
         if result is not None and result.state in (TradeState.CLOSED, TradeState.NOT_FOUND, TradeState.FAILED) \
                 and order.status != o.CREATED:
             # The order is over and the channel holds no money for this attempt: stop asking.
-            attempt.status, attempt.closed_at, attempt.next_query_at = "closed", utcnow(), None
-            return "closed"
-        attempt.query_count += 1
-        attempt.next_query_at = _next_query_at(rt, attempt.query_count)
+            close_attempt(session, attempt, f"the order is {order.status} and the channel says {result.raw_state}")
+            return attempt.status
+        update_while(session, attempt, PaymentStatus.PENDING, query_count=attempt.query_count + 1,
+                     next_query_at=_next_query_at(rt, attempt.query_count + 1))
         return attempt.status
 
 
@@ -134,78 +144,63 @@ def expire_order(rt: Runtime, order_id: int) -> str:
         order = session.get(Order, order_id)
         if order is None or order.status != o.CREATED:
             return order.status if order else "missing"
-        attempts = [(a.id, channel_for_account(session, session.get(MerchantAccount, a.merchant_account_id),
-                                               rt.settings), a.out_trade_no)
-                    for a in order.payments if a.status == "pending"]
+        attempts = pending_attempts(rt, session, order)
     for attempt_id, adapter, out_trade_no in attempts:
         outcome = settle_attempt_at_channel(rt, attempt_id, adapter, out_trade_no)
-        if outcome == "paid":
-            return "paid"
-        if outcome == "unknown":
+        if outcome == ChannelCheck.PAID:
+            return o.PAID
+        if outcome == ChannelCheck.UNKNOWN:
             _check_again_later(rt, order_id)
-            return "created"
+            return o.CREATED
     with rt.db.session() as session:
         order = session.get(Order, order_id)
         if order.status == o.CREATED and move(session, order, o.CLOSED, "expired unpaid", closed_at=utcnow()):
-            session.execute(update(PaymentAttempt).where(PaymentAttempt.order_id == order.id,
-                                                         PaymentAttempt.status == "pending")
-                            .values(status="closed", closed_at=utcnow(), next_query_at=None)
-                            .execution_options(synchronize_session=False))
+            close_pending_attempts(session, order, "the order expired unpaid")
         return order.status
 
 
-def settle_attempt_at_channel(rt: Runtime, attempt_id: int, adapter, out_trade_no: str) -> str:
+def pending_attempts(rt: Runtime, session: Session, order: Order) -> list[tuple[int, PaymentChannel, str]]:
+    """(attempt id, its channel adapter, out_trade_no) of the order's attempts still pending."""
+    return [(a.id, channel_for_account(rt, session, session.get(MerchantAccount, a.merchant_account_id)),
+             a.out_trade_no) for a in order.payments if a.status == PaymentStatus.PENDING]
+
+
+def close_attempt(session: Session, attempt: PaymentAttempt, why: str, actor: str = "system") -> bool:
+    return set_status(session, attempt, PaymentStatus.CLOSED, reason=why, actor=actor, closed_at=utcnow(),
+                      next_query_at=None)
+
+
+def close_pending_attempts(session: Session, order: Order, why: str, actor: str = "system") -> None:
+    """Close the attempts of an order that is over (closed or cancelled) that are still pending."""
+    for attempt in session.scalars(select(PaymentAttempt).where(PaymentAttempt.order_id == order.id,
+                                                                PaymentAttempt.status == PaymentStatus.PENDING)):
+        close_attempt(session, attempt, why, actor)
+
+
+def settle_attempt_at_channel(rt: Runtime, attempt_id: int, adapter: PaymentChannel,
+                              out_trade_no: str) -> ChannelCheck:
     """paid (and recorded), closed, or unknown (the channel did not answer)."""
     try:
         result = adapter.query_payment(out_trade_no)
         if result.state not in (TradeState.PAID, TradeState.REFUNDED):
             if result.state == TradeState.PENDING:
                 adapter.close_payment(out_trade_no)
-            return "closed"
+            return ChannelCheck.CLOSED
     except AlreadyPaid:
         try:
             result = adapter.query_payment(out_trade_no)
         except (ChannelUnavailable, InvalidResponse, ChannelRejected):
-            return "unknown"
+            return ChannelCheck.UNKNOWN
     except (ChannelUnavailable, InvalidResponse, ChannelRejected) as exc:
         log.warning("could not settle %s at the channel before closing: %s", out_trade_no, exc)
-        return "unknown"
+        return ChannelCheck.UNKNOWN
     with rt.db.session() as session:
         attempt = session.get(PaymentAttempt, attempt_id)
         record_payment(session, attempt, result.channel_trade_no, result.amount_fen, result.paid_at, "query")
-    return "paid"
+    return ChannelCheck.PAID
 
 
 def _check_again_later(rt: Runtime, order_id: int) -> None:
     with rt.db.session() as session:
         session.get(Order, order_id).next_check_at = utcnow() + timedelta(
             seconds=delay_after(PAYMENT_QUERY_SCHEDULE, 1) * rt.settings.RETRY_TIME_SCALE)
-
-
-# --- what the dispatcher picks up ------------------------------------------------------------
-
-def due_attempt_ids(session: Session, now: datetime, limit: int) -> list[int]:
-    return list(session.scalars(select(PaymentAttempt.id).where(PaymentAttempt.status == "pending",
-                                                                PaymentAttempt.next_query_at <= now)
-                                .order_by(PaymentAttempt.next_query_at).limit(limit)))
-
-
-def lease_attempts(session: Session, ids_: list[int], until: datetime) -> list[int]:
-    return [i for i in ids_ if session.execute(
-        update(PaymentAttempt).where(PaymentAttempt.id == i, PaymentAttempt.status == "pending",
-                                     PaymentAttempt.next_query_at <= utcnow())
-        .values(next_query_at=until).execution_options(synchronize_session=False)).rowcount]
-
-
-def due_expired_order_ids(session: Session, now: datetime, limit: int) -> list[int]:
-    return list(session.scalars(select(Order.id).where(
-        Order.status == o.CREATED, Order.expires_at <= now,
-        (Order.next_check_at.is_(None)) | (Order.next_check_at <= now)).order_by(Order.expires_at).limit(limit)))
-
-
-def lease_orders(session: Session, ids_: list[int], until: datetime) -> list[int]:
-    now = utcnow()
-    return [i for i in ids_ if session.execute(
-        update(Order).where(Order.id == i, Order.status == o.CREATED,
-                            (Order.next_check_at.is_(None)) | (Order.next_check_at <= now))
-        .values(next_check_at=until).execution_options(synchronize_session=False)).rowcount]

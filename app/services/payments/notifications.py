@@ -24,15 +24,18 @@ from sqlalchemy.orm import Session
 from app.channels.base import InvalidNotification, NotificationKind, PaymentChannel, RefundState
 from app.db.models import Clinic, MerchantAccount, NotificationInbox, PaymentAttempt, Refund
 from app.db.types import utcnow
+from app.domain.payments import InboxStatus
+from app.domain.refunds import IN_FLIGHT
 from app.runtime import Runtime
-from app.services.clinics.merchants import channel_for_account
+from app.services.clinics import channel_for_account
+from app.services.common.status import set_status
 from app.services.payments.notification_match import NotificationRefused, payment_attempt, refund_target
 from app.services.payments.outcomes import AmountMismatch, record_payment
-from app.services.refunds.executor import apply_notification
+from app.services.refunds import apply_notification
 
 log = logging.getLogger(__name__)
 
-RECEIVED, PROCESSED, FAILED = "received", "processed", "failed"
+RECEIVED, PROCESSED, FAILED = InboxStatus.RECEIVED, InboxStatus.PROCESSED, InboxStatus.FAILED
 ACCOUNT_CACHE_TTL_S = 30.0
 
 
@@ -61,7 +64,7 @@ class _AccountCache:
             accounts = [] if clinic is None else session.scalars(
                 select(MerchantAccount).where(MerchantAccount.clinic_id == clinic.id,
                                               MerchantAccount.channel == channel).order_by(MerchantAccount.id))
-            adapters = [(a.id, channel_for_account(session, a, rt.settings)) for a in accounts]
+            adapters = [(a.id, channel_for_account(rt, session, a)) for a in accounts]
         with self._lock:
             self._entries[key] = (time.monotonic() + ACCOUNT_CACHE_TTL_S, adapters)
         return adapters
@@ -168,7 +171,7 @@ def _store(rt: Runtime, channel: str, kind: NotificationKind, clinic_code: str, 
     now = utcnow()
     params = dict(channel=channel, kind=kind.value, clinic_code=clinic_code, merchant_account_id=account_id,
                   out_trade_no=parsed.out_trade_no, body=body.decode("utf-8", errors="replace"),
-                  content_type=content_type, status=RECEIVED, attempts=0, next_attempt_at=now, received_at=now)
+                  content_type=content_type, status=str(RECEIVED), attempts=0, next_attempt_at=now, received_at=now)
     if kind == NotificationKind.PAYMENT:
         statement, params["amount_fen"] = _INSERT_PAYMENT, parsed.amount_fen
     else:
@@ -205,16 +208,15 @@ def process(rt: Runtime, inbox_id: int) -> str:
         attempts, channel, kind, clinic_code = row.attempts + 1, row.channel, row.kind, row.clinic_code
         try:
             outcome = _apply(session, _verifying_adapter(rt, session, row), row)
-            status, error = PROCESSED, None
+            status, error, why = PROCESSED, None, f"applied: {outcome}"
         except (InvalidNotification, AmountMismatch, NotificationRefused) as exc:
             session.rollback()  # a refusal leaves nothing half-applied
             log.error("%s %s notification %s for clinic %s refused: %s", channel, kind, inbox_id, clinic_code, exc)
-            status, error, outcome = FAILED, str(exc)[:500], "failed"
-        done = session.execute(update(NotificationInbox)
-                               .where(NotificationInbox.id == inbox_id, NotificationInbox.status == RECEIVED)
-                               .values(status=status, error=error, processed_at=utcnow(), attempts=attempts)
-                               .execution_options(synchronize_session=False)).rowcount
-        if done != 1:
+            status, error, outcome, why = FAILED, str(exc)[:500], FAILED, "refused"
+            row = session.get(NotificationInbox, inbox_id)
+            if row.status != RECEIVED:
+                return "already_processed"
+        if not set_status(session, row, status, reason=why, error=error, processed_at=utcnow(), attempts=attempts):
             session.rollback()
             return "already_processed"
         return outcome
@@ -227,7 +229,7 @@ def _verifying_adapter(rt: Runtime, session: Session, row: NotificationInbox) ->
     if account is None or clinic is None or clinic.code != row.clinic_code or account.channel != row.channel:
         raise NotificationRefused(f"merchant account {row.merchant_account_id} is not a {row.channel} account of "
                                   f"clinic {row.clinic_code}")
-    return channel_for_account(session, account, rt.settings)
+    return channel_for_account(rt, session, account)
 
 
 def _apply(session: Session, adapter: PaymentChannel, row: NotificationInbox) -> str:
@@ -243,20 +245,6 @@ def _apply(session: Session, adapter: PaymentChannel, row: NotificationInbox) ->
                                                       note.succeeded_at) else "refund_already_settled"
     # Alipay may omit the refund number: ask the channel about this payment's refunds now.
     if note.state == RefundState.SUCCEEDED:
-        session.execute(update(Refund).where(Refund.payment_attempt_id == attempt.id,
-                                             Refund.status.in_(("pending", "processing")))
+        session.execute(update(Refund).where(Refund.payment_attempt_id == attempt.id, Refund.status.in_(IN_FLIGHT))
                         .values(next_query_at=utcnow()).execution_options(synchronize_session=False))
     return "refund_query_scheduled"
-
-
-def due_ids(session: Session, now, limit: int) -> list[int]:
-    return list(session.scalars(select(NotificationInbox.id).where(NotificationInbox.status == RECEIVED,
-                                                                   NotificationInbox.next_attempt_at <= now)
-                                .order_by(NotificationInbox.id).limit(limit)))
-
-
-def lease(session: Session, ids_: list[int], until) -> list[int]:
-    return [i for i in ids_ if session.execute(
-        update(NotificationInbox).where(NotificationInbox.id == i, NotificationInbox.status == RECEIVED,
-                                        NotificationInbox.next_attempt_at <= utcnow())
-        .values(next_attempt_at=until).execution_options(synchronize_session=False)).rowcount]

@@ -29,10 +29,12 @@ from sqlalchemy.orm import Session
 from app.channels.sms import SmsError, SmsThrottled
 from app.db.models import Card, CardVerification, Clinic, Patient
 from app.db.types import utcnow
+from app.domain.cards import CardVerificationStatus
 from app.domain.errors import InvalidInput, Unavailable
 from app.his import HisNotFound, HisPatient, HisRejected, HisUnavailable
 from app.runtime import Runtime
-from app.services.his.gateway import his_client
+from app.services.common.status import set_status
+from app.services.his import his_client
 from app.services.people import sms_limits
 from config.logging import mask_phone
 
@@ -40,7 +42,8 @@ log = logging.getLogger(__name__)
 
 CODE_PATTERN = r"^[0-9]{6}$"
 MOBILE_PATTERN = re.compile(r"1[3-9][0-9]{9}")
-PENDING, USED, SUPERSEDED, FAILED = "pending", "used", "superseded", "failed"
+PENDING, USED, SUPERSEDED, FAILED = (CardVerificationStatus.PENDING, CardVerificationStatus.USED,
+                                     CardVerificationStatus.SUPERSEDED, CardVerificationStatus.FAILED)
 
 
 @dataclass(frozen=True)
@@ -96,7 +99,7 @@ def _code_hash(rt: Runtime, patient_id: int, card_no: str, code: str) -> str:
 def _his_holder(rt: Runtime, clinic: Clinic, applicant: Applicant, card_no: str) -> HisPatient | None:
     """The card's HIS holder when the applicant is that person, else None (unknown card included)."""
     try:
-        holder = his_client(clinic, rt.settings).get_card(card_no).patient
+        holder = his_client(rt, clinic).get_card(card_no).patient
     except (HisNotFound, HisRejected):
         return None
     except HisUnavailable:
@@ -123,14 +126,14 @@ def request_code(rt: Runtime, user_id: int, applicant: Applicant, card_no: str) 
     with rt.db.session() as session:
         # One code request of a patient at a time, so exactly one code per patient and card is pending.
         session.scalar(select(Patient.id).where(Patient.id == applicant.patient_id).with_for_update())
-        session.execute(update(CardVerification)
-                        .where(CardVerification.patient_id == applicant.patient_id,
-                               CardVerification.card_no == card_no, CardVerification.status == PENDING)
-                        .values(status=SUPERSEDED))
+        for earlier in session.scalars(select(CardVerification).where(
+                CardVerification.patient_id == applicant.patient_id, CardVerification.card_no == card_no,
+                CardVerification.status == PENDING)):
+            set_status(session, earlier, SUPERSEDED, reason="a new code was asked for")
         row = CardVerification(clinic_id=applicant.clinic_id, patient_id=applicant.patient_id, card_no=card_no,
                                code_hash=_code_hash(rt, applicant.patient_id, card_no, code),
                                holder_matched=holder is not None, his_patient_id=holder.id if holder else None,
-                               sent_to=mask_phone(phone), status=PENDING, tries=0,
+                               sent_to=mask_phone(phone), status=str(PENDING), tries=0,
                                expires_at=utcnow() + timedelta(seconds=ttl))
         session.add(row)
         session.flush()
@@ -154,9 +157,9 @@ def _send(rt: Runtime, verification_id: int, phone: str, code: str) -> str:
         request_id = rt.sms_gateway().send_code(phone, code, reference=f"card-verification-{verification_id}")
     except SmsError as exc:
         with rt.db.session() as session:
-            session.execute(update(CardVerification).where(CardVerification.id == verification_id,
-                                                           CardVerification.status == PENDING)
-                            .values(status=FAILED))
+            row = session.get(CardVerification, verification_id)
+            if row.status == PENDING:
+                set_status(session, row, FAILED, reason=f"not texted: {type(exc).__name__}")
         if isinstance(exc, SmsThrottled):
             sms_limits.refuse(exc.retry_after_s or rt.settings.SMS_PHONE_INTERVAL_S or 60,
                               "this phone at the SMS provider")
@@ -193,9 +196,7 @@ def confirm_code(rt: Runtime, applicant: Applicant, card_no: str, code: str) -> 
                 refusal = ("too many wrong codes; ask for a new one", "sms_code_tries_exceeded", {})
             elif not (right and row.holder_matched):
                 refusal = ("the code is not right", "sms_code_invalid", {"tries_left": max_tries - tries})
-            elif session.execute(update(CardVerification)
-                                 .where(CardVerification.id == row.id, CardVerification.status == PENDING)
-                                 .values(status=USED, used_at=now)).rowcount != 1:
+            elif not set_status(session, row, USED, reason="the right code came back", used_at=now):
                 refusal = ("no valid code for this card: it was already used", "sms_code_expired", {})
             else:
                 return bind_verified(session, applicant.clinic_id, applicant.patient_id, card_no,

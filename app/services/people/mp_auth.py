@@ -16,6 +16,7 @@ from app.db.types import utcnow
 from app.domain.errors import Unauthorized, Unavailable
 from app.runtime import Runtime
 from app.services.clinics.merchants import channel_for_account, get_clinic, primary_account
+from app.services.common.principals import MpPrincipal
 from app.services.people.tokens import issue_token, read_token
 
 MP_AUDIENCE = "mp"
@@ -30,18 +31,11 @@ class MpSession:
     openid: str
 
 
-@dataclass(frozen=True)
-class MpPrincipal:
-    user_id: int
-    clinic_id: int
-    channel: str
-
-
 def login(rt: Runtime, clinic_code: str, channel: str, code: str) -> MpSession:
     with rt.db.session() as session:
         clinic = get_clinic(session, clinic_code)
         account = primary_account(session, clinic.id, channel)
-        adapter = channel_for_account(session, account, rt.settings)
+        adapter = channel_for_account(rt, session, account)
     # The channel call happens outside any transaction: it may take seconds.
     try:
         identity = adapter.login(code)

@@ -25,10 +25,10 @@ from app.db.models import Card, Clinic, Patient
 from app.domain.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from app.his import HisCard, HisClient, HisNotFound, HisRejected, HisUnavailable
 from app.runtime import Runtime
+from app.services.common.principals import MpPrincipal
 from app.services.his.gateway import his_client
 from app.services.people import card_verification
 from app.services.people.card_verification import CODE_PATTERN, Applicant
-from app.services.people.mp_auth import MpPrincipal
 from config.logging import mask_id_number, mask_phone
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ def add_card(rt: Runtime, principal: MpPrincipal, patient_id: int, *, card_no: s
         if existing is not None and existing.verified_at is not None:
             return 200, card_document(existing)
     if create:
-        his_card = _opened_card(rt, his_client(clinic, rt.settings), snapshot)
+        his_card = _opened_card(rt, his_client(rt, clinic), snapshot)
         card, created = _bind_once(rt, snapshot.id, his_card.card_no, lambda: _bind_opened(rt, snapshot, his_card))
     else:
         applicant = Applicant(snapshot.id, snapshot.clinic_id, snapshot.name, snapshot.phone, snapshot.id_number)
@@ -226,7 +226,7 @@ def card_balance(rt: Runtime, principal: MpPrincipal, card_no: str) -> dict:
         clinic = session.get(Clinic, card.clinic_id)
         document = card_document(card)
     with _his_errors(not_found=("the hospital system no longer knows this card", "card_not_found")):
-        document["balance_fen"] = his_client(clinic, rt.settings).get_balance(card_no)
+        document["balance_fen"] = his_client(rt, clinic).get_balance(card_no)
     return document
 
 
@@ -235,7 +235,7 @@ def unpaid_bills(rt: Runtime, principal: MpPrincipal, card_no: str) -> list[dict
     with rt.db.session() as session:
         clinic = session.get(Clinic, require_user_card(session, principal, card_no).clinic_id)
     with _his_errors(not_found=("the hospital system no longer knows this card", "card_not_found")):
-        bills = his_client(clinic, rt.settings).unpaid_bills(card_no)
+        bills = his_client(rt, clinic).unpaid_bills(card_no)
     return [{"bill_id": bill.bill_id, "kind": bill.kind, "title": bill.title, "amount_fen": bill.amount_fen}
             for bill in bills if bill.status == "unpaid"]
 

@@ -21,7 +21,8 @@ from app.db.models import Clinic, StaffUser, StaffUserClinic
 from app.db.types import utcnow
 from app.domain.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from app.runtime import Runtime
-from app.services.common.audit import record_event, record_system_event
+from app.services.common.audit import record_event, record_staff_event, record_system_event
+from app.services.common.principals import StaffPrincipal
 from app.services.people import login_throttle
 from app.services.people.login_throttle import MAX_FAILURES  # noqa: F401  (re-exported for callers and tests)
 from app.services.people.tokens import issue_token, read_token
@@ -39,14 +40,6 @@ _hasher = PasswordHasher()
 # Verified against when the username is unknown or inactive, so that answering takes as long as for an
 # active one (made with the same hasher, so of the same cost as every current user's hash).
 _UNKNOWN_USER_HASH = _hasher.hash("no such user: the password cannot match")
-
-
-@dataclass(frozen=True)
-class StaffPrincipal:
-    user_id: int
-    username: str
-    role: str
-    clinic_ids: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -193,7 +186,8 @@ def logout(rt: Runtime, principal: StaffPrincipal) -> None:
     """Revoke every token of this user (this one included): the user signs in again everywhere."""
     with rt.db.session() as session:
         _revoke_tokens(session, principal.user_id)
-        audit(session, principal, _first_clinic(principal), "staff_logout", "staff_user", principal.user_id)
+        record_staff_event(session, principal, _first_clinic(principal), "staff_logout", "staff_user",
+                           principal.user_id)
     log.info("staff user %s signed out", principal.user_id)
 
 
@@ -218,8 +212,9 @@ def change_password(rt: Runtime, principal: StaffPrincipal, current_password: st
         user = session.scalar(select(StaffUser).where(StaffUser.id == principal.user_id).with_for_update())
         user.password_hash, user.password_changed_at = new_hash, utcnow()
         user.token_version += 1
-        audit(session, principal, _first_clinic(principal), "staff_password_changed", "staff_user", user.id,
-              note="every earlier token of this user is revoked")
+        record_staff_event(session, principal, _first_clinic(principal), "staff_password_changed", "staff_user",
+                           user.id,
+                           note="every earlier token of this user is revoked")
         session.flush()
         log.info("staff user %s changed their password", user.id)
         return _session_for(rt, session, user)
@@ -235,8 +230,9 @@ def set_active(session: Session, actor: StaffPrincipal, user_id: int, active: bo
     if user.active and not active:
         user.token_version += 1
     user.active = active
-    audit(session, actor, _first_clinic(actor), "staff_user_activated" if active else "staff_user_deactivated",
-          "staff_user", user.id, before=before, after={"active": active})
+    record_staff_event(session, actor, _first_clinic(actor),
+                       "staff_user_activated" if active else "staff_user_deactivated",
+                       "staff_user", user.id, before=before, after={"active": active})
     return user
 
 
@@ -252,8 +248,8 @@ def unlock(rt: Runtime, actor: StaffPrincipal, user_id: int) -> dict:
             raise NotFound(f"no staff user {user_id} in your clinics", "user_not_found")
         was_locked = login_throttle.is_locked(session, user.username, utcnow())
         cleared = login_throttle.clear(session, user.username)
-        audit(session, actor, min(user_clinics), "staff_user_unlocked", "staff_user", user.id,
-              before={"locked": was_locked, "failure_counters": cleared}, after={"locked": False})
+        record_staff_event(session, actor, min(user_clinics), "staff_user_unlocked", "staff_user", user.id,
+                           before={"locked": was_locked, "failure_counters": cleared}, after={"locked": False})
         return {"id": user.id, "username": user.username, "was_locked": was_locked}
 
 
@@ -287,11 +283,3 @@ def describe_principal(rt: Runtime, principal: StaffPrincipal) -> dict:
     with rt.db.session() as session:
         codes = [c.code for c in _clinics_of(session, principal.user_id)]
     return {"id": principal.user_id, "username": principal.username, "role": principal.role, "clinic_codes": codes}
-
-
-def audit(session: Session, principal: StaffPrincipal, clinic_id: int | None, action: str, target_type: str,
-          target_id, before: dict | None = None, after: dict | None = None, note: str | None = None) -> None:
-    """An admin write in the audit trail, in the caller's transaction: who, when, what, before and after."""
-    record_event(session, actor_type="staff", actor_id=str(principal.user_id), actor_name=principal.username,
-                 clinic_id=clinic_id, action=action, target_type=target_type, target_id=target_id,
-                 before=before, after=after, note=note)

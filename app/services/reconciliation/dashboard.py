@@ -27,14 +27,16 @@ from app.db.models import (
 )
 from app.db.types import utcnow
 from app.domain.orders import ORDER_TYPES
+from app.domain.payments import PaymentStatus
+from app.domain.refunds import RefundStatus
 from app.runtime import Runtime
 from app.services.common.staff_scope import SHANGHAI, clinic_ids_in_scope
 from app.services.reconciliation import OPEN, SOURCES
 
 CHANNELS = ("wechat", "alipay")
 DEFAULT_DAYS = 30
-PAID = "paid"
-SUCCEEDED = "succeeded"
+PAID = PaymentStatus.PAID
+SUCCEEDED = RefundStatus.SUCCEEDED
 
 
 def dashboard(rt: Runtime, scope: tuple[int, ...], clinic_code: str | None = None, days: int = DEFAULT_DAYS,

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 
+from app.domain.reconciliation_runs import DiscrepancyStatus
+
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 SOURCES = ("wechat", "alipay", "his")
 CHANNEL_SOURCES = ("wechat", "alipay")
@@ -20,8 +22,9 @@ MISSING_IN_HIS = "missing_in_his"
 UNKNOWN_IN_HIS = "unknown_in_his"
 TYPES = (MISSING_ON_PLATFORM, MISSING_AT_CHANNEL, AMOUNT_MISMATCH, STATUS_MISMATCH, MISSING_IN_HIS, UNKNOWN_IN_HIS)
 
-OPEN, HELD, REPAIRED, RESOLVED = "open", "held", "repaired", "resolved"
-STATUSES = (OPEN, HELD, REPAIRED, RESOLVED)
+OPEN, HELD, REPAIRED, RESOLVED = (DiscrepancyStatus.OPEN, DiscrepancyStatus.HELD, DiscrepancyStatus.REPAIRED,
+                                  DiscrepancyStatus.RESOLVED)
+STATUSES = tuple(DiscrepancyStatus)
 
 TRUST_CHANNEL, TRUST_PLATFORM, IGNORE = "trust_channel", "trust_platform", "ignore"
 RESOLUTIONS = (TRUST_CHANNEL, TRUST_PLATFORM, IGNORE)

@@ -132,5 +132,5 @@ def run_daily(rt: Runtime, today: date | None = None, clinic_code: str | None = 
                     results.append(reconcile(rt, day, source, clinic_id, account_id))
                 except Exception as exc:  # one account's failure must not stop the others
                     results.append({"date": day.isoformat(), "source": source, "clinic_id": clinic_id,
-                                    "merchant_account_id": account_id, "status": "failed", "error": str(exc)})
+                                    "merchant_account_id": account_id, "status": FAILED, "error": str(exc)})
     return results

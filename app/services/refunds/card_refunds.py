@@ -14,24 +14,29 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from app.db.models import Clinic, MerchantAccount, Order, PaymentAttempt, Refund, RefundRequest
+from app.db.models import Clinic, HisOutbox, MerchantAccount, Order, PaymentAttempt, Refund, RefundRequest
 from app.db.types import utcnow
 from app.domain import ids
 from app.domain import orders as o
 from app.domain.errors import Conflict, NotFound, Unavailable
-from app.domain.refunds import RefundableTopup, allocate, check_limits
+from app.domain.his_writes import HisWriteKind, HisWriteStatus
+from app.domain.refunds import (
+    WECHAT_MAX_REFUNDS_PER_PAYMENT,
+    RefundableTopup,
+    RefundRequestStatus,
+    RefundStatus,
+    allocate,
+    check_limits,
+)
 from app.his.base import HisNotFound, HisUnavailable
 from app.runtime import Runtime
-from app.services.his import delivery
-from app.services.his.gateway import his_client
-from app.services.refunds.executor import WECHAT_MAX_REFUNDS_PER_PAYMENT, add_refund, refunded_on_attempt
-
-REFUNDABLE_TOPUP_STATUSES = (o.COMPLETED, o.PARTIALLY_REFUNDED)
+from app.services.his import his_client, record_request_write, send
+from app.services.refunds.executor import add_refund, refunded_on_attempt
 
 
 def live_balance(rt: Runtime, clinic_id: int, card_no: str) -> int:
     with rt.db.session() as session:
-        client = his_client(session.get(Clinic, clinic_id), rt.settings)
+        client = his_client(rt, session.get(Clinic, clinic_id))
     try:
         return client.get_balance(card_no)
     except HisNotFound:
@@ -44,7 +49,7 @@ def _refundable_topups(session: Session, clinic_id: int, card_no: str,
                        account_ids: set[int] | None) -> list[tuple[Order, PaymentAttempt, RefundableTopup]]:
     query = (select(Order, PaymentAttempt).join(PaymentAttempt, PaymentAttempt.id == Order.paid_attempt_id)
              .where(Order.clinic_id == clinic_id, Order.card_no == card_no, Order.type == o.TOPUP,
-                    Order.status.in_(REFUNDABLE_TOPUP_STATUSES))
+                    Order.status.in_(o.REFUNDABLE_TOPUP))
              .order_by(Order.id).with_for_update(of=Order))
     if account_ids is not None:
         query = query.where(PaymentAttempt.merchant_account_id.in_(account_ids))
@@ -64,15 +69,14 @@ def _refundable_topups(session: Session, clinic_id: int, card_no: str,
 
 def _refund_count(session: Session, attempt_id: int) -> int:
     return len(session.scalars(select(Refund.id).where(Refund.payment_attempt_id == attempt_id,
-                                                       Refund.status != "failed")).all())
+                                                       Refund.status != RefundStatus.FAILED)).all())
 
 
 def _holds_in_flight(session: Session, clinic_id: int, card_no: str) -> int:
     """Amounts of this card's requests whose hold the HIS has not recorded yet (its balance still shows them)."""
-    rows = session.scalars(select(delivery.HisOutbox).join(
-        RefundRequest, RefundRequest.id == delivery.HisOutbox.refund_request_id).where(
-        RefundRequest.clinic_id == clinic_id, RefundRequest.card_no == card_no,
-        delivery.HisOutbox.kind == "refund_hold", delivery.HisOutbox.status == delivery.PENDING))
+    rows = session.scalars(select(HisOutbox).join(RefundRequest, RefundRequest.id == HisOutbox.refund_request_id)
+                           .where(RefundRequest.clinic_id == clinic_id, RefundRequest.card_no == card_no,
+        HisOutbox.kind == HisWriteKind.REFUND_HOLD, HisOutbox.status == HisWriteStatus.PENDING))
     return sum(row.payload["amount_fen"] for row in rows)
 
 
@@ -95,7 +99,7 @@ def request_refund(rt: Runtime, *, clinic_id: int, card_no: str, amount_fen: int
         now = utcnow()
         request = RefundRequest(refund_request_no=ids.new_business_no("refund", now), clinic_id=clinic_id,
                                 origin=origin, external_request_no=external_request_no, user_id=user_id,
-                                card_no=card_no, amount_fen=amount_fen, status="processing",
+                                card_no=card_no, amount_fen=amount_fen, status=RefundRequestStatus.PROCESSING,
                                 reason=f"{origin} card refund")
         session.add(request)
         try:
@@ -109,14 +113,14 @@ def request_refund(rt: Runtime, *, clinic_id: int, card_no: str, amount_fen: int
             return existing
         for part in parts:
             add_refund(session, request, attempts[part.order_id], part.amount_fen, wait=True)
-        hold = delivery.add_request_write(
-            session, request, "refund_hold",
+        hold = record_request_write(
+            session, request, HisWriteKind.REFUND_HOLD,
             {"card_no": card_no, "amount_fen": amount_fen, "order_no": request.refund_request_no},
             f"{request.refund_request_no}:refund_hold")
         session.flush()
         request_no, hold_id = request.refund_request_no, hold.id
     # The dispatcher would send it within a second; sending now lets the answer say whether the HIS agreed.
-    delivery.send(rt, hold_id)
+    send(rt, hold_id)
     return request_no
 
 

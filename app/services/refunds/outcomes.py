@@ -12,34 +12,22 @@ import logging
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.db.models import HisOutbox, Order, Refund, RefundRequest
-from app.db.types import utcnow
+from app.db.models import Order, Refund, RefundRequest
 from app.domain import orders as o
+from app.domain.his_writes import HisWriteKind, HisWriteStatus
 from app.domain.orders import can_transition
-from app.services.orders.state import move
+from app.domain.refunds import (
+    CARD_ORIGINS,
+    ORDER_MONEY_ORIGINS,
+    RefundRequestStatus,
+    RefundStatus,
+    request_status,
+)
+from app.services.common.status import set_status
+from app.services.his import record_request_write, request_write
+from app.services.orders import move
 
 log = logging.getLogger(__name__)
-
-# Refunds of money the order kept (as opposed to a second or late payment the order never needed).
-ORDER_MONEY_ORIGINS = {"his_rejected", "cancellation", "patient", "window", "admin"}
-
-
-def request_status(parts: list[Refund]) -> str:
-    return _status_of({p.status for p in parts})
-
-
-def _status_of(statuses: set[str]) -> str:
-    if statuses <= {"succeeded"}:
-        return "succeeded"
-    if statuses <= {"failed"}:
-        return "failed"
-    if statuses & {"waiting", "pending", "processing"}:
-        return "processing"
-    return "partially_failed"
-
-
-# Card-balance refunds took their amount off the card first; a failed part gives it back.
-CARD_ORIGINS = {"patient", "window"}
 
 
 def locked_request(session: Session, request_id: int) -> RefundRequest:
@@ -48,30 +36,26 @@ def locked_request(session: Session, request_id: int) -> RefundRequest:
                           .execution_options(populate_existing=True))
 
 
-def update_request_status(session: Session, request: RefundRequest) -> str:
+def update_request_status(session: Session, request: RefundRequest) -> RefundRequestStatus:
     """Recompute the (locked) request's status from its parts and write it if it changed; returns it."""
     session.flush()
-    new_status = _status_of(set(session.scalars(select(Refund.status).where(Refund.refund_request_id == request.id))))
+    new_status = request_status(session.scalars(select(Refund.status).where(Refund.refund_request_id == request.id)))
     if new_status != request.status:
-        session.execute(update(RefundRequest)
-                        .where(RefundRequest.id == request.id, RefundRequest.status == request.status)
-                        .values(status=new_status, updated_at=utcnow())
-                        .execution_options(synchronize_session=False))
-    session.expire(request)
+        set_status(session, request, new_status, reason="its refund parts settled")
     return new_status
 
 
 def on_part_settled(session: Session, part: Refund) -> None:
     request = locked_request(session, part.refund_request_id)
-    if part.status == "succeeded" and request.origin in ORDER_MONEY_ORIGINS:
+    if part.status == RefundStatus.SUCCEEDED and request.origin in ORDER_MONEY_ORIGINS:
         session.execute(update(Order).where(Order.id == part.order_id)
                         .values(refunded_fen=Order.refunded_fen + part.amount_fen)
                         .execution_options(synchronize_session=False))
         if request.origin in CARD_ORIGINS:
             _note_topup_refunded(session, part.order_id, request)
-    if part.status == "failed" and request.origin in CARD_ORIGINS:
+    if part.status == RefundStatus.FAILED and request.origin in CARD_ORIGINS:
         _restore_card(session, request, part)
-    if update_request_status(session, request) != "processing":
+    if update_request_status(session, request) != RefundRequestStatus.PROCESSING:
         _settle_orders(session, request)
 
 
@@ -85,16 +69,13 @@ def _note_topup_refunded(session: Session, order_id: int, request: RefundRequest
 
 def _restore_card(session: Session, request: RefundRequest, part: Refund) -> None:
     """Give the card back what this part took, once, and only if the hold was recorded."""
-    from app.services.his.delivery import SENT, add_request_write
-
-    hold = session.scalar(select(HisOutbox).where(HisOutbox.refund_request_id == request.id,
-                                                  HisOutbox.kind == "refund_hold"))
-    if hold is None or hold.status != SENT:
+    hold = request_write(session, request.id, HisWriteKind.REFUND_HOLD)
+    if hold is None or hold.status != HisWriteStatus.SENT:
         return
-    add_request_write(session, request, "refund_restore",
-                      {"card_no": request.card_no, "amount_fen": part.amount_fen,
-                       "order_no": request.refund_request_no},
-                      f"{request.refund_request_no}:refund_restore:{part.refund_no}")
+    record_request_write(session, request, HisWriteKind.REFUND_RESTORE,
+                         {"card_no": request.card_no, "amount_fen": part.amount_fen,
+                          "order_no": request.refund_request_no},
+                         f"{request.refund_request_no}:refund_restore:{part.refund_no}")
 
 
 def _settle_orders(session: Session, request: RefundRequest) -> None:

@@ -10,7 +10,7 @@ import re
 import secrets
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Clinic, Coupon, Settlement, Statement
@@ -26,17 +26,19 @@ from app.domain.settlement import (
     SETTLED,
     SETTLEMENT_METHODS,
     SHANGHAI,
+    CouponStatus,
     coupon_expiry,
     invoice_amount_fen,
     parse_settlement_months,
     require_settlement_window,
 )
 from app.runtime import Runtime
+from app.services.common.audit import record_staff_event
+from app.services.common.principals import StaffPrincipal
 from app.services.common.staff_scope import MAX_ROW_ID, clinic_ids_in_scope
-from app.services.people.staff_auth import StaffPrincipal, audit
+from app.services.common.status import set_status
 
 MAX_STATEMENTS_PER_BATCH = 100
-COUPON_ISSUED = "issued"
 _ACCOUNT_NO = re.compile(r"[0-9]{8,32}")
 
 
@@ -107,27 +109,25 @@ def settle(rt: Runtime, principal: StaffPrincipal, statement_ids: list[int], met
             bank_account_no=account and account["account_no"], settled_on=settled_on, created_by=principal.username)
         session.add(settlement)
         session.flush()
-        moved = session.execute(
-            update(Statement).where(Statement.id.in_(ids), Statement.status == CHECKED)
-            .values(status=SETTLED, settlement_id=settlement.id, settled_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        moved = sum(set_status(session, statement, SETTLED, reason=f"settled in settlement {settlement.id}",
+                               actor=f"staff:{principal.username}", settlement_id=settlement.id, settled_at=now)
+                    for statement in statements)
         if moved != len(ids):
             raise Conflict("another settlement took some of these statements first", "statement_already_settled")
         coupon = None
         if method == COUPON:
             coupon = Coupon(settlement_id=settlement.id, clinic_id=clinic_id, code=f"CP{secrets.token_hex(8).upper()}",
                             value_fen=amount, issued_on=settled_on, expires_on=coupon_expiry(settled_on),
-                            status=COUPON_ISSUED)
+                            status=str(CouponStatus.ISSUED))
             session.add(coupon)
             session.flush()
         clinic_code = session.get(Clinic, clinic_id).code
         view = settlement_view(settlement, clinic_code, ids, coupon)
         for statement in statements:
-            audit(session, principal, clinic_id, "statement.settled", "statement", statement.id,
-                  before={"status": CHECKED}, after={"status": SETTLED, "settlement_id": settlement.id})
-        audit(session, principal, clinic_id, "settlement.created", "settlement", settlement.id,
-              after=_audit_state(view))
+            record_staff_event(session, principal, clinic_id, "statement.settled", "statement", statement.id,
+                               before={"status": CHECKED}, after={"status": SETTLED, "settlement_id": settlement.id})
+        record_staff_event(session, principal, clinic_id, "settlement.created", "settlement", settlement.id,
+                           after=_audit_state(view))
         return view
 
 

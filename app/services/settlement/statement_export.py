@@ -26,7 +26,7 @@ from app.domain.export_safety import neutralise_cell
 from app.domain.money import fen_to_yuan
 from app.domain.settlement import SHANGHAI
 from app.runtime import Runtime
-from app.services.people.staff_auth import StaffPrincipal
+from app.services.common.principals import StaffPrincipal
 from app.services.settlement.statements import scoped_statement
 
 CSV, XLSX = "csv", "xlsx"

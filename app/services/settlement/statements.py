@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,9 +30,11 @@ from app.domain.settlement import (
     parse_month,
 )
 from app.runtime import Runtime
-from app.services.clinics.merchants import CHANNELS
+from app.services.clinics import CHANNELS
+from app.services.common.audit import record_staff_event
+from app.services.common.principals import StaffPrincipal
 from app.services.common.staff_scope import MAX_ROW_ID, clinic_ids_in_scope, one_clinic
-from app.services.people.staff_auth import StaffPrincipal, audit
+from app.services.common.status import set_status, update_while
 from config.logging import mask_phone
 
 GENERATION_BATCH = 500
@@ -77,8 +79,8 @@ def generate_statement(rt: Runtime, principal: StaffPrincipal, month: str, chann
         statement.line_count, statement.total_fen = _copy_lines(session, statement, clinic.id, channel, month_start)
         session.flush()
         view = statement_view(statement, clinic.code)
-        audit(session, principal, clinic.id, "statement.regenerated" if before else "statement.generated",
-              "statement", statement.id, before=before, after=_audit_state(statement))
+        record_staff_event(session, principal, clinic.id, "statement.regenerated" if before else "statement.generated",
+                           "statement", statement.id, before=before, after=_audit_state(statement))
         return view
 
 
@@ -101,14 +103,14 @@ def _claim(session: Session, principal: StaffPrincipal, clinic_id: int, month: s
             # Another generation of the same statement committed first; regenerate that one.
             statement = existing()
     before = _audit_state(statement)
-    reopened = session.execute(
-        update(Statement).where(Statement.id == statement.id, Statement.status != SETTLED)
-        .values(status=GENERATED, generated_at=now, generated_by=principal.username, checked_at=None, checked_by=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if reopened != 1:
+    if statement.status == SETTLED:
         raise Conflict(f"the {channel} statement of {month} is settled; it cannot be regenerated", "statement_settled")
-    session.refresh(statement)
+    fresh = {"generated_at": now, "generated_by": principal.username, "checked_at": None, "checked_by": None}
+    if statement.status == CHECKED:
+        # Its content may change: it must be checked again.
+        set_status(session, statement, GENERATED, reason="regenerated", actor=f"staff:{principal.username}", **fresh)
+    else:
+        update_while(session, statement, GENERATED, **fresh)
     session.execute(delete(StatementLine).where(StatementLine.statement_id == statement.id))
     return statement, before
 
@@ -200,15 +202,13 @@ def check_statement(rt: Runtime, principal: StaffPrincipal, statement_id: int) -
     now = utcnow()
     with rt.db.session() as session:
         statement, clinic_code = scoped_statement(session, principal, statement_id)
-        checked = session.execute(
-            update(Statement).where(Statement.id == statement_id, Statement.status == GENERATED)
-            .values(status=CHECKED, checked_at=now, checked_by=principal.username)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+        checked = statement.status == GENERATED and set_status(
+            session, statement, CHECKED, reason="checked against the report", actor=f"staff:{principal.username}",
+            checked_at=now, checked_by=principal.username)
         session.refresh(statement)
-        if checked == 1:
-            audit(session, principal, statement.clinic_id, "statement.checked", "statement", statement.id,
-                  before={"status": GENERATED}, after=_audit_state(statement))
+        if checked:
+            record_staff_event(session, principal, statement.clinic_id, "statement.checked", "statement", statement.id,
+                               before={"status": GENERATED}, after=_audit_state(statement))
         elif statement.status == SETTLED:
             raise Conflict("the statement is settled already", "statement_settled")
         return statement_view(statement, clinic_code)
