@@ -1,7 +1,6 @@
 """Online bookings at the front desk: list, read, confirm, no-show, reschedule, cancel, redeem."""
 from __future__ import annotations
 
-from flask import make_response, request
 from flask_smorest import Blueprint
 
 from admin_api.schemas import (
@@ -15,10 +14,10 @@ from admin_api.schemas import (
     documented_errors,
 )
 from admin_api.security import ADMIN_PREFIX, STAFF, clinic_scope, current_staff, staff_required
-from app.api.identifiers import use_identifier_converters
 from app.extensions import runtime
+from app.idempotent import answer_once
+from app.identifiers import use_identifier_converters
 from app.services.booking import front_desk, redemption
-from app.services.common import idempotency
 
 blp = Blueprint("admin_bookings", __name__, url_prefix=ADMIN_PREFIX, description="Online bookings (staff)")
 # `<order_no:...>` answers 404 to anything that is not an order number, before any query.
@@ -29,11 +28,8 @@ _IDEMPOTENCY_HEADER = [{"in": "header", "name": "Idempotency-Key", "required": F
 
 def _once(action: str, order_no: str, body: dict, work):
     """Run a write at most once per Idempotency-Key (when sent) and answer with the booking."""
-    principal = current_staff()
-    status, result = idempotency.run(
-        runtime(), f"admin:{principal.user_id}:{action}:{order_no}", request.headers.get("Idempotency-Key"), body,
-        lambda: (200, BookingSchema().dump(work())))
-    return make_response(result, status)
+    return answer_once(f"admin:{current_staff().user_id}:{action}:{order_no}", body,
+                       lambda: (200, BookingSchema().dump(work())))
 
 
 @blp.route("/bookings", methods=["GET"])

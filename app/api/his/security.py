@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from app.db.models import Clinic, HisApiNonce
 from app.db.types import utcnow
 from app.domain.errors import Unauthorized
+from app.domain.secrets import WeakSecret
 from app.extensions import runtime
 from app.his import signing
 
@@ -87,7 +88,7 @@ def authenticate_his_request() -> int:
     clinic_id, clinic_code, secret = row
     try:
         signing.require_secret(secret)
-    except signing.WeakSecret:
+    except WeakSecret:
         log.error("clinic %s has an empty or short HIS secret; its HIS API calls are refused until it is replaced",
                   clinic_code)
         raise _refuse("this key cannot be used") from None

@@ -14,17 +14,16 @@ from app.db.models import Card, Clinic, Order, Patient
 from app.domain.errors import Conflict, NotFound, Unavailable
 from app.his import HisRejected, HisUnavailable
 from app.runtime import Runtime
+from app.services.common.presentation import desk_patient_view
 from app.services.common.staff_scope import MAX_ROW_ID, clinic_ids_in_scope
-from app.services.his.gateway import his_client
-from app.services.people.patients import PHONE_PATTERN, his_key_for, normalized_patient_fields
-from config.logging import mask_phone
+from app.services.his import his_client
+from app.services.people import PHONE_PATTERN, his_key_for, normalized_patient_fields
 
 log = logging.getLogger(__name__)
 
 
 def staff_patient_document(patient: Patient) -> dict:
-    return {"id": patient.id, "name": patient.name, "phone": mask_phone(patient.phone),
-            "relation": patient.relation, "card_nos": [card.card_no for card in patient.cards]}
+    return desk_patient_view(patient, [card.card_no for card in patient.cards])
 
 
 def search_patients(rt: Runtime, scope: tuple[int, ...], phone: str, clinic_code: str | None = None) -> list[dict]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,11 +10,11 @@ from sqlalchemy.orm import Session
 from app.db.models import Item, ItemInventory, Slot
 from app.domain.errors import NotFound
 from app.runtime import Runtime
+from app.services.common.presentation import catalog_item, catalog_slot
 from app.services.common.principals import MpPrincipal
 
 # Business dates are Asia/Shanghai dates; China keeps no daylight saving time.
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
-MAX_ROW_ID = 2**31 - 1
+from app.services.common.staff_scope import MAX_ROW_ID, SHANGHAI
 
 
 def require_clinic_item(session: Session, clinic_id: int, item_id: int) -> Item:
@@ -40,8 +40,7 @@ def list_items(rt: Runtime, principal: MpPrincipal) -> list[dict]:
                    .order_by(ItemInventory.channel))
         for item_id, channel in session.execute(stocked):
             channels[item_id].append(channel)
-        return [{"id": item.id, "code": item.code, "name": item.name, "description": item.description,
-                 "price_fen": item.price_fen, "channels": channels[item.id]} for item in items]
+        return [catalog_item(item, channels[item.id]) for item in items]
 
 
 def list_slots(rt: Runtime, principal: MpPrincipal, item_id: int, day: date) -> list[dict]:
@@ -53,6 +52,4 @@ def list_slots(rt: Runtime, principal: MpPrincipal, item_id: int, day: date) -> 
         slots = session.scalars(select(Slot).where(Slot.item_id == item.id, Slot.starts_at >= starts,
                                                    Slot.starts_at < starts + timedelta(days=1))
                                 .order_by(Slot.starts_at))
-        return [{"id": slot.id, "starts_at": slot.starts_at.astimezone(SHANGHAI),
-                 "ends_at": slot.ends_at.astimezone(SHANGHAI), "remaining": slot.capacity - slot.reserved}
-                for slot in slots]
+        return [catalog_slot(slot) for slot in slots]

@@ -2,8 +2,8 @@
 
 The key is claimed in its own transaction before the work starts, so two
 concurrent repeats cannot both do the work; the same key with another body is
-a 409. Business refusals are remembered like successes; an outage is not, so
-the client's retry can go through.
+a 409. Business refusals are remembered like successes; a refusal of the moment
+(an outage, 5xx; a rate limit, 429) is not, so the client's retry can go through.
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def run(rt: Runtime, scope: str, key: str | None, payload: dict,
     try:
         status, body = work()
     except DomainError as exc:
-        if exc.http_status >= 500:
+        if exc.retry_later:
             _release(rt, scope, key)
             raise
         status, body = exc.http_status, {"message": exc.message, "error": exc.code}

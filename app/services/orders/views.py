@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.db.models import Item, Order, Patient, Slot
-from config.logging import mask_phone
+from app.services.common.presentation import item_ref, patient_ref, slot_ref
 
 
 def describe(session: Session, order: Order) -> dict:
@@ -18,14 +18,11 @@ def describe(session: Session, order: Order) -> dict:
                      for p in order.payments],
     }
     if order.item_id:
-        item = session.get(Item, order.item_id)
-        view["item"] = {"id": item.id, "code": item.code, "name": item.name, "price_fen": item.price_fen}
+        view["item"] = item_ref(session.get(Item, order.item_id))
     if order.slot_id:
-        slot = session.get(Slot, order.slot_id)
-        view["slot"] = {"id": slot.id, "starts_at": slot.starts_at, "ends_at": slot.ends_at}
+        view["slot"] = slot_ref(session.get(Slot, order.slot_id))
     if order.patient_id:
-        patient = session.get(Patient, order.patient_id)
-        view["patient"] = {"id": patient.id, "name": patient.name, "phone": mask_phone(patient.phone)}
+        view["patient"] = patient_ref(session.get(Patient, order.patient_id))
     return view
 
 

@@ -51,7 +51,7 @@ def refuse_if_locked(session: Session, username: str, address: str, now: datetim
     if locked_until is not None:
         wait_s = int((locked_until - now).total_seconds()) + 1
         raise TooManyRequests(f"too many failed sign-ins; try again in {wait_s} seconds", "login_locked",
-                              details={"retry_after_s": wait_s})
+                              details={"retry_after_s": wait_s}, retry_after_s=wait_s)
 
 
 def record_failure(rt: Runtime, username: str, address: str) -> None:

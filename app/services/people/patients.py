@@ -25,11 +25,11 @@ from app.db.models import Card, Clinic, Patient
 from app.domain.errors import Forbidden, InvalidInput, NotFound, Unavailable
 from app.his import HisCard, HisClient, HisNotFound, HisRejected, HisUnavailable
 from app.runtime import Runtime
+from app.services.common.presentation import card_view, patient_view
 from app.services.common.principals import MpPrincipal
-from app.services.his.gateway import his_client
+from app.services.his import his_client
 from app.services.people import card_verification
 from app.services.people.card_verification import CODE_PATTERN, Applicant
-from config.logging import mask_id_number, mask_phone
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def list_patients(rt: Runtime, principal: MpPrincipal) -> list[dict]:
         rows = session.scalars(
             select(Patient).where(Patient.user_id == principal.user_id, Patient.clinic_id == principal.clinic_id)
             .options(selectinload(Patient.cards)).order_by(Patient.id))
-        return [patient_document(patient, patient.cards) for patient in rows]
+        return [patient_view(patient, patient.cards) for patient in rows]
 
 
 def normalized_patient_fields(name: str, phone: str, id_number: str | None = None,
@@ -147,17 +147,7 @@ def create_patient(rt: Runtime, principal: MpPrincipal, *, name: str, phone: str
         session.add(patient)
         session.flush()
         log.info("patient %s added by mp user %s", patient.id, principal.user_id)
-        return patient_document(patient, [])
-
-
-def patient_document(patient: Patient, cards) -> dict:
-    return {"id": patient.id, "name": patient.name, "phone": mask_phone(patient.phone),
-            "id_number": mask_id_number(patient.id_number), "relation": patient.relation,
-            "cards": [card_document(card) for card in cards]}
-
-
-def card_document(card: Card) -> dict:
-    return {"card_no": card.card_no, "patient_id": card.patient_id, "verified": card.verified_at is not None}
+        return patient_view(patient, [])
 
 
 # --- cards --------------------------------------------------------------------------------------
@@ -186,7 +176,7 @@ def add_card(rt: Runtime, principal: MpPrincipal, patient_id: int, *, card_no: s
         existing = session.scalar(select(Card).where(Card.patient_id == patient.id, Card.card_no == card_no)) \
             if card_no is not None else None
         if existing is not None and existing.verified_at is not None:
-            return 200, card_document(existing)
+            return 200, card_view(existing)
     if create:
         his_card = _opened_card(rt, his_client(rt, clinic), snapshot)
         card, created = _bind_once(rt, snapshot.id, his_card.card_no, lambda: _bind_opened(rt, snapshot, his_card))
@@ -196,7 +186,7 @@ def add_card(rt: Runtime, principal: MpPrincipal, patient_id: int, *, card_no: s
             return 202, card_verification.request_code(rt, principal.user_id, applicant, card_no)
         card, created = _bind_once(rt, snapshot.id, card_no,
                                    lambda: card_verification.confirm_code(rt, applicant, card_no, sms_code))
-    return (201 if created else 200), card_document(card)
+    return (201 if created else 200), card_view(card)
 
 
 def _bind_opened(rt: Runtime, patient: _PatientSnapshot, his_card: HisCard) -> tuple[Card, bool]:
@@ -224,7 +214,7 @@ def card_balance(rt: Runtime, principal: MpPrincipal, card_no: str) -> dict:
     with rt.db.session() as session:
         card = require_user_card(session, principal, card_no)
         clinic = session.get(Clinic, card.clinic_id)
-        document = card_document(card)
+        document = card_view(card)
     with _his_errors(not_found=("the hospital system no longer knows this card", "card_not_found")):
         document["balance_fen"] = his_client(rt, clinic).get_balance(card_no)
     return document

@@ -64,7 +64,7 @@ def refuse(retry_after_s: int, what: str) -> None:
     """TooManyRequests `sms_rate_limited`, telling how many seconds to wait (`retry_after_s`)."""
     retry_after_s = max(1, retry_after_s)
     raise TooManyRequests(f"too many codes requested for {what}; try again in {retry_after_s} seconds",
-                          RATE_LIMITED, details={"retry_after_s": retry_after_s})
+                          RATE_LIMITED, details={"retry_after_s": retry_after_s}, retry_after_s=retry_after_s)
 
 
 def take_phone(rt: Runtime, phone: str) -> None:
