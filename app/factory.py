@@ -1,5 +1,5 @@
-"""create_app(): settings, logging, the Runtime, the APIs, rate limits, security headers, error mapping
-and the CLI."""
+"""create_app(): settings, logging, the Runtime, the APIs, rate limits, security headers, error mapping and the
+console's files. The CLI (app.cli.create_cli_app) is built on it."""
 from __future__ import annotations
 
 import logging
@@ -12,7 +12,12 @@ from flask import Flask, g, request, send_from_directory
 from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from admin_api import blueprints as admin_blueprints
 from app import ratelimit
+from app.api.health import blp as health_blp
+from app.api.his.views import blp as his_blp
+from app.api.mp import blueprints as mp_blueprints
+from app.api.notify import blp as notify_blp
 from app.console import register_console
 from app.errors import register_error_handlers
 from app.runtime import Runtime
@@ -67,23 +72,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
     register_console(app)
-    from app.cli import register_cli
-    register_cli(app)
     return app
 
 
 def _register_blueprints(api: Api) -> None:
-    from app.api.health import blp as health_blp
-    from app.api.his.views import blp as his_blp
-    from app.api.mp import blueprints as mp_blueprints
-    from app.api.notify import blp as notify_blp
 
     api.register_blueprint(health_blp)
     api.register_blueprint(notify_blp)
     api.register_blueprint(his_blp)
     for blp in mp_blueprints():
         api.register_blueprint(blp)
-    from admin_api import blueprints as admin_blueprints
     for blp in admin_blueprints():
         api.register_blueprint(blp)
 

@@ -88,9 +88,9 @@ def settings(database_url, redis_url, sandbox, secret_key):
 
 @pytest.fixture(scope="session")
 def app(settings):
-    from app.factory import create_app
+    from app.cli import create_cli_app
 
-    flask_app = create_app(settings)
+    flask_app = create_cli_app(settings)
     yield flask_app
     flask_app.extensions["hpay_runtime"].close()
 

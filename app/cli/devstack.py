@@ -19,6 +19,7 @@ from pathlib import Path
 
 import requests
 
+from app.cli import console_build
 from config.settings import ROOT
 
 VAR = ROOT / "var"
@@ -87,8 +88,6 @@ class Stack:
 
 def _build_console() -> str:
     """Build the console if it is missing or stale; a platform without it still runs (/admin/ says how)."""
-    from app.cli import console_build
-
     if shutil.which("npm") is None:
         return "not built: npm is missing (apt-get install nodejs npm, then make console)"
     try:

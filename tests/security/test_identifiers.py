@@ -12,8 +12,8 @@ import pytest
 import requests
 from sqlalchemy import event
 
-from app.api.identifiers import ORDER_NO_PATTERN, REFUND_REQUEST_NO_PATTERN
 from app.domain import ids
+from app.identifiers import ORDER_NO_PATTERN, REFUND_REQUEST_NO_PATTERN
 from tests.api.admin_helpers import staff_headers
 from tests.api.order_helpers import MP, bills, bound_card, his_bill, place_order, user
 

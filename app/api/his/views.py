@@ -11,9 +11,9 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.api.his.security import SCHEME_DESCRIPTION, his_clinic_id, his_signed
-from app.api.identifiers import his_reference
 from app.api.schemas import ApiErrorSchema, RefundRequestSchema
 from app.extensions import runtime
+from app.identifiers import his_reference
 from app.services.his import ledger
 from app.services.refunds import card_refunds
 

@@ -30,7 +30,7 @@ from app.services.booking.staff_patients import patient_for_booking
 from app.services.common.audit import record_staff_event
 from app.services.common.principals import StaffPrincipal
 from app.services.common.staff_scope import SHANGHAI, clinic_ids_in_scope, scoped_booking, shanghai_date
-from app.services.orders.state import move
+from app.services.orders import move
 
 DEFAULT_APPOINTMENT_LENGTH = timedelta(hours=1)
 # What staff see without a status filter: bookings whose money arrived, in every later state.

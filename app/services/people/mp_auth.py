@@ -15,7 +15,7 @@ from app.db.models import MpUser
 from app.db.types import utcnow
 from app.domain.errors import Unauthorized, Unavailable
 from app.runtime import Runtime
-from app.services.clinics.merchants import channel_for_account, get_clinic, primary_account
+from app.services.clinics import channel_for_account, get_clinic, primary_account
 from app.services.common.principals import MpPrincipal
 from app.services.people.tokens import issue_token, read_token
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from app.db.models import MpUser
 from app.runtime import Runtime
 from app.services.common.principals import MpPrincipal
-from app.services.people.patients import require_user_card
+from app.services.people import require_user_card
 from app.services.refunds import card_refunds
 
 
