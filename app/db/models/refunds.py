@@ -21,7 +21,8 @@ class RefundRequest(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     refund_request_no: Mapped[str] = mapped_column(String(32), unique=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
-    origin: Mapped[str] = mapped_column(String(16))
+    # RefundOrigin: patient, window, cancellation, his_rejected, late_payment, duplicate_payment, admin.
+    origin: Mapped[str] = mapped_column(String(32))
     external_request_no: Mapped[str | None] = mapped_column(String(64))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("mp_users.id"))
     card_no: Mapped[str | None] = mapped_column(String(64), index=True)

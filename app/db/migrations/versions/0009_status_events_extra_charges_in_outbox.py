@@ -1,4 +1,4 @@
-"""Status events of every money record; extra charges sent through the HIS outbox
+"""Status events of every money record; extra charges sent through the HIS outbox; refund origins fit
 
 Revision ID: 0009
 Revises: 0008
@@ -12,7 +12,12 @@ idempotency key, so one retry and flag mechanism serves every HIS write. Each ex
 outbox row with the state it had (pending, created -> sent, rejected, flagged), its attempts and its
 next attempt; the charge keeps what was charged and the bill id. A charge that already has its outbox
 row is left alone, so the data step can run twice.
+
+`refund_requests.origin` widens from 16 to 32 characters: `duplicate_payment` (17) did not fit, so on
+PostgreSQL the refund of a second payment failed where it was recorded.
 """
+from contextlib import contextmanager
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -87,6 +92,31 @@ def _move_charges_back() -> None:
     bind.execute(_outbox.delete().where(_outbox.c.kind == "extra_charge"))
 
 
+@contextmanager
+def _sqlite_table_rebuilds():
+    """SQLite changes a column's type by rebuilding the table, which fails while other tables' foreign keys
+    point at it: end alembic's transaction, stop enforcing, rebuild, and check every reference still holds
+    (as in revision 0008)."""
+    bind = op.get_bind()
+    if bind.dialect.name != "sqlite":
+        yield
+        return
+    bind.exec_driver_sql("COMMIT")
+    bind.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    bind.exec_driver_sql("BEGIN IMMEDIATE")
+    yield
+    broken = bind.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"foreign keys broken by the table rebuild: {broken[:5]}")
+
+
+def _origin_length(old: int, new: int) -> None:
+    with _sqlite_table_rebuilds():
+        with op.batch_alter_table('refund_requests', schema=None) as batch_op:
+            batch_op.alter_column('origin', existing_type=sa.String(length=old), type_=sa.String(length=new),
+                                  existing_nullable=False)
+
+
 def upgrade() -> None:
     op.create_table('status_events',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -109,9 +139,11 @@ def upgrade() -> None:
         batch_op.drop_index('ix_extra_charges_status_next_attempt_at')
         for column in _MOVED_COLUMNS:
             batch_op.drop_column(column)
+    _origin_length(16, 32)
 
 
 def downgrade() -> None:
+    _origin_length(32, 16)
     with op.batch_alter_table('extra_charges', schema=None) as batch_op:
         batch_op.add_column(sa.Column('status', sa.String(length=16), nullable=False, server_default='pending'))
         batch_op.add_column(sa.Column('attempts', sa.Integer(), nullable=False, server_default='0'))
