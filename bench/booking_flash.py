@@ -86,7 +86,7 @@ def seed_crowd(rt, users: int, users_file: Path) -> Crowd:
         crowd = Crowd(clinic.id, item.id, users_file)
     with users_file.open("w") as out:
         for user_id, patient_id in zip(user_ids, patient_ids, strict=True):
-            # A new user's token version is 0 (app.services.auth).
+            # A new user's token version is 0 (app.services.people.mp_auth).
             token = issue_token(rt.settings.SECRET_KEY, MP_AUDIENCE, {"uid": user_id, "cid": crowd.clinic_id,
                                                                       "ch": "wechat", "ver": 0})
             out.write(f"{token} {patient_id}\n")

@@ -8,7 +8,7 @@ follows both through `registration_sync` (revert what the HIS holds, then
 register anew, in that order). Cancelling refunds in full through
 `cancellations.cancel_paid_booking`, which reverts the registration first.
 
-Every change is a conditional status move (`order_state.move`) on the locked
+Every change is a conditional status move (`orders.move`) on the locked
 order and is audited with the staff user, before and after.
 """
 from __future__ import annotations

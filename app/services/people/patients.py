@@ -1,7 +1,7 @@
 """A mini-program user's patients and their HIS cards: list and add patients, bind or open a card,
 read a card's live balance and unpaid bills.
 
-Binding an existing card needs the holder's SMS code (app/services/card_verification.py); a binding
+Binding an existing card needs the holder's SMS code (app/services/people/card_verification.py); a binding
 made before that rule (verified_at NULL) can be verified again the same way and is refused with 403
 `card_verification_required` by every use of the card (balance, bills, orders, refunds) until then.
 
