@@ -7,7 +7,7 @@ PIP_VERSION := 26.3
 # Hashed lock files compiled from pyproject.toml by `make lock` (config/requirements/lock.py).
 LOCK_FILES := config/requirements/base.txt config/requirements/dev.txt config/requirements/test.txt
 
-.PHONY: run test install lock services-deps console console-client h5 clean
+.PHONY: run test lint install lock services-deps console console-client h5 clean
 
 # test.txt holds the dependencies and the dev, test (and lint) extras, every file pinned by hash.
 $(STAMP): pyproject.toml $(LOCK_FILES)
@@ -50,6 +50,11 @@ services-deps:
 		{ apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; }
 	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
+
+# Static checks: ruff (style, bugs, imports) and import-linter (the layers and package contracts of pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 test: $(STAMP) services-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

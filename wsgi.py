@@ -1,3 +1,3 @@
-from app.factory import create_app
+from app.cli import create_cli_app
 
-app = create_app()
+app = create_cli_app()

@@ -8,7 +8,7 @@ from admin_api.schemas import AdminErrorSchema, text
 from admin_api.security import ADMIN_PREFIX, current_staff, public_endpoint, staff_required
 from app.extensions import runtime
 from app.ratelimit import client_address
-from app.services import staff_auth
+from app.services.people import staff_auth
 
 blp = Blueprint("admin_auth", __name__, url_prefix=f"{ADMIN_PREFIX}/auth", description="Staff sign-in")
 

@@ -1,15 +1,23 @@
 """Online bookings at the front desk: list, read, confirm, no-show, reschedule, cancel, redeem."""
 from __future__ import annotations
 
-from flask import make_response, request
 from flask_smorest import Blueprint
 
-from admin_api.schemas import (AppointmentSchema, BookingListQuerySchema, BookingPageSchema, BookingSchema,
-                               CancelBookingSchema, ConfirmSchema, RedeemSchema, documented_errors)
+from admin_api.schemas import (
+    AppointmentSchema,
+    BookingListQuerySchema,
+    BookingPageSchema,
+    BookingSchema,
+    CancelBookingSchema,
+    ConfirmSchema,
+    RedeemSchema,
+    documented_errors,
+)
 from admin_api.security import ADMIN_PREFIX, STAFF, clinic_scope, current_staff, staff_required
-from app.api.identifiers import use_identifier_converters
 from app.extensions import runtime
-from app.services import bookings_admin, idempotency, redemption
+from app.idempotent import answer_once
+from app.identifiers import use_identifier_converters
+from app.services.booking import front_desk, redemption
 
 blp = Blueprint("admin_bookings", __name__, url_prefix=ADMIN_PREFIX, description="Online bookings (staff)")
 # `<order_no:...>` answers 404 to anything that is not an order number, before any query.
@@ -20,11 +28,8 @@ _IDEMPOTENCY_HEADER = [{"in": "header", "name": "Idempotency-Key", "required": F
 
 def _once(action: str, order_no: str, body: dict, work):
     """Run a write at most once per Idempotency-Key (when sent) and answer with the booking."""
-    principal = current_staff()
-    status, result = idempotency.run(
-        runtime(), f"admin:{principal.user_id}:{action}:{order_no}", request.headers.get("Idempotency-Key"), body,
-        lambda: (200, BookingSchema().dump(work())))
-    return make_response(result, status)
+    return answer_once(f"admin:{current_staff().user_id}:{action}:{order_no}", body,
+                       lambda: (200, BookingSchema().dump(work())))
 
 
 @blp.route("/bookings", methods=["GET"])
@@ -34,7 +39,7 @@ def _once(action: str, order_no: str, body: dict, work):
 @documented_errors(blp, 404, 422)
 def list_bookings(query):
     """Bookings of your clinics by appointment time: `status=paid` lists those waiting for confirmation."""
-    return bookings_admin.list_bookings(runtime(), clinic_scope(), status=query.get("status"), day=query.get("date"),
+    return front_desk.list_bookings(runtime(), clinic_scope(), status=query.get("status"), day=query.get("date"),
                                         channel=query.get("channel"), clinic_code=query.get("clinic_code"),
                                         q=query.get("q"), limit=query["limit"], offset=query["offset"])
 
@@ -45,7 +50,7 @@ def list_bookings(query):
 @documented_errors(blp, 404)
 def get_booking(order_no):
     """One booking of your clinics."""
-    return bookings_admin.get_booking(runtime(), clinic_scope(), order_no)
+    return front_desk.get_booking(runtime(), clinic_scope(), order_no)
 
 
 @blp.route("/bookings/<order_no:order_no>/confirm", methods=["POST"])
@@ -57,7 +62,7 @@ def get_booking(order_no):
 def confirm(body, order_no):
     """Bind a paid booking to an existing patient (`patient_id`) or a new one (`new_patient`; a phone may be
     shared) at `appointment_at`; the HIS registration follows. A booked order may be confirmed again."""
-    return _once("confirm", order_no, body, lambda: bookings_admin.confirm(
+    return _once("confirm", order_no, body, lambda: front_desk.confirm(
         runtime(), current_staff(), order_no, appointment_at=body["appointment_at"],
         patient_id=body.get("patient_id"), new_patient=body.get("new_patient")))
 
@@ -68,7 +73,7 @@ def confirm(body, order_no):
 @documented_errors(blp, 404, 409)
 def no_show(order_no):
     """Mark a booking whose appointment has begun as a no-show (done automatically once it has ended)."""
-    return bookings_admin.mark_no_show(runtime(), current_staff(), order_no)
+    return front_desk.mark_no_show(runtime(), current_staff(), order_no)
 
 
 @blp.route("/bookings/<order_no:order_no>/reschedule", methods=["POST"])
@@ -78,7 +83,7 @@ def no_show(order_no):
 @documented_errors(blp, 404, 409, 422)
 def reschedule(body, order_no):
     """Move a no-show to today or a later time, so that it can be redeemed then."""
-    return bookings_admin.reschedule(runtime(), current_staff(), order_no, body["appointment_at"])
+    return front_desk.reschedule(runtime(), current_staff(), order_no, body["appointment_at"])
 
 
 @blp.route("/bookings/<order_no:order_no>/cancel", methods=["POST"])
@@ -88,7 +93,7 @@ def reschedule(body, order_no):
 @documented_errors(blp, 404, 409, 422)
 def cancel(body, order_no):
     """Cancel a paid booking: its HIS registration is reverted first, then the full amount is refunded."""
-    return bookings_admin.cancel(runtime(), current_staff(), order_no, body["reason"])
+    return front_desk.cancel(runtime(), current_staff(), order_no, body["reason"])
 
 
 @blp.route("/orders/<order_no:order_no>/redeem", methods=["POST"])

@@ -3,13 +3,23 @@ from __future__ import annotations
 
 from flask_smorest import Blueprint
 
-from admin_api.schemas import (AuditPageSchema, AuditQuerySchema, ClinicQuerySchema, InventoryEntrySchema,
-                               InventoryLevelSchema, PatientSearchQuerySchema, SettlementTypeEntrySchema,
-                               StaffPatientSchema, documented_errors)
+from admin_api.schemas import (
+    AuditPageSchema,
+    AuditQuerySchema,
+    ClinicQuerySchema,
+    InventoryEntrySchema,
+    InventoryLevelSchema,
+    PatientSearchQuerySchema,
+    SettlementTypeEntrySchema,
+    StaffPatientSchema,
+    documented_errors,
+)
 from admin_api.security import ADMIN, ADMIN_PREFIX, STAFF, clinic_scope, current_staff, staff_required
 from app.domain.errors import InvalidInput
 from app.extensions import runtime
-from app.services import audit_query, inventory_admin, settings_admin, staff_patients
+from app.services.booking import staff_patients
+from app.services.clinics import inventory, settlement_types
+from app.services.common import audit_query
 
 blp = Blueprint("admin_clinic", __name__, url_prefix=ADMIN_PREFIX,
                 description="Patients, inventory, settlement types and the audit trail")
@@ -39,7 +49,7 @@ def search_patients(query):
 @documented_errors(blp, 404)
 def get_inventory(item_id):
     """How many of the item each channel may sell, and how many are held or sold."""
-    return inventory_admin.get_inventory(runtime(), clinic_scope(), item_id)
+    return inventory.get_inventory(runtime(), clinic_scope(), item_id)
 
 
 @blp.route("/items/<int:item_id>/inventory", methods=["PUT"])
@@ -49,7 +59,7 @@ def get_inventory(item_id):
 @documented_errors(blp, 404, 409, 422)
 def put_inventory(entries, item_id):
     """Set channels' quantities; never below what is already held or sold (409 `inventory_below_reserved`)."""
-    return inventory_admin.set_inventory(runtime(), current_staff(), item_id, _one_per_channel(entries))
+    return inventory.set_inventory(runtime(), current_staff(), item_id, _one_per_channel(entries))
 
 
 @blp.route("/settings/settlement-types", methods=["GET"])
@@ -59,7 +69,7 @@ def put_inventory(entries, item_id):
 @documented_errors(blp, 404, 422)
 def get_settlement_types(query):
     """How each channel's redeemed platform orders count: their HIS settlement type, cash flow, revenue."""
-    return settings_admin.get_settlement_types(runtime(), clinic_scope(), query.get("clinic_code"))
+    return settlement_types.get_settlement_types(runtime(), clinic_scope(), query.get("clinic_code"))
 
 
 @blp.route("/settings/settlement-types", methods=["PUT"])
@@ -70,7 +80,7 @@ def get_settlement_types(query):
 @documented_errors(blp, 404, 409, 422)
 def put_settlement_types(query, entries):
     """Set channels' settlement-type settings (channels not sent keep theirs)."""
-    return settings_admin.put_settlement_types(runtime(), current_staff(), query.get("clinic_code"),
+    return settlement_types.put_settlement_types(runtime(), current_staff(), query.get("clinic_code"),
                                                _one_per_channel(entries))
 
 

@@ -7,13 +7,13 @@ from marshmallow import Schema, fields, validate
 from admin_api.schemas import ClinicQuerySchema, documented_errors
 from admin_api.security import ADMIN_PREFIX, FINANCE, clinic_scope, staff_required
 from app.extensions import runtime
-from app.services import finance_dashboard
+from app.services.reconciliation import dashboard
 
 blp = Blueprint("admin_dashboard", __name__, url_prefix=ADMIN_PREFIX, description="Finance dashboard")
 
 
 class DashboardQuerySchema(ClinicQuerySchema):
-    days = fields.Integer(load_default=finance_dashboard.DEFAULT_DAYS, validate=validate.Range(min=1, max=92),
+    days = fields.Integer(load_default=dashboard.DEFAULT_DAYS, validate=validate.Range(min=1, max=92),
                           metadata={"description": "how many days the daily series covers, ending today"})
 
 
@@ -85,4 +85,4 @@ def get_dashboard(query):
     refunds count refunds in status `succeeded` by the day of their `succeeded_at`; both by channel and by order
     type (booking, topup, visit_bill). Also the latest reconciliation run of each source (the HIS and each
     active channel app) with its open discrepancies."""
-    return finance_dashboard.dashboard(runtime(), clinic_scope(), query.get("clinic_code"), query["days"])
+    return dashboard.dashboard(runtime(), clinic_scope(), query.get("clinic_code"), query["days"])

@@ -1,14 +1,14 @@
 """Daily reconciliation (finance): runs per day and source, their discrepancies, and resolving them."""
 from __future__ import annotations
 
-from flask import make_response, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 
 from admin_api.schemas import ClinicQuerySchema, PageQuerySchema, documented_errors, text
 from admin_api.security import ADMIN_PREFIX, FINANCE, current_staff, staff_required
 from app.extensions import runtime
-from app.services import idempotency, reconciliation
+from app.idempotent import answer_once
+from app.services import reconciliation
 
 blp = Blueprint("admin_reconciliation", __name__, url_prefix=ADMIN_PREFIX,
                 description="Daily reconciliation against the channels' bills and the HIS (finance)")
@@ -139,11 +139,9 @@ def start_run(body):
     does it: the run answers `running` and is polled with GET. Running a day again replaces its result;
     409 while that day's run is still running."""
     principal = current_staff()
-    status, result = idempotency.run(
-        runtime(), f"admin:{principal.user_id}:POST /reconciliation/runs", request.headers.get("Idempotency-Key"),
-        body, lambda: (202, RunSchema().dump(reconciliation.start_from_admin(
-            runtime(), principal, body["date"], body["source"], clinic_code=body.get("clinic_code")))))
-    return make_response(result, status)
+    return answer_once(f"admin:{principal.user_id}:POST /reconciliation/runs", body, lambda: (
+        202, RunSchema().dump(reconciliation.start_from_admin(runtime(), principal, body["date"], body["source"],
+                                                              clinic_code=body.get("clinic_code")))))
 
 
 @blp.route("/reconciliation/runs/<int:run_id>", methods=["GET"])

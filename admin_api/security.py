@@ -20,7 +20,8 @@ from flask import current_app, g, request
 
 from app.domain.errors import Forbidden, Unauthorized
 from app.extensions import runtime
-from app.services.staff_auth import ADMIN, FINANCE, ROLES, STAFF, StaffPrincipal, authenticate
+from app.services.common.principals import StaffPrincipal
+from app.services.people.staff_auth import ADMIN, FINANCE, ROLES, STAFF, authenticate
 
 __all__ = ["ADMIN", "FINANCE", "STAFF", "ADMIN_PREFIX", "StaffPrincipal", "clinic_scope", "current_staff",
            "declared_access", "public_endpoint", "staff_required"]

@@ -1,7 +1,7 @@
 """Monthly statements (generate, read, export, check) and their settlement in batches (finance)."""
 from __future__ import annotations
 
-from flask import Response, make_response, request
+from flask import Response, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 from werkzeug.wsgi import wrap_file
@@ -10,7 +10,8 @@ from admin_api.schemas import CHANNELS, ROW_ID, ClinicQuerySchema, PageQuerySche
 from admin_api.security import ADMIN_PREFIX, FINANCE, current_staff, staff_required
 from app.domain.settlement import INVOICE_TYPES, SETTLEMENT_METHODS, STATEMENT_STATUSES
 from app.extensions import runtime
-from app.services import idempotency, settlements, statement_export, statements
+from app.idempotent import answer_once
+from app.services.settlement import settlements, statement_export, statements
 
 blp = Blueprint("admin_statements", __name__, url_prefix=ADMIN_PREFIX,
                 description="Monthly statements and settlements (finance)")
@@ -140,10 +141,7 @@ class SettlementPageSchema(Schema):
 
 def _created_once(path: str, body: dict, schema: Schema, work):
     """A creating POST, done at most once per Idempotency-Key (when sent)."""
-    status, result = idempotency.run(runtime(), f"admin:{current_staff().user_id}:POST {path}",
-                                     request.headers.get("Idempotency-Key"), body,
-                                     lambda: (201, schema.dump(work())))
-    return make_response(result, status)
+    return answer_once(f"admin:{current_staff().user_id}:POST {path}", body, lambda: (201, schema.dump(work())))
 
 
 @blp.route("/statements", methods=["GET"])

@@ -7,7 +7,7 @@ from marshmallow import Schema, fields
 from admin_api.schemas import AdminErrorSchema
 from admin_api.security import ADMIN, ADMIN_PREFIX, current_staff, staff_required
 from app.extensions import runtime
-from app.services import staff_auth
+from app.services.people import staff_auth
 
 blp = Blueprint("admin_users", __name__, url_prefix=f"{ADMIN_PREFIX}/users", description="Staff users")
 

@@ -34,7 +34,7 @@ def error_response(status: int, message: str, code: str | None = None, details=N
 
 
 def _retry_after(exc: DomainError) -> list[tuple[str, str]]:
-    seconds = getattr(exc, "retry_after_s", None)
+    seconds = exc.retry_after_s
     if seconds is None and exc.http_status == 503:
         seconds = UNAVAILABLE_RETRY_AFTER_S
     return [] if seconds is None else [("Retry-After", str(max(1, int(seconds))))]

@@ -1,5 +1,5 @@
-"""create_app(): settings, logging, the Runtime, the APIs, rate limits, security headers, error mapping
-and the CLI."""
+"""create_app(): settings, logging, the Runtime, the APIs, rate limits, security headers, error mapping and the
+console's files. The CLI (app.cli.create_cli_app) is built on it."""
 from __future__ import annotations
 
 import logging
@@ -12,8 +12,13 @@ from flask import Flask, g, request, send_from_directory
 from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from admin_api import blueprints as admin_blueprints
 from app import ratelimit
 from app.api.contracts import register_contracts
+from app.api.health import blp as health_blp
+from app.api.his.views import blp as his_blp
+from app.api.mp import blueprints as mp_blueprints
+from app.api.notify import blp as notify_blp
 from app.console import register_console
 from app.cors import install_cors
 from app.errors import register_error_handlers
@@ -71,23 +76,16 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     register_console(app)
     register_contracts(app)
-    from app.cli import register_cli
-    register_cli(app)
     return app
 
 
 def _register_blueprints(api: Api) -> None:
-    from app.api.health import blp as health_blp
-    from app.api.mp import blueprints as mp_blueprints
-    from app.api.his.views import blp as his_blp
-    from app.api.notify import blp as notify_blp
 
     api.register_blueprint(health_blp)
     api.register_blueprint(notify_blp)
     api.register_blueprint(his_blp)
     for blp in mp_blueprints():
         api.register_blueprint(blp)
-    from admin_api import blueprints as admin_blueprints
     for blp in admin_blueprints():
         api.register_blueprint(blp)
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from flask import Flask, Response, g, request
 from flask_limiter import Limiter, RateLimitExceeded
@@ -32,8 +32,8 @@ from limits import parse_many
 
 from app.errors import error_response
 from app.extensions import runtime
-from app.services.auth import signed_principal
-from app.services.staff_auth import normalized_username
+from app.services.people.mp_auth import signed_principal
+from app.services.people.staff_auth import normalized_username
 from config.settings import Settings
 
 log = logging.getLogger(__name__)

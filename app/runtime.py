@@ -1,33 +1,63 @@
-"""What a process needs to run use cases: settings, database, Redis and the job queues.
+"""What a process needs to run use cases: settings, database, Redis, the job queues, and the adapters of the
+systems outside (payment channels, the clinics' HIS, the SMS provider).
 
-The web app and every rq worker build one Runtime from the same settings; the
-services take it as their first argument, so they run the same in both.
+The web app and every rq worker build one Runtime from the same settings; the services take it as their
+first argument, so they run the same in both. The adapters come from factories given to the Runtime: by
+default the production classes (the real SDKs and HTTP clients); the service tests give it in-memory fakes
+(app.channels.fake, app.his.fake). This is the one place where that choice is made.
 """
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 from redis import Redis
 from rq import Queue
 
+from app.channels import channel_for
+from app.channels.base import MerchantConfig, PaymentChannel
+from app.channels.sms import HttpSmsGateway, SmsGateway, SmsNotConfigured
 from app.db.encrypted import install_keyring, load_keyring
 from app.db.session import Database
+from app.his.base import HisClient, HisConfig
+from app.his.http_client import HttpHisClient
 from config.settings import Settings, looks_like_sandbox
-
-if TYPE_CHECKING:
-    from app.channels.sms import SmsGateway
 
 QUEUE_NAMES = ("notifications", "his", "channel", "default")
 
+ChannelFactory = Callable[[MerchantConfig, Settings], PaymentChannel]
+HisFactory = Callable[[HisConfig, Settings], HisClient]
+SmsFactory = Callable[[Settings], SmsGateway]
+
+
+def production_channel(config: MerchantConfig, settings: Settings) -> PaymentChannel:
+    return channel_for(config, timeout_s=settings.CHANNEL_TIMEOUT_S)
+
+
+def production_his(config: HisConfig, settings: Settings) -> HisClient:
+    return HttpHisClient(config.base_url, config.key_id, config.secret, timeout=settings.HIS_TIMEOUT_S)
+
+
+def production_sms(settings: Settings) -> SmsGateway:
+    base_url, app_key, secret = settings.sms_provider()
+    return HttpSmsGateway(base_url, app_key, secret, settings.SMS_TEMPLATE_CODE, settings.SMS_SIGN_NAME,
+                          timeout=settings.SMS_TIMEOUT_S)
+
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, channel_factory: ChannelFactory = production_channel,
+                 his_factory: HisFactory = production_his, sms_factory: SmsFactory = production_sms) -> None:
         self.settings = settings
         self.db = Database(settings.DATABASE_URL, echo=settings.SQL_ECHO)
         # Stored secrets are read and written under this process's data keys (app.db.encrypted).
         self.keyring = load_keyring(settings.DATA_KEYS, settings.ENV)
         install_keyring(self.db.engine, self.keyring)
+        self._channel_factory = channel_factory
+        self._his_factory = his_factory
+        self._sms_factory = sms_factory
+        self._his_clients: dict[tuple, HisClient] = {}
+        self._his_lock = threading.Lock()
 
     @cached_property
     def redis(self) -> Redis:
@@ -46,16 +76,36 @@ class Runtime:
         """Enqueue a worker job by dotted path, so services never import the workers package."""
         return self.queue(queue).enqueue(func_path, *args, **options)
 
-    def sms_gateway(self) -> "SmsGateway":
-        """The SMS provider's client. A new one each time: it holds no connection, and texts are rare."""
-        # Imported here: the channels package loads the payment SDKs, which most users of Runtime never need.
-        from app.channels.sms import HttpSmsGateway, SmsNotConfigured
+    # --- the systems outside ---------------------------------------------------------------------------
 
-        base_url, app_key, secret = self.settings.sms_provider()
-        if self.settings.ENV == "production" and looks_like_sandbox(base_url):
+    @property
+    def in_production(self) -> bool:
+        return self.settings.ENV == "production"
+
+    def channel(self, config: MerchantConfig) -> PaymentChannel:
+        """The adapter of one merchant account (a new one each time: it is cheap, and holds no connection)."""
+        sandboxed = looks_like_sandbox(config.api_base_url) or looks_like_sandbox(config.login_base_url)
+        if self.in_production and sandboxed:
+            raise RuntimeError(f"merchant account {config.app_id} points at a sandbox; refused in production")
+        return self._channel_factory(config, self.settings)
+
+    def his(self, config: HisConfig) -> HisClient:
+        """The client of a clinic's HIS, one per configuration and thread (it keeps a connection pool)."""
+        if self.in_production and looks_like_sandbox(config.base_url):
+            raise RuntimeError(f"clinic {config.clinic_code}'s HIS points at a sandbox; refused in production")
+        key = (config, threading.get_ident())
+        client = self._his_clients.get(key)
+        if client is None:
+            with self._his_lock:
+                client = self._his_clients.setdefault(key, self._his_factory(config, self.settings))
+        return client
+
+    def sms_gateway(self) -> SmsGateway:
+        """The SMS provider's client. A new one each time: it holds no connection, and texts are rare."""
+        base_url, _, _ = self.settings.sms_provider()
+        if self.in_production and looks_like_sandbox(base_url):
             raise SmsNotConfigured("the SMS provider URL points at a sandbox; refused in production")
-        return HttpSmsGateway(base_url, app_key, secret, self.settings.SMS_TEMPLATE_CODE,
-                              self.settings.SMS_SIGN_NAME, timeout=self.settings.SMS_TIMEOUT_S)
+        return self._sms_factory(self.settings)
 
     def close(self) -> None:
         self.db.dispose()

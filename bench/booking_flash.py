@@ -16,11 +16,23 @@ import argparse
 import statistics
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.common import (BenchStack, Series, add_server_args, describe_machine, ensure_wrk, load_average,
-                          lua_script, ratio_line, results_table, run_wrk, seed_demo_clinic, server_setting)
+from bench.common import (
+    BenchStack,
+    Series,
+    add_server_args,
+    describe_machine,
+    ensure_wrk,
+    load_average,
+    lua_script,
+    ratio_line,
+    results_table,
+    run_wrk,
+    seed_demo_clinic,
+    server_setting,
+)
 
 SLOT_SPACING = timedelta(minutes=30)
 
@@ -52,8 +64,8 @@ def seed_crowd(rt, users: int, users_file: Path) -> Crowd:
     from sqlalchemy import insert, select
 
     from app.db.models import Clinic, Item, ItemInventory, MerchantAccount, MpUser, Patient
-    from app.services.auth import MP_AUDIENCE
-    from app.services.tokens import issue_token
+    from app.services.people.mp_auth import MP_AUDIENCE
+    from app.services.people.tokens import issue_token
 
     seed_demo_clinic(rt)
     with rt.db.session() as session:
@@ -73,8 +85,8 @@ def seed_crowd(rt, users: int, users_file: Path) -> Crowd:
             for n, user_id in enumerate(user_ids)]).all()
         crowd = Crowd(clinic.id, item.id, users_file)
     with users_file.open("w") as out:
-        for user_id, patient_id in zip(user_ids, patient_ids):
-            # A new user's token version is 0 (app.services.auth).
+        for user_id, patient_id in zip(user_ids, patient_ids, strict=True):
+            # A new user's token version is 0 (app.services.people.mp_auth).
             token = issue_token(rt.settings.SECRET_KEY, MP_AUDIENCE, {"uid": user_id, "cid": crowd.clinic_id,
                                                                       "ch": "wechat", "ver": 0})
             out.write(f"{token} {patient_id}\n")
@@ -86,7 +98,7 @@ class SlotMaker:
 
     def __init__(self, rt, item_id: int, places: int) -> None:
         self.rt, self.item_id, self.places = rt, item_id, places
-        self.next_start = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
+        self.next_start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=2)
 
     def make(self, count: int) -> list[int]:
         from app.db.models import Slot

@@ -73,7 +73,7 @@ class BenchStack:
         self.database_url = ""
         self.redis_url = ""
 
-    def __enter__(self) -> "BenchStack":
+    def __enter__(self) -> BenchStack:
         from app.db.migrate import upgrade
 
         self.workdir = Path(tempfile.mkdtemp(prefix="hpay-bench-run-"))
@@ -113,7 +113,7 @@ class BenchStack:
         return {"HPAY_ENV": "development", "HPAY_DATABASE_URL": self.database_url,
                 "HPAY_REDIS_URL": self.redis_url, "HPAY_SECRET_KEY": BENCH_SECRET_KEY, "HPAY_LOG_LEVEL": "INFO"}
 
-    def gunicorn(self, app_spec: str, label: str, ready_path: str = "/") -> "Gunicorn":
+    def gunicorn(self, app_spec: str, label: str, ready_path: str = "/") -> Gunicorn:
         server = Gunicorn(app_spec, self.env(), label, self.workers, self.worker_threads).start(ready_path)
         self._exit.callback(server.stop)
         return server
@@ -143,7 +143,7 @@ class Gunicorn:
         self.process = ManagedProcess([str(bindir / "gunicorn"), app_spec, "--bind", f"127.0.0.1:{self.port}",
                                        "--workers", str(workers), *kind, "--timeout", "60"], env, f"bench-{label}")
 
-    def start(self, ready_path: str) -> "Gunicorn":
+    def start(self, ready_path: str) -> Gunicorn:
         self.ready_url = self.url + ready_path
         self.process.start()
         wait_http(self.ready_url, proc=self.process.proc)
@@ -246,7 +246,7 @@ def results_table(series: list[Series]) -> str:
         rows.append((s.label, spread(s.rps), spread(s.p99, 1), f"{statistics.median(r.p50_ms for r in s.runs):.1f}",
                      str(len(s.runs))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -255,7 +255,7 @@ def ratio_line(name: str, top: Series, bottom: Series) -> str:
     """Ratio of the medians, and the median of the per-round ratios (runs of one round are neighbours
     in time, so the second is the steadier figure on a noisy machine)."""
     of_medians = statistics.median(top.rps) / statistics.median(bottom.rps)
-    per_round = [t.rps / b.rps for t, b in zip(top.runs, bottom.runs)]
+    per_round = [t.rps / b.rps for t, b in zip(top.runs, bottom.runs, strict=False)]
     return (f"{name} = {of_medians:.2f}x (ratio of medians); per round {statistics.median(per_round):.2f}x median, "
             f"{min(per_round):.2f}-{max(per_round):.2f}")
 

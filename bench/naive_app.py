@@ -14,7 +14,7 @@ from app.channels.base import InvalidNotification, NotificationKind
 from app.db.models import NotificationInbox, PaymentAttempt
 from app.db.types import utcnow
 from app.runtime import Runtime
-from app.services.merchants import channel_for_account, get_clinic, primary_account
+from app.services.clinics.merchants import channel_for_account, get_clinic, primary_account
 from config.settings import load_settings
 
 SUCCESS = b"<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"
@@ -34,7 +34,7 @@ def wechat_pay(clinic_code: str) -> Response:
     with rt.db.session() as session:
         clinic = get_clinic(session, clinic_code)
         account = primary_account(session, clinic.id, "wechat")
-        adapter = channel_for_account(session, account, rt.settings)
+        adapter = channel_for_account(rt, session, account)
         try:
             note = adapter.parse_payment_notification(body, request.content_type)
         except InvalidNotification:

@@ -16,11 +16,22 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
-from bench.common import (BenchStack, Series, add_server_args, describe_machine, ensure_wrk, load_average,
-                          lua_script, ratio_line, results_table, run_wrk, seed_demo_clinic)
+from bench.common import (
+    BenchStack,
+    Series,
+    add_server_args,
+    describe_machine,
+    ensure_wrk,
+    load_average,
+    lua_script,
+    ratio_line,
+    results_table,
+    run_wrk,
+    seed_demo_clinic,
+)
 
 NOTIFY_PATH = "/notify/wechat/demo/pay"
 TARGET_RATIO, TARGET_P99_MS = 1.5, 50.0
@@ -66,7 +77,7 @@ def seed_attempts(rt, count: int):
     from app.db.models import Clinic, MerchantAccount, Order, PaymentAttempt
 
     seed_demo_clinic(rt)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with rt.db.session() as session:
         clinic = session.scalar(select(Clinic).where(Clinic.code == "demo"))
         account = session.scalar(select(MerchantAccount).where(
@@ -82,7 +93,7 @@ def seed_attempts(rt, count: int):
         session.execute(insert(PaymentAttempt), [
             dict(order_id=order_id, merchant_account_id=account.id, channel="wechat", out_trade_no=out_trade_no,
                  amount_fen=amount, status="pending", created_at=now, updated_at=now)
-            for order_id, (out_trade_no, amount) in zip(order_ids, attempts)])
+            for order_id, (out_trade_no, amount) in zip(order_ids, attempts, strict=True)])
     return account, attempts
 
 

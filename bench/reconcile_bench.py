@@ -31,7 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,9 +41,9 @@ if str(ROOT) not in sys.path:
 DAY = date(2026, 1, 10)
 SHANGHAI = timezone(timedelta(hours=8))
 APPID, MCH_ID = "wx8888888888888888", "1900000109"
-HEADER = ("交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,"
-          "应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,充值券退款金额,退款类型,退款状态,商品名称,商户数据包,"
-          "手续费,费率,订单金额,申请退款金额,费率备注")
+HEADER = ("交易时间,公众账号ID,商户号,特约商户号,设备号,微信订单号,商户订单号,用户标识,交易类型,"
+          "交易状态,付款银行,货币种类,应结订单金额,代金券金额,微信退款单号,商户退款单号,退款金额,"
+          "充值券退款金额,退款类型,退款状态,商品名称,商户数据包,手续费,费率,订单金额,申请退款金额,费率备注")
 TRAILER = "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
 # A hospital's prices repeat: registration fees, lab and exam fees, top-ups in round amounts.
 PRICES = sorted({p for base in (500, 1000, 1500, 2000, 3500, 5000, 12000, 19900, 29900, 99900)
@@ -111,8 +111,8 @@ def write_bill(path: Path, rows: int) -> None:
                 amount = max(1, amount_of(i - 1) // 2)
                 lines.append(f"`{when},`{APPID},`{MCH_ID},`0,`,`4200000{i - 1:021d},`{out_trade_no(i - 1)},"
                              f"`oUpF8uMuAJO_M2pxb1Q9zNjWeS6o,`JSAPI,`REFUND,`OTHERS,`CNY,`0.00,`0.00,`5030000{i:021d},"
-                             f"`{out_trade_no(i - 1)}R01,`{yuan(amount)},`0.00,`ORIGINAL,`SUCCESS,`就诊卡充值 Card top-up,"
-                             f"`,`{yuan(-fee(amount))},`0.60%,`0.00,`{yuan(amount)},`\r\n")
+                             f"`{out_trade_no(i - 1)}R01,`{yuan(amount)},`0.00,`ORIGINAL,`SUCCESS,"
+                             f"`就诊卡充值 Card top-up,`,`{yuan(-fee(amount))},`0.60%,`0.00,`{yuan(amount)},`\r\n")
                 refunded, fees = refunded + amount, fees - fee(amount)
             else:
                 amount = amount_of(i)
@@ -166,7 +166,7 @@ def read_records(path: Path, block_bytes: int = 256 << 10) -> dict[bytes, int]:
         while block := stream.read(block_bytes):
             block += stream.readline()
             tokens = block.split()
-            records.update(zip(tokens[0::2], map(amount, tokens[1::2])))
+            records.update(zip(tokens[0::2], map(amount, tokens[1::2]), strict=True))
     return records
 
 
@@ -306,7 +306,7 @@ def seed_day(database_url: str, rows: int) -> tuple[int, int]:
         session.flush()
         clinic_id, account_id = clinic.id, account.id
     rt.close()
-    start = datetime.combine(DAY, datetime.min.time(), SHANGHAI).astimezone(timezone.utc)
+    start = datetime.combine(DAY, datetime.min.time(), SHANGHAI).astimezone(UTC)
     created = start - timedelta(minutes=5)
     with psycopg.connect(database_url.replace("+psycopg", "")) as conn, conn.cursor() as cur:
         with cur.copy("COPY orders (id, order_no, clinic_id, type, status, channel, amount_fen, refunded_fen,"
@@ -323,7 +323,7 @@ def seed_day(database_url: str, rows: int) -> tuple[int, int]:
         refunds = [(n, ref, amount, attempt_of[ref[:-3]]) for n, (ref, amount) in enumerate(platform_refunds(rows), 1)]
         with cur.copy("COPY refund_requests (id, refund_request_no, clinic_id, origin, order_id, amount_fen, status,"
                       " created_at, updated_at) FROM STDIN") as copy:
-            for n, ref, amount, attempt in refunds:
+            for n, _ref, amount, attempt in refunds:
                 copy.write_row((n, f"R{n:020d}", clinic_id, "patient", attempt, amount, "succeeded", created, created))
         with cur.copy("COPY refunds (id, refund_no, refund_request_id, payment_attempt_id, order_id, amount_fen,"
                       " status, query_count, succeeded_at, created_at, updated_at) FROM STDIN") as copy:
@@ -358,9 +358,9 @@ def report(label: str, rows: int, results: dict[str, list[dict]]) -> None:
     matcher = results["matcher"]
     for name in ("pandas", "pandas-7"):
         baseline = results[name]
-        whole = [b["seconds"] / m["seconds"] for m, b in zip(matcher, baseline)]
-        bill = [bill_s(b) / bill_s(m) for m, b in zip(matcher, baseline)]
-        cpu = statistics.median(b["cpu_s"] / m["cpu_s"] for m, b in zip(matcher, baseline))
+        whole = [b["seconds"] / m["seconds"] for m, b in zip(matcher, baseline, strict=True)]
+        bill = [bill_s(b) / bill_s(m) for m, b in zip(matcher, baseline, strict=True)]
+        cpu = statistics.median(b["cpu_s"] / m["cpu_s"] for m, b in zip(matcher, baseline, strict=True))
         memory = statistics.median(m["peak_mb"] for m in matcher) / statistics.median(b["peak_mb"] for b in baseline)
         same = all({k: r[k] for k in keys} == {k: baseline[0][k] for k in keys} for r in matcher)
         print(f"  matcher vs {name}: {statistics.median(whole):.1f}x faster whole process (per round "

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from limits import parse_many
@@ -87,6 +88,8 @@ class Settings:
     # How long a dispatched job owns its row before the dispatcher hands it out again (a worker
     # killed mid-job loses nothing: its rows come back after this).
     JOB_LEASE_S: int = 120
+    # How often the dispatcher hands due work to the queues (workers.cron).
+    DISPATCH_INTERVAL_S: int = 1
     HIS_TIMEOUT_S: float = 5.0
     CHANNEL_TIMEOUT_S: float = 10.0
     QUEUE_PREFIX: str = "hpay"
@@ -149,7 +152,7 @@ class Settings:
     CORS_ORIGINS: str = ""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in fields(cls):
@@ -203,6 +206,9 @@ class Settings:
             raise ConfigurationError("HPAY_TOPUP_MIN_FEN must be positive and not above HPAY_TOPUP_MAX_FEN")
         if self.ORDER_TTL_S <= 0 or self.TOKEN_TTL_S <= 0:
             raise ConfigurationError("HPAY_ORDER_TTL_S and HPAY_TOKEN_TTL_S must be positive")
+        if self.DISPATCH_INTERVAL_S <= 0 or self.CHANNEL_TIMEOUT_S <= 0 or self.HIS_TIMEOUT_S <= 0:
+            raise ConfigurationError("HPAY_DISPATCH_INTERVAL_S, HPAY_CHANNEL_TIMEOUT_S and HPAY_HIS_TIMEOUT_S must be "
+                                     "positive")
         if self.PROXY_COUNT < 0 or self.RATE_LIMIT_SCALE <= 0:
             raise ConfigurationError("HPAY_PROXY_COUNT must be 0 or more and HPAY_RATE_LIMIT_SCALE positive")
         for name, value in self.rate_limits().items():

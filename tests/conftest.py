@@ -88,9 +88,9 @@ def settings(database_url, redis_url, sandbox, secret_key):
 
 @pytest.fixture(scope="session")
 def app(settings):
-    from app.factory import create_app
+    from app.cli import create_cli_app
 
-    flask_app = create_app(settings)
+    flask_app = create_cli_app(settings)
     yield flask_app
     flask_app.extensions["hpay_runtime"].close()
 
@@ -140,7 +140,7 @@ class PlatformStack:
                                        self.env, f"worker{i}") for i in range(workers)]
         self.cron = ManagedProcess([sys.executable, "-m", "workers.cron"], self.env, "cron")
 
-    def start(self) -> "PlatformStack":
+    def start(self) -> PlatformStack:
         from tests.processes import wait_http
 
         self.web.start()

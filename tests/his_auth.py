@@ -1,6 +1,7 @@
 """Signing as a HIS key holder would, written from the documented scheme (not from app code):
 
-    X-HIS-Signature = hex HMAC-SHA256(secret, timestamp + "\\n" + nonce + "\\n" + METHOD + "\\n" + path + "\\n" + raw_body)
+    X-HIS-Signature = hex HMAC-SHA256(secret,
+                                      timestamp + "\\n" + nonce + "\\n" + METHOD + "\\n" + path + "\\n" + raw_body)
 
 with X-HIS-Key-Id, X-HIS-Timestamp and X-HIS-Nonce; `path` is the URL path (decoded) plus "?query" when
 there is one. Used against the platform's HIS API and the sandbox HIS alike.

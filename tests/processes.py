@@ -39,7 +39,7 @@ class ManagedProcess:
         self.log_path = Path(tempfile.mkstemp(prefix=f"hpay-{log_name}-", suffix=".log")[1])
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "ManagedProcess":
+    def start(self) -> ManagedProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -79,7 +79,7 @@ class SandboxProcess(ManagedProcess):
             log_name="sandbox",
         )
 
-    def start(self) -> "SandboxProcess":
+    def start(self) -> SandboxProcess:
         super().start()
         wait_http(f"{self.url}/sandbox/health", proc=self.proc)
         return self

@@ -10,6 +10,7 @@ import argparse
 
 from rq import SimpleWorker
 
+import workers.jobs  # noqa: F401  (the job code is loaded once, before the first job)
 from app.runtime import QUEUE_NAMES
 from workers.context import runtime
 
@@ -21,8 +22,6 @@ def main() -> None:
     args = parser.parse_args()
     rt = runtime()
     queues = [rt.queue(name) for name in QUEUE_NAMES]
-    import workers.jobs  # noqa: F401  (load the job code once, before the first job)
-
     worker = SimpleWorker(queues, connection=rt.redis)
     worker.work(burst=args.burst, with_scheduler=not args.no_scheduler)
 

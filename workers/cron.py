@@ -9,14 +9,13 @@ from app.services.reconciliation import daily_cron
 from workers import jobs
 from workers.context import runtime
 
-DISPATCH_INTERVAL_S = int(os.environ.get("HPAY_DISPATCH_INTERVAL_S", "1"))
-
 
 def build_scheduler() -> CronScheduler:
     rt = runtime()
+    interval = rt.settings.DISPATCH_INTERVAL_S
     scheduler = CronScheduler(connection=rt.redis, name=f"{rt.settings.QUEUE_PREFIX}-cron-{os.getpid()}")
-    scheduler.register(jobs.dispatch_due_work, rt.queue_name("default"), interval=DISPATCH_INTERVAL_S,
-                       job_timeout=120, result_ttl=60, ttl=max(10, 5 * DISPATCH_INTERVAL_S))
+    scheduler.register(jobs.dispatch_due_work, rt.queue_name("default"), interval=interval,
+                       job_timeout=120, result_ttl=60, ttl=max(10, 5 * interval))
     scheduler.register(jobs.reconcile_daily, rt.queue_name("default"), cron=daily_cron(rt.settings.RECONCILE_AT),
                        job_timeout=3600, result_ttl=7 * 86400)
     return scheduler

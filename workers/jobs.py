@@ -1,34 +1,38 @@
 """RQ job functions: ids in, one service call, nothing else."""
 from __future__ import annotations
 
-from app.services import (dispatch, his_outbox, no_shows, notifications, payments, redemption, refund_executor,
-                          registration_sync)
 from app.services import reconciliation
+from app.services.booking import no_shows, registration_sync
+from app.services.his import send
+from app.services.payments import expire_order as expire
+from app.services.payments import process, query_attempt
+from app.services.refunds import advance
+from workers import dispatcher
 from workers.context import runtime
 
 
 def dispatch_due_work() -> dict:
-    return dispatch.dispatch(runtime())
+    return dispatcher.dispatch(runtime())
 
 
 def process_notification(inbox_id: int) -> str:
-    return notifications.process(runtime(), inbox_id)
+    return process(runtime(), inbox_id)
 
 
 def send_his_write(outbox_id: int) -> str:
-    return his_outbox.send(runtime(), outbox_id)
+    return send(runtime(), outbox_id)
 
 
 def query_payment(attempt_id: int) -> str:
-    return payments.query_attempt(runtime(), attempt_id)
+    return query_attempt(runtime(), attempt_id)
 
 
 def expire_order(order_id: int) -> str:
-    return payments.expire_order(runtime(), order_id)
+    return expire(runtime(), order_id)
 
 
 def advance_refund(refund_id: int) -> str:
-    return refund_executor.advance(runtime(), refund_id)
+    return advance(runtime(), refund_id)
 
 
 def mark_no_show(order_id: int) -> str:
@@ -37,10 +41,6 @@ def mark_no_show(order_id: int) -> str:
 
 def sync_registration(sync_id: int) -> str:
     return registration_sync.sync(runtime(), sync_id)
-
-
-def send_extra_charge(charge_id: int) -> str:
-    return redemption.send_extra_charge(runtime(), charge_id)
 
 
 def reconcile_run(run_id: int, attempt: int) -> dict:

@@ -6,7 +6,7 @@ from flask_smorest import Blueprint
 
 from app.channels.base import NotificationKind
 from app.extensions import runtime
-from app.services import notifications
+from app.services.payments import notifications
 
 blp = Blueprint("notify", __name__, url_prefix="/notify", description="Channel notifications (signed)")
 

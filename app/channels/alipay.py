@@ -4,9 +4,10 @@ from __future__ import annotations
 import http.client
 import json
 import urllib.error
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qsl
 
 import requests
@@ -18,13 +19,31 @@ from Cryptodome.PublicKey import RSA
 from app.domain.money import fen_to_yuan, yuan_to_fen
 from app.domain.secrets import RSA_KEY_MIN_BITS, RSA_KEY_MIN_LENGTH, WeakSecret, require_secret
 
-from .base import (AlreadyPaid, ChannelError, ChannelRejected, ChannelUnavailable, InvalidNotification,
-                   InvalidResponse, LoginIdentity, MerchantConfig, MerchantMisconfigured, NotificationKind,
-                   PaymentChannel, PaymentNotification, PrepayResult, RefundNotification, RefundQueryResult,
-                   RefundResult, RefundState, TradeQueryResult, TradeState)
+from .base import (
+    AlreadyPaid,
+    ChannelError,
+    ChannelRejected,
+    ChannelUnavailable,
+    InvalidNotification,
+    InvalidResponse,
+    LoginIdentity,
+    MerchantConfig,
+    MerchantMisconfigured,
+    NotificationKind,
+    PaymentChannel,
+    PaymentNotification,
+    PrepayResult,
+    RefundNotification,
+    RefundQueryResult,
+    RefundResult,
+    RefundState,
+    TradeQueryResult,
+    TradeState,
+)
 from .wire import SHANGHAI, http_error, reading_answer, shanghai_to_utc, stream_to_file
 
-TIMEOUT_S = 10
+# Seconds to wait for Alipay (HPAY_CHANNEL_TIMEOUT_S, passed in by the Runtime).
+DEFAULT_TIMEOUT_S = 10.0
 BILL_CHUNK = 1 << 16
 ALIPAY_TIME = "%Y-%m-%d %H:%M:%S"
 
@@ -105,12 +124,13 @@ def _rsa_key(name: str, pem: str | None) -> None:
 
 
 class AlipayChannel(PaymentChannel):
-    def __init__(self, config: MerchantConfig) -> None:
+    def __init__(self, config: MerchantConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         if config.channel != "alipay":
             raise ValueError(f"not an Alipay merchant: {config.channel}")
         if config.sign_type != "RSA2":
             raise ValueError(f"Alipay merchants sign with RSA2, not {config.sign_type}")
         self.config = config
+        self.timeout_s = timeout_s
         self._client: AliPay | None = None
 
     @property
@@ -123,7 +143,7 @@ class AlipayChannel(PaymentChannel):
             client = _ShanghaiAliPay(self.config.app_id, app_notify_url=None,
                                      app_private_key_string=self.config.app_private_key,
                                      alipay_public_key_string=self.config.alipay_public_key, sign_type="RSA2",
-                                     config=AliPayConfig(timeout=TIMEOUT_S))
+                                     config=AliPayConfig(timeout=self.timeout_s))
             client._gateway = self.config.api_base_url
             self._client = client
         return self._client
@@ -325,7 +345,7 @@ class AlipayChannel(PaymentChannel):
         if not url:
             raise InvalidResponse("downloadurl.query answered without a bill_download_url")
         try:
-            with requests.get(url, stream=True, timeout=TIMEOUT_S) as res:
+            with requests.get(url, stream=True, timeout=self.timeout_s) as res:
                 if res.status_code >= 400:
                     raise http_error(res.status_code, "the bill download")
                 return stream_to_file(res.iter_content(BILL_CHUNK), Path(dest))

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from xml.parsers.expat import ExpatError
 
 import requests
 import xmltodict
@@ -14,18 +16,35 @@ from wechatpy.exceptions import APILimitedException, WeChatClientException, WeCh
 from wechatpy.pay import WeChatPay
 from wechatpy.pay.utils import dict_to_xml
 from wechatpy.utils import random_string
-from xml.parsers.expat import ExpatError
 
 from app.domain.secrets import WeakSecret
 
 from . import wechat_sign
-from .base import (AlreadyPaid, ChannelError, ChannelRejected, ChannelUnavailable, InvalidNotification,
-                   InvalidResponse, LoginIdentity, MerchantConfig, MerchantMisconfigured, NotificationKind,
-                   PaymentChannel, PaymentNotification, PrepayResult, RefundNotification, RefundQueryResult,
-                   RefundResult, RefundState, TradeQueryResult, TradeState)
+from .base import (
+    AlreadyPaid,
+    ChannelError,
+    ChannelRejected,
+    ChannelUnavailable,
+    InvalidNotification,
+    InvalidResponse,
+    LoginIdentity,
+    MerchantConfig,
+    MerchantMisconfigured,
+    NotificationKind,
+    PaymentChannel,
+    PaymentNotification,
+    PrepayResult,
+    RefundNotification,
+    RefundQueryResult,
+    RefundResult,
+    RefundState,
+    TradeQueryResult,
+    TradeState,
+)
 from .wire import SHANGHAI, http_error, reading_answer, shanghai_to_utc, stream_to_file
 
-TIMEOUT_S = 10
+# Seconds to wait for WeChat (HPAY_CHANNEL_TIMEOUT_S, passed in by the Runtime).
+DEFAULT_TIMEOUT_S = 10.0
 BILL_CHUNK = 1 << 16
 _COMPACT_TIME = "%Y%m%d%H%M%S"  # time_end, time_expire
 _DASHED_TIME = "%Y-%m-%d %H:%M:%S"  # refund success times
@@ -78,9 +97,9 @@ class _MerchantWeChatPay(WeChatPay):
     signed answer: wechatpy signs HMAC-SHA256 only when the request carries `sign_type`, which most of
     its helpers never add, and it does not verify answers at all."""
 
-    def __init__(self, config: MerchantConfig) -> None:
+    def __init__(self, config: MerchantConfig, timeout_s: float) -> None:
         super().__init__(config.app_id, config.api_key, config.mch_id, mch_cert=config.mch_cert_path,
-                         mch_key=config.mch_key_path, timeout=TIMEOUT_S)
+                         mch_key=config.mch_key_path, timeout=timeout_s)
         self.API_BASE_URL = config.api_base_url
         self.sign_type = config.sign_type
         self._config = config
@@ -136,15 +155,16 @@ def _compact_time(value: str | None) -> datetime | None:
 
 
 class WeChatPayChannel(PaymentChannel):
-    def __init__(self, config: MerchantConfig) -> None:
+    def __init__(self, config: MerchantConfig, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         if config.channel != "wechat":
             raise ValueError(f"not a WeChat merchant: {config.channel}")
         if config.sign_type not in wechat_sign.SIGN_TYPES:
             raise ValueError(f"WeChat Pay v2 signs with MD5 or HMAC-SHA256, not {config.sign_type}")
         self.config = config
-        self._pay = _MerchantWeChatPay(config)
+        self.timeout_s = timeout_s
+        self._pay = _MerchantWeChatPay(config, timeout_s)
         # A dummy access_token keeps wechatpy from fetching one from its hard-coded host first.
-        self._login = WeChatClient(config.app_id, config.app_secret, access_token="unused", timeout=TIMEOUT_S,
+        self._login = WeChatClient(config.app_id, config.app_secret, access_token="unused", timeout=timeout_s,
                                    auto_retry=False)
         self._login.wxa.API_BASE_URL = config.login_base_url
 
@@ -365,7 +385,7 @@ class WeChatPayChannel(PaymentChannel):
         body = dict_to_xml(fields, wechat_sign.sign(fields, _api_key(self.config), self.config.sign_type))
         try:
             with requests.post(f"{self.config.api_base_url}pay/downloadbill", data=body.encode("utf-8"),
-                               headers={"Content-Type": "text/xml"}, stream=True, timeout=TIMEOUT_S) as res:
+                               headers={"Content-Type": "text/xml"}, stream=True, timeout=self.timeout_s) as res:
                 if res.status_code >= 400:
                     raise http_error(res.status_code, "downloadbill")
                 chunks = res.iter_content(BILL_CHUNK)

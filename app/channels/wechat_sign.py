@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Mapping
+from collections.abc import Mapping
 
 from app.domain.secrets import WECHAT_API_KEY_MIN_LENGTH, require_secret
 

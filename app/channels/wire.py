@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from .base import ChannelError, ChannelUnavailable, InvalidResponse
 
@@ -13,7 +13,7 @@ SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")  # China has no DST
 
 
 def shanghai_to_utc(text: str, fmt: str) -> datetime:
-    return datetime.strptime(text, fmt).replace(tzinfo=SHANGHAI).astimezone(timezone.utc)
+    return datetime.strptime(text, fmt).replace(tzinfo=SHANGHAI).astimezone(UTC)
 
 
 def http_error(status: int | None, what: str) -> ChannelError:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app.console import CONSOLE_DIST, CONSOLE_ROOT
+from app.factory import create_app
 
 ADMIN_PATHS = "/api/admin/v1/"
 SPEC_FILE = CONSOLE_ROOT / "openapi.json"
@@ -69,14 +70,8 @@ def spec_text(app) -> str:
     return json.dumps(admin_openapi(app), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
-def _app():
-    from app.factory import create_app
-
-    return create_app()
-
-
 def write_spec(path: Path = SPEC_FILE) -> None:
-    app = _app()
+    app = create_app()
     try:
         Path(path).write_text(spec_text(app), encoding="utf-8")
     finally:

@@ -1,14 +1,14 @@
 """The demo clinic, wired to the sandbox world's merchant accounts and HIS. Idempotent."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 
 import requests
 from sqlalchemy import select
 
 from app.db.models import Clinic, Item, ItemInventory, MerchantAccount, Slot
 from app.runtime import Runtime
-from app.services.staff_auth import seed_demo_users
+from app.services.people.staff_auth import seed_demo_users
 
 SHANGHAI = timezone(timedelta(hours=8))
 DEMO_ITEMS = [
@@ -88,7 +88,7 @@ def seed_demo(rt: Runtime, sandbox_url: str, today: date | None = None) -> str:
             for day in range(DAYS_AHEAD):
                 for hour in SLOT_HOURS:
                     starts = datetime.combine(today + timedelta(days=day), time(hour), SHANGHAI)
-                    if starts.astimezone(timezone.utc) in existing:
+                    if starts.astimezone(UTC) in existing:
                         continue
                     session.add(Slot(item_id=item.id, starts_at=starts, ends_at=starts + timedelta(hours=1),
                                      capacity=capacity, reserved=0))

@@ -30,7 +30,9 @@ from typing import Callable
 
 import requests
 
+from app.cli import console_build
 from config.settings import ROOT, VAR_DIR
+from mini_program_mock.h5 import build as h5_build
 
 VAR = VAR_DIR
 LOG_DIR = VAR / "log"
@@ -197,8 +199,6 @@ class Supervisor:
 
 def _build_console() -> str:
     """Build the console if it is missing or stale; a platform without it still runs (/admin/ says how)."""
-    from app.cli import console_build
-
     if shutil.which("npm") is None:
         return "not built: npm is missing (apt-get install nodejs npm, then make console)"
     try:
@@ -211,8 +211,6 @@ def _build_console() -> str:
 
 def _build_h5() -> str:
     """Build the pages imitating the mini-program if missing or stale; the sandbox serves a how-to page without them."""
-    from mini_program_mock.h5 import build as h5_build
-
     if shutil.which("npm") is None:
         return "not built: npm is missing (apt-get install nodejs npm, then make h5)"
     try:

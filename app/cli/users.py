@@ -6,7 +6,7 @@ from flask.cli import with_appcontext
 
 from app.domain.errors import InvalidInput
 from app.extensions import runtime
-from app.services.staff_auth import ROLES, create_user
+from app.services.people.staff_auth import ROLES, create_user
 
 
 @click.command("create-user")

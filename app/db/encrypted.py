@@ -14,7 +14,8 @@ loudly (UndecryptableSecret), never silently as plain text. Each engine carries 
 keys; an engine without one uses the keys of the environment, read as the app reads them.
 
 Empty or short secrets are refused where they are stored (`refuse_short_secret`, also applied by the
-type itself), with a clear 422-class error rather than a secret nobody can sign with.
+type itself) by the one rule of app.domain.secrets: WeakSecret, 422 `weak_secret`, rather than a secret
+nobody can sign with.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from sqlalchemy import Text, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
 
-from app.domain.errors import InvalidInput
+from app.domain.secrets import require_secret
 from config.settings import VAR_DIR, ConfigurationError
 
 DEV_KEY_FILE = VAR_DIR / "data-keys"
@@ -40,18 +41,9 @@ class UndecryptableSecret(RuntimeError):
     """A stored secret that none of the configured data keys decrypts (a key missing from HPAY_DATA_KEYS)."""
 
 
-class SecretTooShort(InvalidInput):
-    code = "secret_too_short"
-
-
 def refuse_short_secret(name: str, value: str | None, min_length: int) -> str | None:
-    """`value` itself (None stays None: the column is unset), or SecretTooShort when empty or short."""
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value.strip()) < min_length:
-        raise SecretTooShort(f"{name} must be at least {min_length} characters (an empty or short key is refused)",
-                             details={name: [f"at least {min_length} characters"]})
-    return value
+    """`value` itself (None stays None: the column is unset), or WeakSecret when empty or short."""
+    return None if value is None else require_secret(name, value, min_length)
 
 
 class Keyring:

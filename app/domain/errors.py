@@ -6,12 +6,20 @@ class DomainError(Exception):
     http_status = 409
     code = "conflict"
 
-    def __init__(self, message: str, code: str | None = None, details: dict | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, details: dict | None = None,
+                 retry_after_s: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         self.details = details or {}
+        self.retry_after_s = retry_after_s
+        """When asking again may succeed (the API answers it as Retry-After)."""
+
+    @property
+    def retry_later(self) -> bool:
+        """A refusal of the moment (throttled, a system that did not answer), not of the request itself."""
+        return self.http_status == 429 or self.http_status >= 500
 
 
 class InvalidInput(DomainError):

@@ -1,8 +1,9 @@
 """The hash join of the reconciliation, for any keyed records (the HIS leg): one pass, linear in records."""
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Generic, Iterable, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 

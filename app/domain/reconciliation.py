@@ -14,10 +14,11 @@ are checked against the rows' sums after the last row (BillIntegrityError).
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import compress, repeat
 from operator import ne
-from typing import BinaryIO, Callable, Iterable
+from typing import BinaryIO
 
 from app.domain.bills import BillFormatError, BillIntegrityError, BillKind, BillRow, WeChatBill
 from app.domain.bills.model import shanghai_time
@@ -48,7 +49,7 @@ class Book:
     refunds: dict[bytes, int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, payments: Iterable[tuple[str, int]], refunds: Iterable[tuple[str, int]] = ()) -> "Book":
+    def of(cls, payments: Iterable[tuple[str, int]], refunds: Iterable[tuple[str, int]] = ()) -> Book:
         return cls(_encoded(payments), _encoded(refunds))
 
     def __len__(self) -> int:
@@ -231,7 +232,7 @@ class WeChatBillMatcher:
         flat[0] = flat[0][1:]
         return flat
 
-    def _read_block(self, flat: list[bytes]) -> "_Block | None":
+    def _read_block(self, flat: list[bytes]) -> _Block | None:
         """Everything about a block that can fail, read before anything is changed."""
         step, fen = self._width - 1, self._fen.__getitem__
         states = flat[self._i_state::step]
@@ -277,7 +278,7 @@ class WeChatBillMatcher:
             self._join(flat, block)
         self._line_no += text.count(b"\n")
 
-    def _join(self, flat: list[bytes], block: "_Block") -> None:
+    def _join(self, flat: list[bytes], block: _Block) -> None:
         step, refunds, result = self._width - 1, block.refunds, self.result
         self._pop(flat, self._book.payments, _without(flat[self._i_out_trade::step], refunds),
                   block.payment_amounts, _without(block.states, refunds), refunds, of_payments=True)

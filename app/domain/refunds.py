@@ -6,13 +6,90 @@ a patient's request, through every app for a window request) minus what was
 already refunded from them. It is split across the original top-up orders,
 newest first, each part no larger than what remains of its order; orders past
 the channel's refund window or at its refund-count limit are skipped.
+
+Every refund part and every request is a state machine; a request's status follows from its parts'
+(`request_status`).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from app.domain.errors import Conflict, InvalidInput
+from app.domain.state_machine import StateMachine
+
+# WeChat Pay refuses a 51st refund of one payment.
+WECHAT_MAX_REFUNDS_PER_PAYMENT = 50
+
+
+class RefundStatus(StrEnum):
+    """A refund part: money going back along one payment."""
+
+    WAITING = "waiting"
+    """Held back until a HIS write it depends on is recorded (a card hold, a registration revert)."""
+    PENDING = "pending"
+    """To be sent to the channel (again: its number is reused)."""
+    PROCESSING = "processing"
+    """The channel accepted it; its outcome is followed."""
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+REFUND = StateMachine("refund", RefundStatus, {
+    RefundStatus.WAITING: {RefundStatus.PENDING, RefundStatus.FAILED},
+    RefundStatus.PENDING: {RefundStatus.PROCESSING, RefundStatus.SUCCEEDED, RefundStatus.FAILED},
+    # The channel may say it never got a refund it had accepted: sending it again under its number is safe.
+    RefundStatus.PROCESSING: {RefundStatus.SUCCEEDED, RefundStatus.FAILED, RefundStatus.PENDING},
+})
+IN_FLIGHT = (RefundStatus.PENDING, RefundStatus.PROCESSING)
+UNSETTLED = frozenset({RefundStatus.WAITING, RefundStatus.PENDING, RefundStatus.PROCESSING})
+
+
+class RefundRequestStatus(StrEnum):
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    PARTIALLY_FAILED = "partially_failed"
+
+
+REFUND_REQUEST = StateMachine("refund request", RefundRequestStatus, {
+    RefundRequestStatus.PROCESSING: {RefundRequestStatus.SUCCEEDED, RefundRequestStatus.FAILED,
+                                     RefundRequestStatus.PARTIALLY_FAILED},
+})
+
+
+def request_status(part_statuses: Iterable[str]) -> RefundRequestStatus:
+    """A request is processing while any part is unsettled, then succeeded, failed or partially failed."""
+    statuses = {RefundStatus(status) for status in part_statuses}
+    if statuses & UNSETTLED:
+        return RefundRequestStatus.PROCESSING
+    if statuses <= {RefundStatus.SUCCEEDED}:
+        return RefundRequestStatus.SUCCEEDED
+    if statuses <= {RefundStatus.FAILED}:
+        return RefundRequestStatus.FAILED
+    return RefundRequestStatus.PARTIALLY_FAILED
+
+
+class RefundOrigin(StrEnum):
+    PATIENT = "patient"
+    """A patient's refund of a card balance, through the mini-program."""
+    WINDOW = "window"
+    """A card-balance refund the HIS started at the hospital's window."""
+    CANCELLATION = "cancellation"
+    HIS_REJECTED = "his_rejected"
+    """The HIS refused what the payment was for."""
+    LATE_PAYMENT = "late_payment"
+    DUPLICATE_PAYMENT = "duplicate_payment"
+    ADMIN = "admin"
+
+
+# Refunds of money the order kept (as opposed to a second or late payment the order never needed).
+ORDER_MONEY_ORIGINS = frozenset({RefundOrigin.HIS_REJECTED, RefundOrigin.CANCELLATION, RefundOrigin.PATIENT,
+                                 RefundOrigin.WINDOW, RefundOrigin.ADMIN})
+# Card-balance refunds took their amount off the card first; a failed part gives it back.
+CARD_ORIGINS = frozenset({RefundOrigin.PATIENT, RefundOrigin.WINDOW})
 
 
 @dataclass(frozen=True)

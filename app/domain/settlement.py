@@ -7,20 +7,54 @@ settlement of checked statements opens only in the configured months.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
+from enum import StrEnum
 
 from app.domain.errors import Conflict, InvalidInput
 from app.domain.money import divide_half_up
+from app.domain.state_machine import StateMachine
 
 SHANGHAI = timezone(timedelta(hours=8))
 
-GENERATED, CHECKED, SETTLED = "generated", "checked", "settled"
-STATEMENT_STATUSES = (GENERATED, CHECKED, SETTLED)
+
+
+class StatementStatus(StrEnum):
+    GENERATED = "generated"
+    CHECKED = "checked"
+    """Finance compared it with the report (核对)."""
+    SETTLED = "settled"
+
+
+GENERATED, CHECKED, SETTLED = StatementStatus.GENERATED, StatementStatus.CHECKED, StatementStatus.SETTLED
+STATEMENT_STATUSES = tuple(StatementStatus)
+STATEMENT = StateMachine("statement", StatementStatus, {
+    GENERATED: {CHECKED},
+    # Regenerating a checked statement (its content may have changed) sends it back to be checked again.
+    CHECKED: {SETTLED, GENERATED},
+})
 
 CASH, COUPON = "cash", "coupon"
 SETTLEMENT_METHODS = (CASH, COUPON)
-# Cash: the clinic sends its invoice and the platform pays by bank transfer; a coupon is issued at once.
-PENDING_PAYMENT, COMPLETED = "pending_payment", "completed"
+
+
+class SettlementStatus(StrEnum):
+    # Cash: the clinic sends its invoice and the platform pays by bank transfer; a coupon is issued at once.
+    PENDING_PAYMENT = "pending_payment"
+    COMPLETED = "completed"
+
+
+PENDING_PAYMENT, COMPLETED = SettlementStatus.PENDING_PAYMENT, SettlementStatus.COMPLETED
+SETTLEMENT = StateMachine("settlement", SettlementStatus, {PENDING_PAYMENT: {COMPLETED}})
+
+
+class CouponStatus(StrEnum):
+    ISSUED = "issued"
+    USED = "used"
+    EXPIRED = "expired"
+
+
+COUPON_MACHINE = StateMachine("coupon", CouponStatus,
+                              {CouponStatus.ISSUED: {CouponStatus.USED, CouponStatus.EXPIRED}})
 
 NORMAL_INVOICE, SPECIAL_INVOICE = "normal", "special"
 INVOICE_TYPES = (NORMAL_INVOICE, SPECIAL_INVOICE)
@@ -72,7 +106,7 @@ def month_bounds_utc(month_start: date) -> tuple[datetime, datetime]:
     start = datetime(month_start.year, month_start.month, 1, tzinfo=SHANGHAI)
     end_day = add_months(month_start, 1)
     end = datetime(end_day.year, end_day.month, 1, tzinfo=SHANGHAI)
-    return start.astimezone(timezone.utc), end.astimezone(timezone.utc)
+    return start.astimezone(UTC), end.astimezone(UTC)
 
 
 def parse_settlement_months(spec: str) -> frozenset[int]:

@@ -1,13 +1,28 @@
 """The HIS (the hospital's own system) behind an interface: `HisClient` and its HTTP implementation."""
 from __future__ import annotations
 
-from .base import (BILL_KINDS, RECORD_KINDS, HisAuthFailed, HisBill, HisCard, HisClient, HisError, HisNotFound,
-                   HisPatient, HisRecord, HisRegistration, HisRejected, HisUnavailable, HisWriteResult)
 from . import signing
+from .base import (
+    BILL_KINDS,
+    RECORD_KINDS,
+    HisAuthFailed,
+    HisBill,
+    HisCard,
+    HisClient,
+    HisConfig,
+    HisError,
+    HisNotFound,
+    HisPatient,
+    HisRecord,
+    HisRegistration,
+    HisRejected,
+    HisUnavailable,
+    HisWriteResult,
+)
 from .http_client import HttpHisClient
 
 __all__ = [
-    "BILL_KINDS", "RECORD_KINDS", "HisAuthFailed", "HisBill", "HisCard", "HisClient", "HisError", "HisNotFound",
-    "HisPatient", "HisRecord", "HisRegistration", "HisRejected", "HisUnavailable", "HisWriteResult", "HttpHisClient",
-    "signing",
+    "BILL_KINDS", "RECORD_KINDS", "HisAuthFailed", "HisBill", "HisCard", "HisClient", "HisConfig", "HisError",
+    "HisNotFound", "HisPatient", "HisRecord", "HisRegistration", "HisRejected", "HisUnavailable", "HisWriteResult",
+    "HttpHisClient", "signing",
 ]

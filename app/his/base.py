@@ -8,13 +8,24 @@ again. A different write under a used key is refused with `HisRejected('idempote
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Mapping
+from typing import Any
 
 BILL_KINDS = ("exam", "lab", "prescription", "treatment", "charge")
 RECORD_KINDS = ("registration", "registration_revert", "recharge", "bill_settlement", "charge", "refund_hold",
                 "refund_restore")
+
+
+@dataclass(frozen=True)
+class HisConfig:
+    """Where a clinic's HIS is and the key pair both directions sign with (app.his.signing)."""
+
+    clinic_code: str
+    base_url: str
+    key_id: str
+    secret: str = field(repr=False)
 
 
 @dataclass(frozen=True)

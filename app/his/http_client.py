@@ -14,9 +14,22 @@ from urllib.parse import quote
 
 import requests
 
+from app.domain.secrets import WeakSecret
+
 from . import signing
-from .base import (HisAuthFailed, HisBill, HisCard, HisClient, HisNotFound, HisPatient, HisRecord,
-                   HisRegistration, HisRejected, HisUnavailable, HisWriteResult)
+from .base import (
+    HisAuthFailed,
+    HisBill,
+    HisCard,
+    HisClient,
+    HisNotFound,
+    HisPatient,
+    HisRecord,
+    HisRegistration,
+    HisRejected,
+    HisUnavailable,
+    HisWriteResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +113,7 @@ class HttpHisClient(HisClient):
         """Sign exactly what goes on the wire: the prepared URL and body."""
         try:
             signing.require_secret(self._secret)
-        except signing.WeakSecret:
+        except WeakSecret:
             log.error("HIS key %s has an empty or short secret; refusing to sign with it", self.key_id)
             raise HisAuthFailed(f"HIS key {self.key_id}: the secret is empty or shorter than "
                                 f"{signing.MIN_SECRET_LENGTH} characters; refusing to sign") from None

@@ -15,7 +15,7 @@ string exactly as sent when there is one; `raw_body` is the body's bytes (empty 
 
 The receiver refuses a timestamp more than 300 s old or more than 30 s ahead of its clock, and a
 nonce it has already accepted for that key within the window (a replay). A secret shorter than
-16 characters is never used to sign or verify: both sides fail closed.
+16 characters is never used to sign or verify: both sides fail closed (app.domain.secrets' one rule).
 """
 from __future__ import annotations
 
@@ -26,6 +26,9 @@ import secrets
 import time
 from urllib.parse import unquote, urlsplit
 
+from app.domain.secrets import HIS_SECRET_MIN_LENGTH
+from app.domain.secrets import require_secret as _require
+
 KEY_ID_HEADER = "X-HIS-Key-Id"
 TIMESTAMP_HEADER = "X-HIS-Timestamp"
 NONCE_HEADER = "X-HIS-Nonce"
@@ -33,7 +36,7 @@ SIGNATURE_HEADER = "X-HIS-Signature"
 
 MAX_AGE_S = 300
 MAX_AHEAD_S = 30
-MIN_SECRET_LENGTH = 16
+MIN_SECRET_LENGTH = HIS_SECRET_MIN_LENGTH
 
 # [0-9], never \d: \d (like str.isdigit) also matches superscripts and other scripts' digits.
 _KEY_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -42,19 +45,13 @@ _NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 
 
-class WeakSecret(ValueError):
-    """A HIS secret that is empty or too short to sign or verify with."""
-
-
 def require_secret(secret: str | None) -> bytes:
-    """The secret's bytes, or WeakSecret when it is missing or shorter than MIN_SECRET_LENGTH."""
-    if not secret or len(secret) < MIN_SECRET_LENGTH:
-        raise WeakSecret(f"a HIS secret must be at least {MIN_SECRET_LENGTH} characters")
-    return secret.encode("utf-8")
+    """The secret's bytes, or app.domain.secrets.WeakSecret when it is missing or shorter than MIN_SECRET_LENGTH."""
+    return _require("the HIS secret", secret, MIN_SECRET_LENGTH).encode("utf-8")
 
 
 def signing_string(timestamp: str, nonce: str, method: str, path: str, body: bytes) -> bytes:
-    return f"{timestamp}\n{nonce}\n{method.upper()}\n{path}\n".encode("utf-8") + body
+    return f"{timestamp}\n{nonce}\n{method.upper()}\n{path}\n".encode() + body
 
 
 def signature(secret: str, timestamp: str, nonce: str, method: str, path: str, body: bytes) -> str:

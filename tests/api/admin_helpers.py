@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import requests
 from sqlalchemy import select, update
 
 from app.db.models import Clinic, HisOutbox, Item, ItemInventory, Order, Patient, PaymentAttempt, RegistrationSync, Slot
 from app.domain import ids
-from app.services import his_outbox, payments, registration_sync
-from app.services.staff_auth import StaffPrincipal, create_user
+from app.services.booking import registration_sync
+from app.services.common.principals import StaffPrincipal
+from app.services.his import delivery
+from app.services.payments import attempts
+from app.services.people.staff_auth import create_user
 from tests.api.order_helpers import add_patient, booking, created, pay, place_order, user
 from tests.e2e.helpers import fresh_slot
 
@@ -25,7 +28,7 @@ def label(name: str) -> str:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def make_user(rt, role: str, clinics: tuple[str, ...] = ("demo",), name: str | None = None) -> tuple[str, str]:
@@ -48,7 +51,7 @@ def staff_headers(client, rt, role: str = "staff", clinics: tuple[str, ...] = ("
 
 
 def principal(rt, username: str) -> StaffPrincipal:
-    from app.services.staff_auth import authenticate, token_for
+    from app.services.people.staff_auth import authenticate, token_for
 
     return authenticate(rt, token_for(rt, _user_id(rt, username)))
 
@@ -131,17 +134,17 @@ def paid_booking(client, sandbox, rt, *, channel: str = "wechat", name: str = "ç
         row = session.scalar(select(Order).where(Order.order_no == order["order_no"]))
         attempt_id = session.scalar(select(PaymentAttempt.id).where(PaymentAttempt.order_id == row.id))
         order_id = row.id
-    assert payments.query_attempt(rt, attempt_id) == "paid"
+    assert attempts.query_attempt(rt, attempt_id) == "paid"
     return PaidBooking(order["order_no"], order_id, patient["id"], item_id, slot_id, headers, channel)
 
 
 def confirmed_booking(client, sandbox, rt, staff_username: str, *, appointment_at: datetime | None = None,
                       **kwargs) -> PaidBooking:
     """A paid booking confirmed by `staff_username` for its own patient at `appointment_at` (default now)."""
-    from app.services import bookings_admin
+    from app.services.booking import front_desk
 
     paid = paid_booking(client, sandbox, rt, **kwargs)
-    bookings_admin.confirm(rt, principal(rt, staff_username), paid.order_no,
+    front_desk.confirm(rt, principal(rt, staff_username), paid.order_no,
                            appointment_at=appointment_at or now(), patient_id=paid.patient_id)
     return paid
 
@@ -171,7 +174,7 @@ def drive_his_writes(rt, order_no: str, rounds: int = 10) -> None:
         if not pending and sync_id is None:
             return
         for row_id in pending:
-            his_outbox.send(rt, row_id)
+            delivery.send(rt, row_id)
         if sync_id is not None:
             registration_sync.sync(rt, sync_id)
     raise AssertionError(f"the HIS writes of {order_no} did not settle in {rounds} rounds")

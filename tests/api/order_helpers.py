@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import requests
 from sqlalchemy import func, select, update
@@ -138,7 +138,7 @@ def make_overdue(rt, order_no: str) -> int:
     attempts, so that the test alone decides when it is handled. Returns the order's id."""
     with rt.db.session() as session:
         order = session.scalar(select(Order).where(Order.order_no == order_no))
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         session.execute(update(Order).where(Order.id == order.id)
                         .values(expires_at=now - timedelta(minutes=1), next_check_at=now + timedelta(hours=1)))
         session.execute(update(PaymentAttempt).where(PaymentAttempt.order_id == order.id,

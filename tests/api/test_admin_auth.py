@@ -10,8 +10,8 @@ from sqlalchemy import select, update
 
 from app.db.models import AuditEvent, LoginThrottle, StaffUser, StaffUserClinic
 from app.db.types import utcnow
-from app.services.login_throttle import address_key
-from app.services.staff_auth import MAX_FAILURES
+from app.services.people.login_throttle import address_key
+from app.services.people.staff_auth import MAX_FAILURES
 from tests.api.admin_helpers import ADMIN, label, make_user, other_clinic, sign_in
 from tests.api.mp_helpers import login as mp_login
 

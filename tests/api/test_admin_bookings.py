@@ -9,10 +9,24 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db.models import AuditEvent, Clinic, Order, OrderEvent, Patient, RefundRequest
-from app.services import no_shows
-from app.services.his_gateway import his_client
-from tests.api.admin_helpers import (ADMIN, SHANGHAI, confirmed_booking, drive_his_writes, move_appointment, now,
-                                     order_status, other_clinic, outbox_writes, paid_booking, staff_headers)
+from app.services.booking import no_shows
+from app.services.his.gateway import his_client
+from tests.api.admin_helpers import (
+    ADMIN,
+    SHANGHAI,
+    confirmed_booking,
+    drive_his_writes,
+    move_appointment,
+    now,
+    order_status,
+    other_clinic,
+    outbox_writes,
+    paid_booking,
+    staff_headers,
+)
+from workers.dispatcher import lease_spec
+
+NO_SHOWS = lease_spec("no_shows")
 
 
 @pytest.fixture()
@@ -23,7 +37,7 @@ def desk(client, rt, demo_clinic):
 
 def _his(rt):
     with rt.db.session() as session:
-        return his_client(session.scalar(select(Clinic).where(Clinic.code == "demo")), rt.settings)
+        return his_client(rt, session.scalar(select(Clinic).where(Clinic.code == "demo")))
 
 
 def _post(client, headers, path: str, body: dict | None = None, **kwargs):
@@ -273,12 +287,12 @@ def test_the_no_show_job_marks_bookings_whose_appointment_ended_and_only_those(c
     move_appointment(rt, running.order_no, now() - timedelta(minutes=30))
 
     with rt.db.session() as session:
-        due = no_shows.due_ids(session, now(), 500)
+        due = NO_SHOWS.due_ids(session, now(), 500)
     assert ended.order_id in due and running.order_id not in due
     with rt.db.session() as session:
-        assert no_shows.lease(session, [ended.order_id], now() + timedelta(seconds=30)) == [ended.order_id]
+        assert NO_SHOWS.lease(session, [ended.order_id], now() + timedelta(seconds=30)) == [ended.order_id]
     with rt.db.session() as session:
-        assert ended.order_id not in no_shows.due_ids(session, now(), 500)
+        assert ended.order_id not in NO_SHOWS.due_ids(session, now(), 500)
 
     assert no_shows.mark_if_overdue(rt, ended.order_id) == "no_show"
     assert no_shows.mark_if_overdue(rt, running.order_id) == "booked"

@@ -166,7 +166,7 @@ def test_bad_audit_queries_are_422(client, admin):
 @pytest.mark.parametrize("statement", ["UPDATE audit_events SET note = 'changed' WHERE id = :id",
                                        "DELETE FROM audit_events WHERE id = :id"])
 def test_audit_rows_cannot_be_updated_or_deleted(rt, demo_clinic, statement):
-    from app.services.audit import record_system_event
+    from app.services.common.audit import record_system_event
 
     with rt.db.session() as session:
         event = record_system_event(session, None, "insert_only_probe", "test", label("probe"))

@@ -3,7 +3,7 @@ user's clinics, and the latest reconciliation run of each source."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 
 import pytest
 
@@ -41,7 +41,7 @@ class Ledger:
             order = Order(order_no=order_no, clinic_id=self.clinic.id, type=order_type,
                           status="completed" if status == "paid" else "closed", channel=channel,
                           amount_fen=amount_fen, refunded_fen=0, description="dashboard test",
-                          expires_at=paid_at or datetime.now(timezone.utc), paid_at=paid_at,
+                          expires_at=paid_at or datetime.now(UTC), paid_at=paid_at,
                           item_id=self.clinic.item_id if order_type == "booking" else None)
             session.add(order)
             session.flush()

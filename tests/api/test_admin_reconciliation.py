@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
@@ -71,7 +71,7 @@ def _stranger_trade(rt, clinic, sandbox_url: str) -> str:
     number = "X" + secrets.token_hex(10)
     prepay = adapter(rt, clinic, "wechat").create_payment(number, 4321, "窗口外收款", "oStranger",
                                                           "http://127.0.0.1:1/notify",
-                                                          datetime.now(timezone.utc) + timedelta(minutes=15),
+                                                          datetime.now(UTC) + timedelta(minutes=15),
                                                           "127.0.0.1")
     sandbox_post(sandbox_url, "/sandbox/wechat/pay", {"prepay_id": prepay.prepay_id, "outcome": "success"})
     return number

@@ -9,12 +9,21 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db.models import AuditEvent, Clinic, ExtraCharge, HisOutbox, Order, OrderEvent
-from app.services import redemption
-from app.services.his_gateway import his_client
-from app.services.staff_patients import ensure_card
-from tests.api.admin_helpers import (ADMIN, confirmed_booking, drive_his_writes, move_appointment, now, order_status,
-                                     outbox_writes, staff_headers)
+from app.services.booking.staff_patients import ensure_card
+from app.services.his import send
+from app.services.his.gateway import his_client
+from tests.api.admin_helpers import (
+    ADMIN,
+    confirmed_booking,
+    drive_his_writes,
+    move_appointment,
+    now,
+    order_status,
+    outbox_writes,
+    staff_headers,
+)
 from tests.e2e.fault_helpers import sandbox_faults
+from workers.dispatcher import lease_spec
 
 
 @pytest.fixture()
@@ -24,7 +33,7 @@ def desk(client, rt, demo_clinic):
 
 def _his(rt):
     with rt.db.session() as session:
-        return his_client(session.scalar(select(Clinic).where(Clinic.code == "demo")), rt.settings)
+        return his_client(rt, session.scalar(select(Clinic).where(Clinic.code == "demo")))
 
 
 def _redeem(client, headers, order_no: str, charges: list[dict] | None = None, **headers_extra):
@@ -165,21 +174,26 @@ def test_extra_charges_the_his_could_not_take_are_created_later_once(client, san
     assert resp.status_code == 200, resp.get_json()
     assert [(c["status"], c["bill_id"]) for c in resp.get_json()["extra_charges"]] == [("pending", None)] * 2
     with rt.db.session() as session:
-        charges = list(session.scalars(select(ExtraCharge).where(ExtraCharge.order_id == booked.order_id)
-                                       .order_by(ExtraCharge.seq)))
-        # The request stops at the first failure and leaves the rest to the dispatcher.
-        assert [c.attempts for c in charges] == [1, 0] and "503" in charges[0].last_error
-        latest = max(c.next_attempt_at for c in charges)
-        assert {c.id for c in charges} <= set(redemption.due_ids(session, latest, 500))
+        keys = list(session.scalars(select(ExtraCharge.idempotency_key).where(ExtraCharge.order_id == booked.order_id)
+                                    .order_by(ExtraCharge.seq)))
+        writes = {w.idempotency_key: w for w in session.scalars(select(HisOutbox).where(
+            HisOutbox.order_id == booked.order_id, HisOutbox.kind == "extra_charge"))}
+        # One bill per charge, each an outbox write under the charge's own key; the request stops at the first
+        # failure and leaves the rest to the outbox's retries.
+        assert sorted(writes) == sorted(keys) == [f"{booked.order_no}:extra:1", f"{booked.order_no}:extra:2"]
+        assert [writes[k].attempts for k in keys] == [1, 0] and "503" in writes[keys[0]].last_error
+        latest = max(w.next_attempt_at for w in writes.values())
+        assert {w.id for w in writes.values()} <= set(lease_spec("his_outbox").due_ids(session, latest, 100_000))
 
-    for charge in charges:
-        assert redemption.send_extra_charge(rt, charge.id) == "created"
-        assert redemption.send_extra_charge(rt, charge.id) == "created"
+    for key in keys:
+        assert send(rt, writes[key].id) == "sent"
+        assert send(rt, writes[key].id) == "sent"
     unpaid = _his(rt).unpaid_bills(card_no)
     for extra in extras:
         bills = [b for b in unpaid if b.title == extra["name"]]
         assert len(bills) == 1 and bills[0].amount_fen == extra["amount_fen"]
     shown = client.get(f"{ADMIN}/bookings/{booked.order_no}", headers=headers).get_json()
+    assert [c["status"] for c in shown["extra_charges"]] == ["created", "created"]
     assert {c["bill_id"] for c in shown["extra_charges"]} == {b.bill_id for b in unpaid
                                                               if b.title in {e["name"] for e in extras}}
 

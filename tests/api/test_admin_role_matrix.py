@@ -23,18 +23,29 @@ import glob
 import importlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 from sqlalchemy import func, select
 
 from admin_api.security import ADMIN_PREFIX, PUBLIC, declared_access
 from app.db.models import AuditEvent
-from app.services import bookings_admin
-from app.services.staff_auth import ROLES, create_user
-from tests.api.admin_helpers import (ADMIN, OtherClinic, _user_id, confirmed_booking, label, make_user, now,
-                                     other_clinic, paid_booking, principal, sign_in)
+from app.services.booking import front_desk
+from app.services.people.staff_auth import ROLES, create_user
+from tests.api.admin_helpers import (
+    ADMIN,
+    OtherClinic,
+    _user_id,
+    confirmed_booking,
+    label,
+    make_user,
+    now,
+    other_clinic,
+    paid_booking,
+    principal,
+    sign_in,
+)
 from tests.e2e.helpers import fresh_slot
 
 PUBLIC_ENDPOINTS = {"admin_auth.login"}
@@ -50,9 +61,9 @@ class Call:
 
 @dataclass(frozen=True)
 class Case:
-    own: Callable[["World"], Call]
+    own: Callable[[World], Call]
     # None when the route touches no clinic's data (e.g. the signed-in user's own profile).
-    foreign: Callable[["World"], Call] | None
+    foreign: Callable[[World], Call] | None
     revokes_session: bool = False
 
 
@@ -79,7 +90,7 @@ class World:
 
     def no_show(self):
         booked = self.booked_now()
-        bookings_admin.mark_no_show(self.rt, principal(self.rt, self.staff_username), booked.order_no)
+        front_desk.mark_no_show(self.rt, principal(self.rt, self.staff_username), booked.order_no)
         return booked
 
 
@@ -249,7 +260,7 @@ def _audit_count(rt, username: str) -> int:
 def test_each_admitted_role_gets_its_clinics_data_and_each_write_is_audited(app, rt, users, world):
     cases = all_cases()
     wrong = []
-    for endpoint, method, rule in admin_routes(app):
+    for endpoint, _method, _rule in admin_routes(app):
         access = declared_access(app.view_functions[endpoint])
         if access == PUBLIC or endpoint not in cases:
             continue
@@ -271,7 +282,7 @@ def test_each_admitted_role_gets_its_clinics_data_and_each_write_is_audited(app,
 def test_another_clinics_data_is_404(app, users, world):
     cases = all_cases()
     wrong = []
-    for endpoint, method, rule in admin_routes(app):
+    for endpoint, _method, _rule in admin_routes(app):
         access = declared_access(app.view_functions[endpoint])
         if access == PUBLIC or endpoint not in cases or cases[endpoint].foreign is None:
             continue

@@ -14,9 +14,10 @@ from sqlalchemy import select
 
 from app.db.models import Statement
 from app.factory import create_app
-from app.services import settlements as settlement_service
-from app.services import statements as statement_service
-from app.services.staff_auth import StaffPrincipal, create_user
+from app.services.common.principals import StaffPrincipal
+from app.services.people.staff_auth import create_user
+from app.services.settlement import settlements as settlement_service
+from app.services.settlement import statements as statement_service
 from tests.api.test_admin_role_matrix import Call, Case
 from tests.integration.statement_helpers import StatementClinic, shanghai
 

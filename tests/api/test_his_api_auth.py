@@ -16,8 +16,14 @@ from sqlalchemy import func, select
 
 from app.db.models import RefundRequest
 from tests.e2e.helpers import wait_until
-from tests.e2e.refund_helpers import (card_orders_locked, card_with_topups, his_balance, his_records,
-                                      his_signed_post, wait_settled)
+from tests.e2e.refund_helpers import (
+    card_orders_locked,
+    card_with_topups,
+    his_balance,
+    his_records,
+    his_signed_post,
+    wait_settled,
+)
 from tests.his_auth import his_headers
 
 PATH = "/api/his/v1/refunds"

@@ -5,7 +5,7 @@ at the sandbox here is only ever learnt by querying the channel, which is what e
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -13,10 +13,30 @@ from sqlalchemy import select, update
 
 from app.channels import wechat_sign
 from app.db.models import ItemInventory, OrderEvent
-from app.services.payments import expire_order
-from tests.api.order_helpers import (MP, add_patient, alipay_trade, attempts_of, bills, booking, bound_card, created,
-                                     his_bill, label, make_overdue, orders_of_user, pay, paying_booking, place_order,
-                                     refusal, remaining, topup, user, wechat_merchant, wechat_trade)
+from app.services.payments.attempts import expire_order
+from tests.api.order_helpers import (
+    MP,
+    add_patient,
+    alipay_trade,
+    attempts_of,
+    bills,
+    booking,
+    bound_card,
+    created,
+    his_bill,
+    label,
+    make_overdue,
+    orders_of_user,
+    pay,
+    paying_booking,
+    place_order,
+    refusal,
+    remaining,
+    topup,
+    user,
+    wechat_merchant,
+    wechat_trade,
+)
 from tests.e2e.helpers import fresh_slot, order_row
 
 
@@ -34,7 +54,7 @@ def test_booking_holds_one_place_at_the_item_price_until_it_expires(client, rt, 
     item_id, slot_id = fresh_slot(rt, capacity=3)
     before = remaining(client, headers, rt, item_id, slot_id)
 
-    placed_at = datetime.now(timezone.utc)
+    placed_at = datetime.now(UTC)
     order = created(place_order(client, headers, booking(item_id, slot_id, patient["id"])))
 
     assert before == 3 and remaining(client, headers, rt, item_id, slot_id) == 2

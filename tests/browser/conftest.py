@@ -67,7 +67,7 @@ def console(request, chromium, platform, console_build):
 @pytest.fixture()
 def make_user(rt, demo_clinic):
     """Staff users of the test's own: make_user(role, clinic codes) -> (username, password)."""
-    from app.services.staff_auth import create_user
+    from app.services.people.staff_auth import create_user
 
     def make(role: str, clinics: tuple[str, ...] = ("demo",)) -> tuple[str, str]:
         username, password = f"ui-{role}-{secrets.token_hex(4)}", "pw-" + secrets.token_hex(10)

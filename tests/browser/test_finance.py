@@ -6,13 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import openpyxl
 
 from tests.api.test_admin_dashboard import Ledger
-from tests.browser.helpers import (AdminApi, answer_box, choose, open_menu, row, screenshot, success_toast,
-                                   type_date)
+from tests.browser.helpers import AdminApi, answer_box, choose, open_menu, row, screenshot, success_toast, type_date
 from tests.integration.reconciliation_support import adapter, own_clinic, sandbox_post
 from tests.integration.statement_helpers import StatementClinic, shanghai
 
@@ -25,7 +24,7 @@ def _stranger_trade(rt, clinic, sandbox_url: str) -> str:
     number = "X" + secrets.token_hex(10)
     prepay = adapter(rt, clinic, "wechat").create_payment(number, 4321, "窗口外收款", "oStranger",
                                                           "http://127.0.0.1:1/notify",
-                                                          datetime.now(timezone.utc) + timedelta(minutes=15),
+                                                          datetime.now(UTC) + timedelta(minutes=15),
                                                           "127.0.0.1")
     sandbox_post(sandbox_url, "/sandbox/wechat/pay", {"prepay_id": prepay.prepay_id, "outcome": "success"})
     return number

@@ -6,7 +6,7 @@ test's own (its own sandbox merchants and HIS key), so that its lists hold only 
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -42,7 +42,7 @@ def _slot(rt, clinic: OwnClinic) -> tuple[int, int]:
         session.flush()
         session.add_all([ItemInventory(item_id=item.id, channel=channel, quantity=100, reserved=0)
                          for channel in ("wechat", "alipay")])
-        starts = (datetime.now(timezone.utc) + timedelta(days=2)).replace(second=0, microsecond=0)
+        starts = (datetime.now(UTC) + timedelta(days=2)).replace(second=0, microsecond=0)
         slot = Slot(item_id=item.id, starts_at=starts, ends_at=starts + timedelta(hours=1), capacity=4, reserved=0)
         session.add(slot)
         session.flush()
@@ -133,7 +133,7 @@ def test_a_no_show_is_moved_to_the_day_the_patient_comes_and_redeemed(console, p
     api = AdminApi(platform.url, username, password)
     # Confirmed for now: the appointment has begun, and the patient is not there.
     api.post(f"/bookings/{order_no}/confirm", {"patient_id": booker["id"],
-                                              "appointment_at": datetime.now(timezone.utc).isoformat()})
+                                              "appointment_at": datetime.now(UTC).isoformat()})
 
     page = console.sign_in(username, password, "bookings/search")
     page.get_by_test_id("booking-search-q").fill(order_no)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -25,13 +25,13 @@ def fresh_slot(rt, capacity: int, inventory: int = 1000, starts_in: timedelta = 
     """A new item with one slot of `capacity` places, so a test owns its inventory."""
     with rt.db.session() as session:
         clinic = session.scalar(select(Clinic).where(Clinic.code == "demo"))
-        stamp = datetime.now(timezone.utc).strftime("%H%M%S%f")
+        stamp = datetime.now(UTC).strftime("%H%M%S%f")
         item = Item(clinic_id=clinic.id, code=f"T{stamp}", name=f"测试项目 {stamp}", price_fen=2000)
         session.add(item)
         session.flush()
         for channel in ("wechat", "alipay"):
             session.add(ItemInventory(item_id=item.id, channel=channel, quantity=inventory, reserved=0))
-        starts = (datetime.now(timezone.utc) + starts_in).replace(microsecond=0)
+        starts = (datetime.now(UTC) + starts_in).replace(microsecond=0)
         slot = Slot(item_id=item.id, starts_at=starts, ends_at=starts + timedelta(hours=1), capacity=capacity,
                     reserved=0)
         session.add(slot)

@@ -19,12 +19,11 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import selectinload
 
 from app.db.models import HisOutbox, Order, PaymentAttempt, RefundRequest
-from app.db.types import utcnow
 from app.his.http_client import HttpHisClient
-from app.services.card_refunds import describe
-from app.services.dispatch import SOURCES
+from app.services.refunds.card_refunds import describe
 from tests.e2e.helpers import new_client, wait_until
 from tests.his_auth import his_headers
+from workers.dispatcher import dispatch_one, lease_spec
 
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -210,13 +209,7 @@ def _dispatch_queued_or_running(rt) -> bool:
 
 def dispatch_only(rt, source_name: str) -> int:
     """One pass of the dispatcher over a single source (e.g. "inbox"); the running workers do the jobs."""
-    source = next(s for s in SOURCES if s.name == source_name)
-    with rt.db.session() as session:
-        claimed = source.lease(session, source.due(session, utcnow(), 500),
-                               utcnow() + timedelta(seconds=rt.settings.JOB_LEASE_S))
-    for row_id in claimed:
-        rt.queue(source.queue).enqueue(source.job, row_id, job_timeout=300, result_ttl=600)
-    return len(claimed)
+    return dispatch_one(rt, lease_spec(source_name))
 
 
 @contextmanager

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import requests
 
-from app.services.card_refunds import describe
+from app.services.refunds.card_refunds import describe
 from tests.e2e.helpers import wait_until
 from tests.e2e.refund_helpers import card_with_topups, his_balance, his_signed_post
 

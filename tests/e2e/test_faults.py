@@ -12,9 +12,23 @@ from rq import Worker
 from rq.exceptions import NoSuchJobError
 
 from app.db.models import HisOutbox
-from tests.e2e.fault_helpers import (assert_applied_once, card_balance, client_with_card, ensure_running,
-                                     inbox_rows, new_bill_order, new_topup, own_card, paid_events, patient_pays,
-                                     sandbox_faults, set_faults, start_payment, stopped, wait_for_status)
+from tests.e2e.fault_helpers import (
+    assert_applied_once,
+    card_balance,
+    client_with_card,
+    ensure_running,
+    inbox_rows,
+    new_bill_order,
+    new_topup,
+    own_card,
+    paid_events,
+    patient_pays,
+    sandbox_faults,
+    set_faults,
+    start_payment,
+    stopped,
+    wait_for_status,
+)
 from tests.e2e.helpers import order_row, outbox_rows, wait_until
 
 

@@ -13,9 +13,21 @@ from sqlalchemy import select, update
 
 from app.db.models import Order, RefundRequest, Slot
 from app.db.types import utcnow
-from tests.e2e.fault_helpers import (assert_applied_once, attempts_of, audit_events, card_balance, channel_trade,
-                                     client_with_card, new_topup, own_card, paid_events, patient_pays, start_payment,
-                                     trade_closed, wait_for_status)
+from tests.e2e.fault_helpers import (
+    assert_applied_once,
+    attempts_of,
+    audit_events,
+    card_balance,
+    channel_trade,
+    client_with_card,
+    new_topup,
+    own_card,
+    paid_events,
+    patient_pays,
+    start_payment,
+    trade_closed,
+    wait_for_status,
+)
 from tests.e2e.helpers import fresh_slot, new_client, new_patient, order_row, outbox_rows, wait_until
 
 

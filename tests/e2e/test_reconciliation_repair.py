@@ -12,8 +12,16 @@ from app.services.reconciliation import MISSING_ON_PLATFORM, REPAIRED
 from app.services.reconciliation.repairs import payment_key
 from mini_program_mock.patient import MiniProgramClient
 from tests.api.mp_helpers import channel_user_id
-from tests.e2e.fault_helpers import (assert_applied_once, new_topup, own_card, patient_pays, sandbox_faults,
-                                     start_payment, stopped, wait_for_status)
+from tests.e2e.fault_helpers import (
+    assert_applied_once,
+    new_topup,
+    own_card,
+    patient_pays,
+    sandbox_faults,
+    start_payment,
+    stopped,
+    wait_for_status,
+)
 from tests.e2e.helpers import order_row
 from tests.integration.channel_helpers import sandbox_today
 from tests.integration.reconciliation_support import findings, own_clinic, repairs_of

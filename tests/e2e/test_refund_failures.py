@@ -13,13 +13,29 @@ import requests
 from sqlalchemy import func, select
 
 from app.db.models import MerchantAccount, NotificationInbox, Order, OrderEvent, Refund
-from app.services.merchants import channel_for_account
+from app.services.clinics.merchants import channel_for_account
 from tests.e2e.helpers import order_row, wait_until
-from tests.e2e.refund_helpers import (SHANGHAI, card_orders_locked, card_with_topups, counter_takes, cron_stopped,
-                                      dispatch_only, his_balance, his_records, his_signed_post, refund_request,
-                                      refunded_at_channels, request_writes, sandbox_faults, set_faults,
-                                      topup_attempts, trade_view, wait_settled, wechat_merchant,
-                                      wechat_refund_notification)
+from tests.e2e.refund_helpers import (
+    SHANGHAI,
+    card_orders_locked,
+    card_with_topups,
+    counter_takes,
+    cron_stopped,
+    dispatch_only,
+    his_balance,
+    his_records,
+    his_signed_post,
+    refund_request,
+    refunded_at_channels,
+    request_writes,
+    sandbox_faults,
+    set_faults,
+    topup_attempts,
+    trade_view,
+    wait_settled,
+    wechat_merchant,
+    wechat_refund_notification,
+)
 
 NOTIFY = "/notify/wechat/demo/refund"
 
@@ -238,8 +254,7 @@ def test_a_part_the_channel_refuses_fails_and_its_amount_goes_back_on_the_card(p
     # Staff refunded 1 fen of the older payment at the WeChat merchant console, outside the platform:
     # the channel will refuse to refund all 3000 fen the platform believes are left.
     with rt.db.session() as session:
-        channel = channel_for_account(session, session.get(MerchantAccount, older_attempt.merchant_account_id),
-                                      rt.settings)
+        channel = channel_for_account(rt, session, session.get(MerchantAccount, older_attempt.merchant_account_id))
     channel.refund(older_attempt.out_trade_no, f"CONSOLE{older_attempt.id}", 3000, 1, "counter", None)
 
     resp = his_signed_post(platform, sandbox, "/api/his/v1/refunds",

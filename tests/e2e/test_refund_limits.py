@@ -11,8 +11,18 @@ from sqlalchemy import select, update
 
 from app.db.models import MerchantAccount, PaymentAttempt, RefundRequest
 from tests.e2e.helpers import new_client
-from tests.e2e.refund_helpers import (card_with_topups, counter_takes, his_balance, his_records, his_signed_post,
-                                      refunded_at_channels, topup_attempts, trade_view, wait_refund, wait_settled)
+from tests.e2e.refund_helpers import (
+    card_with_topups,
+    counter_takes,
+    his_balance,
+    his_records,
+    his_signed_post,
+    refunded_at_channels,
+    topup_attempts,
+    trade_view,
+    wait_refund,
+    wait_settled,
+)
 
 
 def _requests_of_card(rt, card_no: str) -> int:

@@ -4,15 +4,15 @@ and the HIS's own records show what happened."""
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 from sqlalchemy import select, update
 
 from app.db.models import Clinic, HisOutbox, Order, OrderEvent
-from app.services.his_gateway import his_client
-from app.services.staff_auth import create_user
+from app.services.his.gateway import his_client
+from app.services.people.staff_auth import create_user
 from tests.e2e.helpers import fresh_slot, new_client, wait_until
 
 ADMIN = "/api/admin/v1"
@@ -53,11 +53,11 @@ def desk(platform, rt):
 @pytest.fixture(scope="module")
 def his(rt, platform):
     with rt.db.session() as session:
-        return his_client(session.scalar(select(Clinic).where(Clinic.code == "demo")), rt.settings)
+        return his_client(rt, session.scalar(select(Clinic).where(Clinic.code == "demo")))
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _phone() -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 import requests
 
@@ -88,7 +88,7 @@ class NotificationReceiver:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/notify"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "NotificationReceiver":
+    def __enter__(self) -> NotificationReceiver:
         self._thread.start()
         return self
 
@@ -140,7 +140,7 @@ class TamperingProxy:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "TamperingProxy":
+    def __enter__(self) -> TamperingProxy:
         self._thread.start()
         return self
 

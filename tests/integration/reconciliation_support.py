@@ -10,20 +10,35 @@ from __future__ import annotations
 import dataclasses
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import requests
 from sqlalchemy import create_engine, func, select, text, update
 
-from app.channels import channel_for
-from app.db.models import (Card, Clinic, HisOutbox, MerchantAccount, MpUser, Order, OrderEvent, Patient,
-                           PaymentAttempt, ReconciliationDiscrepancy, ReconciliationRepair, Refund, RefundRequest)
+from app.db.models import (
+    Card,
+    Clinic,
+    HisOutbox,
+    MerchantAccount,
+    MpUser,
+    Order,
+    OrderEvent,
+    Patient,
+    PaymentAttempt,
+    ReconciliationDiscrepancy,
+    ReconciliationRepair,
+    Refund,
+    RefundRequest,
+)
 from app.db.types import utcnow
 from app.domain import ids
-from app.services import his_outbox, orders, payments, refund_executor
-from app.services.auth import MpPrincipal
 from app.runtime import Runtime
-from app.services.merchants import merchant_config
+from app.services.booking import orders
+from app.services.clinics.merchants import merchant_config
+from app.services.common.principals import MpPrincipal
+from app.services.his import delivery
+from app.services.payments import attempts
+from app.services.refunds import executor
 from tests.api.mp_helpers import channel_user_id
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -100,7 +115,7 @@ def own_clinic(rt, sandbox_url: str, wechat_sign_type: str = "MD5") -> OwnClinic
 def adapter(rt, clinic: OwnClinic, channel: str):
     with rt.db.session() as session:
         account = session.get(MerchantAccount, clinic.account(channel))
-        return channel_for(merchant_config(account, clinic.code, rt.settings))
+        return rt.channel(merchant_config(account, clinic.code))
 
 
 def his_card(sandbox_url: str, balance_fen: int = 0) -> tuple[str, str]:
@@ -139,7 +154,7 @@ def unpaid_topup(rt, clinic: OwnClinic, channel: str, amount_fen: int):
     principal, card_no = new_payer(rt, clinic, channel)
     order = orders.create_order(rt, principal, {"type": "topup", "card_no": card_no, "amount_fen": amount_fen,
                                                 "channel": channel})
-    return order["order_no"], payments.pay_order(rt, principal, order["order_no"], "127.0.0.1"), card_no
+    return order["order_no"], attempts.pay_order(rt, principal, order["order_no"], "127.0.0.1"), card_no
 
 
 def patient_pays(rt, clinic: OwnClinic, channel: str, amount_fen: int) -> Payment:
@@ -162,7 +177,7 @@ def patient_pays(rt, clinic: OwnClinic, channel: str, amount_fen: int) -> Paymen
 
 def platform_records(rt, payment: Payment) -> None:
     """What the platform does on hearing of the payment: record it and write the HIS."""
-    assert payments.query_attempt(rt, payment.attempt_id) == "paid"
+    assert attempts.query_attempt(rt, payment.attempt_id) == "paid"
     assert send_his_writes(rt, payment.order_no) == ["sent"], last_his_errors(rt, payment.order_no)
 
 
@@ -171,9 +186,9 @@ def send_his_writes(rt, order_no: str) -> list[str]:
     with rt.db.session() as session:
         order = session.scalar(select(Order).where(Order.order_no == order_no))
         pending = list(session.scalars(select(HisOutbox.id).where(HisOutbox.order_id == order.id,
-                                                                  HisOutbox.status == his_outbox.PENDING)))
+                                                                  HisOutbox.status == delivery.PENDING)))
     for outbox_id in pending:
-        his_outbox.send(rt, outbox_id)
+        delivery.send(rt, outbox_id)
     with rt.db.session() as session:
         return [session.get(HisOutbox, outbox_id).status for outbox_id in pending]
 
@@ -199,14 +214,14 @@ def refund(rt, payment: Payment, amount_fen: int, settle: bool = True) -> str:
                                 origin="admin", order_id=order.id, amount_fen=amount_fen, status="processing",
                                 reason="reconciliation test")
         session.add(request)
-        part = refund_executor.add_refund(session, request, attempt, amount_fen)
+        part = executor.add_refund(session, request, attempt, amount_fen)
         session.flush()
         refund_id, refund_no = part.id, part.refund_no
-    status = refund_executor.advance(rt, refund_id)
-    deadline = datetime.now(timezone.utc) + timedelta(seconds=10)
+    status = executor.advance(rt, refund_id)
+    deadline = datetime.now(UTC) + timedelta(seconds=10)
     while settle and status != "succeeded":
-        assert datetime.now(timezone.utc) < deadline, f"refund {refund_no} is still {status}"
-        status = refund_executor.advance(rt, refund_id)
+        assert datetime.now(UTC) < deadline, f"refund {refund_no} is still {status}"
+        status = executor.advance(rt, refund_id)
     return refund_no
 
 

@@ -47,7 +47,7 @@ class StatementClinic:
             self.item_id = item.id
 
     @classmethod
-    def existing(cls, rt, code: str) -> "StatementClinic":
+    def existing(cls, rt, code: str) -> StatementClinic:
         """An existing clinic (e.g. `demo`) with its active channel apps and first item."""
         clinic = cls.__new__(cls)
         clinic.rt, clinic.code = rt, code

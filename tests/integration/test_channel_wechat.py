@@ -1,17 +1,36 @@
 """The WeChat Pay adapter through wechatpy against the sandbox WeChat gateways over HTTP."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 import xmltodict
 
-from app.channels import (AlreadyPaid, ChannelRejected, ChannelUnavailable, InvalidNotification, InvalidResponse,
-                          NotificationKind, RefundState, TradeState, WeChatPayChannel, channel_for, wechat_sign)
+from app.channels import (
+    AlreadyPaid,
+    ChannelRejected,
+    ChannelUnavailable,
+    InvalidNotification,
+    InvalidResponse,
+    NotificationKind,
+    RefundState,
+    TradeState,
+    WeChatPayChannel,
+    channel_for,
+    wechat_sign,
+)
 from app.domain.bills import BillKind, WeChatBill
-from tests.integration.channel_helpers import (NotificationReceiver, TamperingProxy, control, new_merchant,
-                                               out_trade_no, sandbox_today, wait_until, wechat_config)
+from tests.integration.channel_helpers import (
+    NotificationReceiver,
+    TamperingProxy,
+    control,
+    new_merchant,
+    out_trade_no,
+    sandbox_today,
+    wait_until,
+    wechat_config,
+)
 from tests.servers import free_port
 
 CLIENT_IP = "127.0.0.1"
@@ -50,7 +69,7 @@ def openid_of(sandbox, channel) -> str:
 def create(sandbox, channel, receiver, amount_fen=2500, payer=None):
     number = out_trade_no()
     prepay = channel.create_payment(number, amount_fen, "挂号费", payer or openid_of(sandbox, channel), receiver.url,
-                                    datetime.now(timezone.utc) + timedelta(minutes=15), CLIENT_IP)
+                                    datetime.now(UTC) + timedelta(minutes=15), CLIENT_IP)
     return number, prepay
 
 
@@ -112,7 +131,7 @@ def test_create_pay_query_and_notification(sandbox, channel, receiver, md5_merch
     paid = channel.query_payment(number)
     assert (paid.state, paid.raw_state, paid.amount_fen, paid.payer_id) == (TradeState.PAID, "SUCCESS", 2500, payer)
     assert paid.channel_trade_no and paid.paid_at.tzinfo is not None
-    assert abs(paid.paid_at - datetime.now(timezone.utc)) < timedelta(minutes=2)
+    assert abs(paid.paid_at - datetime.now(UTC)) < timedelta(minutes=2)
 
     body = receiver.wait_for(number.encode())
     assert channel.notification_kind(body) is NotificationKind.PAYMENT

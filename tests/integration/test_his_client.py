@@ -9,8 +9,18 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from app.his import (HisAuthFailed, HisBill, HisCard, HisNotFound, HisPatient, HisRecord, HisRejected,
-                     HisUnavailable, HisWriteResult, HttpHisClient)
+from app.his import (
+    HisAuthFailed,
+    HisBill,
+    HisCard,
+    HisNotFound,
+    HisPatient,
+    HisRecord,
+    HisRejected,
+    HisUnavailable,
+    HisWriteResult,
+    HttpHisClient,
+)
 from tests.processes import SandboxProcess
 from tests.servers import free_port
 

@@ -8,7 +8,7 @@ that test's trades).
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -19,14 +19,35 @@ from app.db.types import utcnow
 from app.domain import ids
 from app.domain.bills import AlipayBill, BillIntegrityError, WeChatBill
 from app.domain.errors import Conflict
-from app.services import reconciliation, refund_executor
-from app.services.reconciliation import (AMOUNT_MISMATCH, HELD, MISSING_AT_CHANNEL, MISSING_ON_PLATFORM, OPEN,
-                                         REPAIRED, STATUS_MISMATCH)
+from app.services import reconciliation
+from app.services.common.principals import StaffPrincipal
+from app.services.reconciliation import (
+    AMOUNT_MISMATCH,
+    HELD,
+    MISSING_AT_CHANNEL,
+    MISSING_ON_PLATFORM,
+    OPEN,
+    REPAIRED,
+    STATUS_MISMATCH,
+)
 from app.services.reconciliation.repairs import payment_key, refund_key
-from app.services.staff_auth import StaffPrincipal
-from tests.integration.reconciliation_support import (adapter, findings, his_records, own_clinic, own_runtime, paid,
-                                                      paid_events, patient_pays, refund, repairs_of, sandbox_post,
-                                                      send_his_writes, today_shanghai, unpaid_topup)
+from app.services.refunds import executor
+from tests.integration.reconciliation_support import (
+    adapter,
+    findings,
+    his_records,
+    own_clinic,
+    own_runtime,
+    paid,
+    paid_events,
+    patient_pays,
+    refund,
+    repairs_of,
+    sandbox_post,
+    send_his_writes,
+    today_shanghai,
+    unpaid_topup,
+)
 from tests.processes import SandboxProcess
 
 CHANNELS = ["wechat", "alipay"]
@@ -59,7 +80,7 @@ def _unheard_refund(rt, clinic, channel: str, payment, amount_fen: int, final_st
                                 origin="admin", order_id=attempt.order_id, amount_fen=amount_fen,
                                 status="processing", reason="reconciliation test")
         session.add(request)
-        part = refund_executor.add_refund(session, request, attempt, amount_fen)
+        part = executor.add_refund(session, request, attempt, amount_fen)
         session.flush()
         part.status, part.next_query_at = "processing", None
         refund_id, refund_no = part.id, part.refund_no
@@ -83,7 +104,7 @@ def _stranger_trade(rt, clinic, channel: str, amount_fen: int) -> str:
     number = "X" + secrets.token_hex(10)
     payer = "oStranger" if channel == "wechat" else "2088000000000001"
     prepay = channel_api.create_payment(number, amount_fen, "窗口外收款", payer, "http://127.0.0.1:1/notify",
-                                        datetime.now(timezone.utc) + timedelta(minutes=15), "127.0.0.1")
+                                        datetime.now(UTC) + timedelta(minutes=15), "127.0.0.1")
     if channel == "wechat":
         sandbox_post(clinic.sandbox_url, "/sandbox/wechat/pay", {"prepay_id": prepay.prepay_id, "outcome": "success"})
     else:
@@ -109,7 +130,7 @@ def test_every_outcome_and_a_second_run_changes_nothing(rt, world, channel, tmp_
     _set(rt, PaymentAttempt, wrong.attempt_id, amount_fen=3001)
     phantom = _phantom_payment(rt, clinic, channel, 4000, utcnow())
     stranger = _stranger_trade(rt, clinic, channel, 5000)
-    refund_ok = refund(rt, matched, 300)
+    refund(rt, matched, 300)  # settled on both sides: a match
     refunded_later = paid(rt, clinic, channel, 6000)
     refund_unheard = _unheard_refund(rt, clinic, channel, refunded_later, 600)
     refunded_failed = paid(rt, clinic, channel, 7000)

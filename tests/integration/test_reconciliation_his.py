@@ -7,12 +7,21 @@ from sqlalchemy import select, update
 
 from app.db.models import Clinic, HisOutbox, Order
 from app.db.types import utcnow
-from app.services import payments, reconciliation
-from app.services.his_gateway import his_client
+from app.services import reconciliation
+from app.services.his.gateway import his_client
+from app.services.payments import attempts
 from app.services.reconciliation import AMOUNT_MISMATCH, MISSING_IN_HIS, OPEN, REPAIRED, STATUS_MISMATCH, UNKNOWN_IN_HIS
 from app.services.reconciliation.repairs import his_key
-from tests.integration.reconciliation_support import (findings, his_records, own_clinic, paid, patient_pays,
-                                                      repairs_of, send_his_writes, today_shanghai)
+from tests.integration.reconciliation_support import (
+    findings,
+    his_records,
+    own_clinic,
+    paid,
+    patient_pays,
+    repairs_of,
+    send_his_writes,
+    today_shanghai,
+)
 from tests.processes import SandboxProcess
 
 
@@ -48,7 +57,7 @@ def test_a_lost_his_write_is_re_driven_once(rt, world):
     today = today_shanghai()
     kept = paid(rt, clinic, "wechat", 1400)
     lost = patient_pays(rt, clinic, "wechat", 1500)
-    assert payments.query_attempt(rt, lost.attempt_id) == "paid"
+    assert attempts.query_attempt(rt, lost.attempt_id) == "paid"
     write = _write(rt, lost.order_no)
     # Acknowledged, then lost by the HIS (restored from a backup, say): we hold it sent, the HIS holds nothing.
     _set_write(rt, write.id, status="sent", sent_at=utcnow(), his_record_id="R-LOST")
@@ -77,10 +86,10 @@ def test_a_write_given_up_on_that_the_his_recorded_completes_the_order(rt, world
     clinic = own_clinic(rt, world.url)
     today = today_shanghai()
     payment = patient_pays(rt, clinic, "alipay", 1600)
-    assert payments.query_attempt(rt, payment.attempt_id) == "paid"
+    assert attempts.query_attempt(rt, payment.attempt_id) == "paid"
     write = _write(rt, payment.order_no)
     with rt.db.session() as session:
-        client = his_client(session.get(Clinic, clinic.id), rt.settings)
+        client = his_client(rt, session.get(Clinic, clinic.id))
     # The HIS wrote it, but every answer was lost: the outbox gave up after its retry horizon.
     client.recharge(payment.card_no, 1600, payment.order_no, write.idempotency_key)
     _set_write(rt, write.id, status="flagged", last_error="HisUnavailable: timed out")
@@ -110,7 +119,7 @@ def test_unknown_records_and_amounts_the_his_disagrees_with(rt, lone_world):
     write = _write(rt, disputed.order_no)
     _set_write(rt, write.id, payload={**write.payload, "amount_fen": 1801})
     with rt.db.session() as session:
-        client = his_client(session.get(Clinic, clinic.id), rt.settings)
+        client = his_client(rt, session.get(Clinic, clinic.id))
     client.recharge(agreed.card_no, 999, "T-WINDOW-0001", "window:T-WINDOW-0001:recharge")
 
     run = reconciliation.reconcile(rt, today, "his", clinic.id)

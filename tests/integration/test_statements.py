@@ -6,7 +6,7 @@ import csv
 import dataclasses
 import io
 import threading
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import openpyxl
 import pytest
@@ -15,14 +15,14 @@ from sqlalchemy import select
 from app.db.models import AuditEvent, Coupon, Settlement, Statement
 from app.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from app.runtime import Runtime
-from app.services import settlements, statement_export, statements
-from app.services.staff_auth import StaffPrincipal
+from app.services.common.principals import StaffPrincipal
+from app.services.settlement import settlements, statement_export, statements
 from tests.integration.statement_helpers import StatementClinic, shanghai
 
 # Every test here works on March 2025, as seen from inside the April 2025 settlement window.
 QUARTERLY = "1,4,7,10"
-IN_APRIL = datetime(2025, 4, 10, 2, 0, tzinfo=timezone.utc)
-IN_MAY = datetime(2025, 5, 10, 2, 0, tzinfo=timezone.utc)
+IN_APRIL = datetime(2025, 4, 10, 2, 0, tzinfo=UTC)
+IN_MAY = datetime(2025, 5, 10, 2, 0, tzinfo=UTC)
 CASH_ACCOUNT = {"name": "某某口腔诊所有限公司", "bank": "招商银行上海分行", "account_no": "6225 8800 1234 5678"}
 
 

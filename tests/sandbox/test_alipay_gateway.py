@@ -342,7 +342,8 @@ def test_bill_download_matches_the_ledger(sandbox):
     assert pay_row["支付宝交易号"].strip() == ledger_first["trade_no"]
     assert (_yuan(pay_row["订单金额（元）"]), _yuan(pay_row["服务费（元）"])) == (Decimal("100.00"), Decimal("-0.60"))
     assert pay_row["完成时间"] == ledger_first["gmt_payment"]
-    assert (_yuan(refund_row["商家实收（元）"]), _yuan(refund_row["服务费（元）"])) == (Decimal("-25.00"), Decimal("0.15"))
+    assert (_yuan(refund_row["商家实收（元）"]), _yuan(refund_row["服务费（元）"])) == (Decimal("-25.00"),
+                                                                              Decimal("0.15"))
     assert refund_row["退款批次号/请求号"].strip() == "RB1"
     assert refund_row["完成时间"] == ledger_first["refunds"][0]["gmt_refund"][:19]
     assert _yuan(by_type[(second["out_trade_no"], "交易")]["服务费（元）"]) == Decimal("0.00")  # 0.003 rounds down

@@ -267,8 +267,8 @@ def test_refund_hold_cannot_overdraw_and_restore_cannot_exceed_the_hold(his):
     url, headers = his
     card = _new_card(url, balance_fen=1_000)["card_no"]
     hold = {"card_no": card, "order_no": "T-REFUND"}
-    too_much = requests.post(f"{url}/his/refund-holds", json={**hold, "amount_fen": 1_001, "idempotency_key": _key("h")},
-                             auth=headers, timeout=5)
+    too_much = requests.post(f"{url}/his/refund-holds",
+                             json={**hold, "amount_fen": 1_001, "idempotency_key": _key("h")}, auth=headers, timeout=5)
     assert too_much.status_code == 409 and too_much.json()["error"] == "insufficient_balance"
     held = requests.post(f"{url}/his/refund-holds", json={**hold, "amount_fen": 600, "idempotency_key": _key("h")},
                          auth=headers, timeout=5)

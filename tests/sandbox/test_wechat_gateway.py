@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -15,8 +15,18 @@ from wechatpy.pay.utils import calculate_signature, calculate_signature_hmac
 from mini_program_mock.wechat import wire
 from tests.processes import SandboxProcess
 from tests.sandbox.wechat_helpers import (
-    FAIL_REPLY, NotifyReceiver, control_pay, create_order, issue_code, login_client, new_merchant, pay_client,
-    shanghai_compact, shifted_clock, trade_view, wait_until,
+    FAIL_REPLY,
+    NotifyReceiver,
+    control_pay,
+    create_order,
+    issue_code,
+    login_client,
+    new_merchant,
+    pay_client,
+    shanghai_compact,
+    shifted_clock,
+    trade_view,
+    wait_until,
 )
 
 
@@ -350,7 +360,8 @@ def test_downloadbill_layouts_and_totals(sandbox):
         assert lines[-1] == "" and len(lines) == row_count + 4
         header, rows = lines[0].split(","), [_split(line) for line in lines[1:1 + row_count]]
         assert len(header) == width and all(len(r) == width for r in rows)
-        assert lines[-3] == "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额"
+        assert lines[-3] == ("总交易单数,应结订单总金额,退款总金额,充值券退款总金额,"
+                             "手续费总金额,订单总金额,申请退款总金额")
         totals = _split(lines[-2])
         assert int(totals[0]) == row_count
         assert Decimal(totals[1]) == sum(_yuan(r, header, "应结订单金额") for r in rows)
@@ -367,8 +378,8 @@ def test_downloadbill_layouts_and_totals(sandbox):
             assert Decimal(totals[4]) == Decimal("0.04")  # 0.06 + 0.00 (1 fen) - 0.02 (3 yuan refunded)
         if bill_type in ("ALL", "REFUND"):
             refund = by_state["REFUND"]
-            assert [refund[header.index(c)] for c in ("应结订单金额", "退款金额", "退款类型", "退款状态", "手续费")] == \
-                ["0.00", "3.00", "ORIGINAL", "SUCCESS", "-0.02"]
+            columns = ("应结订单金额", "退款金额", "退款类型", "退款状态", "手续费")
+            assert [refund[header.index(c)] for c in columns] == ["0.00", "3.00", "ORIGINAL", "SUCCESS", "-0.02"]
             assert refund[header.index("交易时间")] == view["refunds"][0]["success_time"]
         if bill_type == "REFUND":
             assert header[14:16] == ["退款申请时间", "退款成功时间"]
@@ -378,7 +389,7 @@ def test_downloadbill_no_bill_for_empty_or_future_days(sandbox):
     pay = pay_client(sandbox.url, new_merchant(sandbox))
     tomorrow = datetime.now(timezone(timedelta(hours=8))) + timedelta(days=1)
     for day in ("20200101", tomorrow.strftime("%Y%m%d")):
-        error = _pay_error(lambda: pay.tools.download_bill(day))
+        error = _pay_error(lambda day=day: pay.tools.download_bill(day))
         assert (error.return_code, error.return_msg) == ("FAIL", "No Bill Exist")
     assert _pay_error(lambda: pay.tools.download_bill("20200101", "BOGUS")).return_msg == "invalid bill_type"
     assert _pay_error(lambda: pay.tools.download_bill("2020-1-1")).return_msg == "invalid bill_date"
@@ -396,7 +407,7 @@ def test_restart_keeps_the_ledger_and_settles_and_notifies_a_pending_refund(tmp_
             assert pay.refund.query(out_trade_no=out_trade_no)["refund_status_0"] == "PROCESSING"
         finally:
             first.stop()
-        stopped_at = datetime.now(timezone.utc)
+        stopped_at = datetime.now(UTC)
         second = SandboxProcess(data_dir=tmp_path, time_scale=0.2).start()
         try:
             assert second.merchants()["wechat"][0] == merchant
@@ -411,7 +422,7 @@ def test_restart_keeps_the_ledger_and_settles_and_notifies_a_pending_refund(tmp_
             assert [datetime.fromisoformat(e["at"]) > stopped_at for e in handed_over] == [True]
             assert pay.order.query(out_trade_no=out_trade_no)["trade_state"] == "REFUND"
             assert pay.refund.query(out_refund_no="R" + out_trade_no)["refund_status_0"] == "SUCCESS"
-            assert "`REFUND" in pay.tools.download_bill(shanghai_compact(datetime.now(timezone.utc))[:8])
+            assert "`REFUND" in pay.tools.download_bill(shanghai_compact(datetime.now(UTC))[:8])
         finally:
             second.stop()
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 import requests
 from wechatpy import WeChatClient
@@ -118,7 +118,7 @@ class NotifyReceiver:
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                         daemon=True)
 
-    def __enter__(self) -> "NotifyReceiver":
+    def __enter__(self) -> NotifyReceiver:
         self._thread.start()
         return self
 

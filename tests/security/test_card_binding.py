@@ -8,7 +8,7 @@ import hashlib
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -83,7 +83,7 @@ def test_a_stranger_with_the_holders_name_and_card_number_gets_no_code_and_no_ca
     assert asked.get_json()["sent_to"] == impostor["phone"]  # the attacker's own phone, masked
     assert texts(sandbox, victim["phone"]) == []  # the holder is not bothered
     # The attacker can only guess: every guess is wrong, and after the last try nothing is checked at all.
-    for tries_left, guess in zip((4, 3, 2, 1, 0), _wrong_codes(None, 5)):
+    for tries_left, guess in zip((4, 3, 2, 1, 0), _wrong_codes(None, 5), strict=True):
         resp = send_code(client, attacker, impostor["id"], victim["card_no"], guess)
         assert resp.status_code == 422 and resp.get_json()["error"] == "sms_code_invalid"
         assert resp.get_json()["errors"] == {"tries_left": tries_left}
@@ -314,7 +314,7 @@ def test_the_providers_throttle_is_a_429_too(client, sandbox, demo_clinic):
 def test_a_card_number_outside_the_pattern_never_reaches_the_his(client, sandbox, demo_clinic):
     headers = _user(client, sandbox, "hostile-card-no")
     patient = _patient(client, headers, "张伟", "13800000001")
-    since = datetime.now(timezone.utc).isoformat()
+    since = datetime.now(UTC).isoformat()
     for card_no in ("9^/@s!", "D0000001/../D0000002", "D0000001\n", "卡0001", "D" * 33, " D0000001", ""):
         resp = client.post(f"{MP}/patients/{patient['id']}/cards", json={"card_no": card_no}, headers=headers)
         assert resp.status_code == 422 and "card_no" in resp.get_json()["errors"]["json"], card_no

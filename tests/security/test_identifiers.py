@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import requests
 from sqlalchemy import event
 
-from app.api.identifiers import ORDER_NO_PATTERN, REFUND_REQUEST_NO_PATTERN
 from app.domain import ids
+from app.identifiers import ORDER_NO_PATTERN, REFUND_REQUEST_NO_PATTERN
 from tests.api.admin_helpers import staff_headers
 from tests.api.order_helpers import MP, bills, bound_card, his_bill, place_order, user
 
@@ -61,7 +61,7 @@ def fail_next(sandbox):
 # --- identifiers ---------------------------------------------------------------------------------
 
 def test_the_numbers_we_make_match_the_patterns_the_edge_accepts():
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for kind in ("booking", "topup", "visit_bill"):
         assert re.fullmatch(ORDER_NO_PATTERN, ids.new_business_no(kind, now))
     assert re.fullmatch(REFUND_REQUEST_NO_PATTERN, ids.new_business_no("refund", now))

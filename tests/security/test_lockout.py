@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.db.models import AuditEvent, StaffUser
-from app.services.login_throttle import MAX_FAILURES, USERNAME_MAX_FAILURES
+from app.services.people.login_throttle import MAX_FAILURES, USERNAME_MAX_FAILURES
 from tests.api.admin_helpers import ADMIN, make_user, other_clinic, sign_in
 
 OWNER_DESK = {"REMOTE_ADDR": "10.1.1.10"}

@@ -28,13 +28,22 @@ from app.db.encrypted import keyring_for
 from app.db.models import HisOutbox, MerchantAccount, NotificationInbox, Order, PaymentAttempt, Refund, RefundRequest
 from app.db.types import utcnow
 from app.domain.money import fen_to_yuan
-from app.services import card_refunds, notifications, refund_executor
+from app.services.payments import notifications
+from app.services.refunds import card_refunds, executor
 from tests.e2e.refund_helpers import wechat_refund_notification
-from tests.integration.reconciliation_support import (OwnClinic, Payment, adapter, own_clinic, own_settings, paid,
-                                                      unpaid_topup)
+from tests.integration.reconciliation_support import (
+    OwnClinic,
+    Payment,
+    adapter,
+    own_clinic,
+    own_settings,
+    paid,
+    unpaid_topup,
+)
+from workers.dispatcher import lease_spec
 
 SHANGHAI_TIME = "%Y-%m-%d %H:%M:%S"
-NOTIFY_LOG = "app.services.notifications"
+NOTIFY_LOG = "app.services.payments.notifications"
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +90,7 @@ def card_refund(rt, clinic: OwnClinic, channel: str, amount_fen: int) -> tuple[P
 def sent_card_refund(rt, clinic: OwnClinic, amount_fen: int) -> tuple[Payment, Refund]:
     """A WeChat card refund sent to the channel, whose outcome the platform has not heard yet."""
     payment, part = card_refund(rt, clinic, "wechat", amount_fen)
-    assert refund_executor.advance(rt, part.id) == "processing"
+    assert executor.advance(rt, part.id) == "processing"
     return payment, part
 
 
@@ -436,7 +445,7 @@ def test_a_refund_settled_between_the_executors_read_and_write_is_not_overwritte
 
     event.listen(rt.db.engine, "before_cursor_execute", notification_arrives)
     try:
-        outcome = refund_executor.advance(rt, part.id)
+        outcome = executor.advance(rt, part.id)
     finally:
         event.remove(rt.db.engine, "before_cursor_execute", notification_arrives)
 
@@ -446,9 +455,9 @@ def test_a_refund_settled_between_the_executors_read_and_write_is_not_overwritte
     assert refunded_fen(rt, payment.order_no) == 3000
     assert refused_because(caplog, part.refund_no, "changed from pending")
     # Nothing left to follow: the executor sees a settled part, and the money is counted once.
-    assert refund_executor.advance(rt, part.id) == "succeeded"
+    assert executor.advance(rt, part.id) == "succeeded"
     with rt.db.session() as session:
-        assert part.id not in refund_executor.due_ids(session, utcnow() + timedelta(days=1), 1000)
+        assert part.id not in lease_spec("refunds").due_ids(session, utcnow() + timedelta(days=1), 1000)
         request = session.get(RefundRequest, part.refund_request_id)
         assert request.status == "succeeded"
         topup_status = session.scalar(select(Order.status).where(Order.order_no == payment.order_no))

@@ -15,7 +15,7 @@ import requests
 from sqlalchemy import select
 
 from app.db.models import StaffUser
-from app.services.tokens import issue_token
+from app.services.people.tokens import issue_token
 from config.settings import PUBLISHED_SECRET_KEYS, ROOT
 from tests.api.admin_helpers import ADMIN, make_user, sign_in
 

@@ -59,7 +59,8 @@ def test_bad_login_codes_are_cut_off_per_address(settings, sandbox, demo_clinic)
                                                          "code": f"forged-{n}"}, environ_base=attacker)
                    for n in range(30)]
         elsewhere = client.post(f"{MP}/auth/login", environ_base={"REMOTE_ADDR": "10.20.30.40"},
-                                json={"clinic_code": "demo", "channel": "wechat", "code": login_code(sandbox, "wechat")})
+                                json={"clinic_code": "demo", "channel": "wechat",
+                                      "code": login_code(sandbox, "wechat")})
 
     assert [a.status_code for a in answers[:5]] == [401] * 5
     for answer in answers[5:]:

@@ -17,11 +17,12 @@ from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import StatementError
 
-from app.db.encrypted import (TOKEN_PREFIX, Keyring, SecretTooShort, UndecryptableSecret, load_keyring,
-                              parse_data_keys)
+from app.cli import create_cli_app
+from app.db.encrypted import TOKEN_PREFIX, Keyring, UndecryptableSecret, load_keyring, parse_data_keys
 from app.db.migrate import alembic_config, upgrade
 from app.db.models import Clinic, MerchantAccount
 from app.db.types import utcnow
+from app.domain.secrets import WeakSecret
 from config.settings import ConfigurationError, TestSettings
 from tests.e2e.refund_helpers import card_with_topups
 from tests.servers import _pg_bin
@@ -84,9 +85,9 @@ def test_a_database_dump_holds_no_secret_while_payments_go_through_with_them(pla
         "app_secret 15", "private key empty"])
 def test_an_empty_or_short_secret_is_refused_when_stored(model, fields):
     [(name, _value)] = fields.items()
-    with pytest.raises(SecretTooShort, match=name) as refused:
+    with pytest.raises(WeakSecret, match=name) as refused:
         model(**fields)
-    assert refused.value.http_status == 422 and refused.value.code == "secret_too_short"
+    assert refused.value.http_status == 422 and refused.value.code == "weak_secret"
 
 
 def test_secrets_of_the_right_length_and_absent_ones_are_accepted():
@@ -104,15 +105,14 @@ def test_a_short_secret_written_around_the_model_is_refused_by_the_column(rt, de
                 clinic_id=clinic_id, channel="wechat", app_id=f"wx-short-{uuid.uuid4().hex[:8]}", sign_type="MD5",
                 api_key="too-short", api_base_url="http://127.0.0.1:1/", refund_window_days=365, active=False,
                 created_at=utcnow()))
-    assert isinstance(refused.value.orig, SecretTooShort)
+    assert isinstance(refused.value.orig, WeakSecret)
 
 
 # --- keys ---------------------------------------------------------------------------------------------
 
 def _runtime(url: str, keys: str):
-    from app.factory import create_app
-
-    return create_app(TestSettings(DATABASE_URL=url, DATA_KEYS=keys, LOG_JSON=False))
+    """An app (with its CLI) of its own over `url`, reading secrets under `keys`."""
+    return create_cli_app(TestSettings(DATABASE_URL=url, DATA_KEYS=keys, LOG_JSON=False))
 
 
 def _store_secrets(app) -> dict[str, str]:

@@ -39,7 +39,8 @@ def test_every_response_forbids_sniffing_framing_and_referrers(client, demo_clin
 
 
 def test_both_logins_answer_tokens_that_no_cache_keeps(client, rt, sandbox, demo_clinic):
-    staff = client.post(f"{ADMIN}/auth/login", json=dict(zip(("username", "password"), make_user(rt, "staff"))))
+    username, password = make_user(rt, "staff")
+    staff = client.post(f"{ADMIN}/auth/login", json={"username": username, "password": password})
     patient = client.post("/api/mp/v1/auth/login",
                           json={"clinic_code": "demo", "channel": "wechat", "code": login_code(sandbox, "wechat")})
 

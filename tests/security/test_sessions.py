@@ -8,9 +8,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.db.models import AuditEvent, StaffUser
-from app.services import staff_auth
+from app.services.people import staff_auth
 from tests.api.admin_helpers import ADMIN, make_user, principal, sign_in
-from tests.api.mp_helpers import bearer, login as mp_login
+from tests.api.mp_helpers import bearer
+from tests.api.mp_helpers import login as mp_login
 
 MP = "/api/mp/v1"
 
@@ -103,7 +104,7 @@ def test_deactivation_revokes_so_that_reactivating_does_not_revive_old_tokens(cl
 
 
 def test_a_token_without_its_version_is_refused(client, rt, demo_clinic):
-    from app.services.tokens import issue_token
+    from app.services.people.tokens import issue_token
 
     username, _ = make_user(rt, "admin")
     unversioned = issue_token(rt.settings.SECRET_KEY, "admin", {"uid": _user_id(rt, username)})

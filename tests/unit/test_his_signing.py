@@ -6,6 +6,7 @@ import hmac
 
 import pytest
 
+from app.domain.secrets import WeakSecret
 from app.his import signing
 
 SECRET = "s" * 32
@@ -52,5 +53,5 @@ def test_malformed_headers_are_named_before_any_secret_is_used(timestamp, nonce,
 
 @pytest.mark.parametrize("secret", [None, "", "x" * 15])
 def test_an_empty_or_short_secret_signs_nothing(secret):
-    with pytest.raises(signing.WeakSecret):
+    with pytest.raises(WeakSecret):
         signing.signature(secret, str(NOW), "n" * 16, "GET", "/", b"")

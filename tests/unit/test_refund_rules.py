@@ -2,7 +2,7 @@
 over top-up orders, newest first, each part no larger than what remains of its order."""
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from app.domain.errors import Conflict, InvalidInput
 from app.domain.refunds import RefundableTopup, RefundPart, allocate, check_limits
 
-T0 = datetime(2024, 3, 1, 8, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 WINDOW_PASSED = "past the channel's refund window"
 COUNT_LIMIT = "at WeChat's limit of 50 refunds"
 

@@ -6,8 +6,16 @@ import stat
 
 import pytest
 
-from config.settings import (MAX_TOKEN_TTL_S, PUBLISHED_SECRET_KEYS, ConfigurationError, DevelopmentSettings,
-                             ProductionSettings, TestSettings, dev_secret_key, load_settings)
+from config.settings import (
+    MAX_TOKEN_TTL_S,
+    PUBLISHED_SECRET_KEYS,
+    ConfigurationError,
+    DevelopmentSettings,
+    ProductionSettings,
+    TestSettings,
+    dev_secret_key,
+    load_settings,
+)
 
 SAFE_PRODUCTION = {
     "HPAY_SECRET_KEY": "x" * 48,

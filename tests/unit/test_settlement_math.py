@@ -1,14 +1,22 @@
 """Invoice amounts, settlement windows, coupon expiry and statement months (pure arithmetic)."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
 from app.domain.errors import Conflict, InvalidInput
-from app.domain.settlement import (add_months, coupon_expiry, ended_month, invoice_amount_fen, month_bounds_utc,
-                                   parse_month, parse_settlement_months, require_settlement_window,
-                                   settlement_window_open)
+from app.domain.settlement import (
+    add_months,
+    coupon_expiry,
+    ended_month,
+    invoice_amount_fen,
+    month_bounds_utc,
+    parse_month,
+    parse_settlement_months,
+    require_settlement_window,
+    settlement_window_open,
+)
 
 QUARTERLY = frozenset({1, 4, 7, 10})
 
@@ -82,27 +90,27 @@ def test_settlement_months_parse_from_the_setting():
 
 def test_the_window_follows_the_shanghai_month():
     # 31 March 16:30 UTC is already 1 April 00:30 in Shanghai: the April window is open.
-    assert settlement_window_open(datetime(2025, 3, 31, 16, 30, tzinfo=timezone.utc), QUARTERLY)
-    assert not settlement_window_open(datetime(2025, 3, 31, 15, 30, tzinfo=timezone.utc), QUARTERLY)
-    assert not settlement_window_open(datetime(2025, 5, 10, tzinfo=timezone.utc), QUARTERLY)
+    assert settlement_window_open(datetime(2025, 3, 31, 16, 30, tzinfo=UTC), QUARTERLY)
+    assert not settlement_window_open(datetime(2025, 3, 31, 15, 30, tzinfo=UTC), QUARTERLY)
+    assert not settlement_window_open(datetime(2025, 5, 10, tzinfo=UTC), QUARTERLY)
 
 
 def test_outside_the_window_is_refused_with_the_next_opening():
     with pytest.raises(Conflict) as refused:
-        require_settlement_window(datetime(2025, 11, 10, tzinfo=timezone.utc), QUARTERLY)
+        require_settlement_window(datetime(2025, 11, 10, tzinfo=UTC), QUARTERLY)
     assert refused.value.code == "settlement_window_closed"
     assert "2026-01" in refused.value.message
-    require_settlement_window(datetime(2025, 10, 1, tzinfo=timezone.utc), QUARTERLY)
+    require_settlement_window(datetime(2025, 10, 1, tzinfo=UTC), QUARTERLY)
 
 
 def test_only_a_month_that_has_ended_in_shanghai_gets_a_statement():
     # 31 May 16:00 UTC = 1 June 00:00 Shanghai: May has ended.
-    assert ended_month("2025-05", datetime(2025, 5, 31, 16, 0, tzinfo=timezone.utc)) == date(2025, 5, 1)
+    assert ended_month("2025-05", datetime(2025, 5, 31, 16, 0, tzinfo=UTC)) == date(2025, 5, 1)
     with pytest.raises(InvalidInput) as refused:
-        ended_month("2025-05", datetime(2025, 5, 31, 15, 59, tzinfo=timezone.utc))
+        ended_month("2025-05", datetime(2025, 5, 31, 15, 59, tzinfo=UTC))
     assert refused.value.code == "month_not_ended"
     with pytest.raises(InvalidInput):
-        ended_month("2030-01", datetime(2025, 6, 1, tzinfo=timezone.utc))
+        ended_month("2030-01", datetime(2025, 6, 1, tzinfo=UTC))
 
 
 @pytest.mark.parametrize("text", ["2025-13", "2025-00", "2025-5", "25-05", "2025/05", "", "0000-01", "２０２５-05",
@@ -115,7 +123,7 @@ def test_malformed_months_are_refused(text):
 
 def test_month_bounds_are_shanghai_midnights_in_utc():
     start, end = month_bounds_utc(date(2025, 12, 1))
-    assert start == datetime(2025, 11, 30, 16, 0, tzinfo=timezone.utc)
-    assert end == datetime(2025, 12, 31, 16, 0, tzinfo=timezone.utc)
+    assert start == datetime(2025, 11, 30, 16, 0, tzinfo=UTC)
+    assert end == datetime(2025, 12, 31, 16, 0, tzinfo=UTC)
     assert add_months(date(2025, 12, 1), 1) == date(2026, 1, 1)
     assert add_months(date(2025, 1, 1), -1) == date(2024, 12, 1)

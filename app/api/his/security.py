@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 
 from flask import g, request
@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from app.db.models import Clinic, HisApiNonce
 from app.db.types import utcnow
 from app.domain.errors import Unauthorized
+from app.domain.secrets import WeakSecret
 from app.extensions import runtime
 from app.his import signing
 
@@ -64,7 +65,7 @@ def _remember_nonce(key_id: str, nonce: str, timestamp: int) -> bool:
         with runtime().db.session() as session:
             session.execute(delete(HisApiNonce).where(HisApiNonce.signed_at < now - timedelta(seconds=NONCE_KEEP_S)))
             session.add(HisApiNonce(key_id=key_id, nonce=nonce, seen_at=now,
-                                    signed_at=datetime.fromtimestamp(timestamp, timezone.utc)))
+                                    signed_at=datetime.fromtimestamp(timestamp, UTC)))
     except IntegrityError:
         return False
     return True
@@ -87,7 +88,7 @@ def authenticate_his_request() -> int:
     clinic_id, clinic_code, secret = row
     try:
         signing.require_secret(secret)
-    except signing.WeakSecret:
+    except WeakSecret:
         log.error("clinic %s has an empty or short HIS secret; its HIS API calls are refused until it is replaced",
                   clinic_code)
         raise _refuse("this key cannot be used") from None

@@ -11,10 +11,11 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.api.his.security import SCHEME_DESCRIPTION, his_clinic_id, his_signed
-from app.api.identifiers import his_reference
 from app.api.schemas import ApiErrorSchema, RefundRequestSchema
 from app.extensions import runtime
-from app.services import card_refunds, his_ledger
+from app.identifiers import his_reference
+from app.services.his import ledger
+from app.services.refunds import card_refunds
 
 blp = Blueprint("his_api", __name__, url_prefix="/api/his/v1", description="HIS API (HMAC-signed)")
 _HMAC = [{"his_hmac": []}]
@@ -89,4 +90,4 @@ def reconciliation_day(day):
         parsed = date.fromisoformat(day)
     except ValueError:
         abort(422, description="the date must be YYYY-MM-DD")
-    return {"date": parsed, "writes": his_ledger.writes_on(runtime(), his_clinic_id(), parsed)}
+    return {"date": parsed, "writes": ledger.writes_on(runtime(), his_clinic_id(), parsed)}

@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema
 from app.extensions import runtime
-from app.services import auth
+from app.services.people import mp_auth
 
 blp = Blueprint("mp_auth", __name__, url_prefix="/api/mp/v1/auth", description="Mini-program login")
 
@@ -42,7 +42,7 @@ class LoginResultSchema(Schema):
 @blp.alt_response(503, schema=ApiErrorSchema, description="`channel_unavailable`: the channel did not answer")
 def login(body):
     """Exchange a wx.login / my.getAuthCode code for our session token."""
-    session = auth.login(runtime(), body["clinic_code"], body["channel"], body["code"])
+    session = mp_auth.login(runtime(), body["clinic_code"], body["channel"], body["code"])
     return {"token": session.token, "expires_in": session.expires_in,
             "user": {"id": session.user_id, "channel": session.channel, "openid": session.openid}}
 
@@ -55,4 +55,4 @@ def login(body):
                   description="Missing, invalid or expired token, or `token_revoked` (already logged out)")
 def logout():
     """End the session: every token of this user stops working until the next login."""
-    auth.logout(runtime(), current_principal())
+    mp_auth.logout(runtime(), current_principal())

@@ -1,18 +1,22 @@
 """Patient cards: bind (with the holder's SMS code) or open one, read its live balance and unpaid visit bills."""
 from __future__ import annotations
 
-from flask import make_response, request
 from flask_smorest import Blueprint
 
-from app.api.mp.people_schemas import IDEMPOTENCY_KEY_HEADER, BillSchema, CardAddSchema, CardBalanceSchema, \
-    CardRefSchema, CodeSentSchema
+from app.api.mp.people_schemas import (
+    IDEMPOTENCY_KEY_HEADER,
+    BillSchema,
+    CardAddSchema,
+    CardBalanceSchema,
+    CardRefSchema,
+    CodeSentSchema,
+)
 from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema
-from app.domain.errors import TooManyRequests
-from app.errors import error_response
 from app.extensions import runtime
-from app.services import idempotency, patients
-from app.services.patients import CARD_NO_PATTERN
+from app.idempotent import answer_once
+from app.services.people import patients
+from app.services.people.patients import CARD_NO_PATTERN
 
 blp = Blueprint("mp_cards", __name__, url_prefix="/api/mp/v1", description="Mini-program cards")
 
@@ -25,14 +29,6 @@ HIS_DOWN = "`his_unavailable`: the hospital system (HIS) is not answering; retry
 CARD_NO_PARAMETER = {"in": "path", "name": "card_no", "required": True,
                      "schema": {"type": "string", "pattern": CARD_NO_PATTERN}}
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before asking again", "schema": {"type": "integer"}}}
-
-
-class _Throttled(Exception):
-    """Carries a 429 through the Idempotency-Key layer, which then forgets the key: a later retry may pass."""
-
-    def __init__(self, refusal: TooManyRequests) -> None:
-        super().__init__(refusal.message)
-        self.refusal = refusal
 
 
 @blp.route("/patients/<int:patient_id>/cards", methods=["POST"])
@@ -62,21 +58,12 @@ def add_card(body, patient_id: int):
     principal = current_principal()
 
     def bind():
-        try:
-            status, document = patients.add_card(runtime(), principal, patient_id, card_no=body.get("card_no"),
-                                                 create=bool(body.get("create")), sms_code=body.get("sms_code"))
-        except TooManyRequests as refusal:
-            raise _Throttled(refusal) from None
+        status, document = patients.add_card(runtime(), principal, patient_id, card_no=body.get("card_no"),
+                                             create=bool(body.get("create")), sms_code=body.get("sms_code"))
         return status, (CodeSentSchema if status == 202 else CardRefSchema)().dump(document)
 
-    try:
-        status, result = idempotency.run(runtime(), f"mp:{principal.user_id}:POST /patients/{patient_id}/cards",
-                                         request.headers.get("Idempotency-Key"), body, bind)
-    except _Throttled as throttled:
-        refusal = throttled.refusal
-        return error_response(refusal.http_status, refusal.message, refusal.code, refusal.details,
-                              headers=[("Retry-After", str(refusal.details["retry_after_s"]))])
-    return make_response(result, status)
+    # A 429 is not remembered under the key (a later retry may pass); app.errors adds its Retry-After.
+    return answer_once(f"mp:{principal.user_id}:POST /patients/{patient_id}/cards", body, bind)
 
 
 @blp.route("/cards/<card_no>", methods=["GET"])

@@ -9,7 +9,7 @@ from marshmallow import Schema, fields, validate
 from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema
 from app.extensions import runtime
-from app.services import catalog
+from app.services.clinics import catalog
 
 blp = Blueprint("mp_catalog", __name__, url_prefix="/api/mp/v1", description="Mini-program catalog")
 

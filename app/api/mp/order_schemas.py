@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.api.identifiers import bill_id
 from app.domain.orders import ORDER_TYPES
+from app.identifiers import bill_id
 
 _POSITIVE_ID = validate.Range(min=1, max=2**31 - 1)
 

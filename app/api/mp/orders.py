@@ -1,16 +1,23 @@
 """Mini-program orders: place, list, read, pay and cancel."""
 from __future__ import annotations
 
-from flask import make_response, request
+from flask import request
 from flask_smorest import Blueprint
 
-from app.api.identifiers import use_identifier_converters
-from app.api.mp.order_schemas import (CancelOrderSchema, CreateOrderSchema, ListOrdersQuerySchema, OrderSchema,
-                                      PayResultSchema)
+from app.api.mp.order_schemas import (
+    CancelOrderSchema,
+    CreateOrderSchema,
+    ListOrdersQuerySchema,
+    OrderSchema,
+    PayResultSchema,
+)
 from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema
 from app.extensions import runtime
-from app.services import idempotency, orders, payments
+from app.idempotent import answer_once
+from app.identifiers import use_identifier_converters
+from app.services.booking import orders
+from app.services.payments import attempts
 
 blp = Blueprint("mp_orders", __name__, url_prefix="/api/mp/v1", description="Mini-program orders")
 use_identifier_converters(blp)
@@ -35,10 +42,8 @@ NO_SUCH_ORDER = "`order_not_found`: no such order of this user (or not an order 
 def create_order(body):
     """Place a booking, card top-up or visit-bill order (a booking holds its place until it expires)."""
     principal = current_principal()
-    status, result = idempotency.run(
-        runtime(), f"mp:{principal.user_id}:POST /orders", request.headers.get("Idempotency-Key"), body,
-        lambda: (201, OrderSchema().dump(orders.create_order(runtime(), principal, body))))
-    return make_response(result, status)
+    return answer_once(f"mp:{principal.user_id}:POST /orders", body,
+                       lambda: (201, OrderSchema().dump(orders.create_order(runtime(), principal, body))))
 
 
 @blp.route("/orders", methods=["GET"])
@@ -73,7 +78,7 @@ def get_order(order_no):
 @blp.alt_response(503, schema=ApiErrorSchema, description="The channel did not answer")
 def pay_order(order_no):
     """Start paying: WeChat pay_params for wx.requestPayment, or the Alipay trade_no for my.tradePay."""
-    result = payments.pay_order(runtime(), current_principal(), order_no, request.remote_addr or "127.0.0.1")
+    result = attempts.pay_order(runtime(), current_principal(), order_no, request.remote_addr or "127.0.0.1")
     body = {"channel": result.channel, "out_trade_no": result.out_trade_no}
     if result.pay_params:
         body["pay_params"] = result.pay_params

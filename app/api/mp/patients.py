@@ -1,14 +1,14 @@
 """GET, POST /api/mp/v1/patients: the current user's patients."""
 from __future__ import annotations
 
-from flask import make_response, request
 from flask_smorest import Blueprint
 
 from app.api.mp.people_schemas import IDEMPOTENCY_KEY_HEADER, PatientCreateSchema, PatientSchema
 from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema
 from app.extensions import runtime
-from app.services import idempotency, patients
+from app.idempotent import answer_once
+from app.services.people import patients
 
 blp = Blueprint("mp_patients", __name__, url_prefix="/api/mp/v1", description="Mini-program patients")
 
@@ -34,7 +34,5 @@ def list_patients():
 def create_patient(body):
     """Add a patient (family members may share one phone number)."""
     principal = current_principal()
-    status, result = idempotency.run(
-        runtime(), f"mp:{principal.user_id}:POST /patients", request.headers.get("Idempotency-Key"), body,
-        lambda: (201, PatientSchema().dump(patients.create_patient(runtime(), principal, **body))))
-    return make_response(result, status)
+    return answer_once(f"mp:{principal.user_id}:POST /patients", body,
+                       lambda: (201, PatientSchema().dump(patients.create_patient(runtime(), principal, **body))))

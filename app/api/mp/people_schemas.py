@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from app.services.card_verification import CODE_PATTERN
-from app.services.patients import CARD_NO_PATTERN, ID_NUMBER_PATTERN, NAME_MAX_LEN, PHONE_PATTERN, RELATIONS
+from app.services.people.card_verification import CODE_PATTERN
+from app.services.people.patients import CARD_NO_PATTERN, ID_NUMBER_PATTERN, NAME_MAX_LEN, PHONE_PATTERN, RELATIONS
 
-# Read by app.services.idempotency; documented here because it is a header, not a body field.
+# Read by app.idempotent; documented here because it is a header, not a body field.
 IDEMPOTENCY_KEY_HEADER = {
     "in": "header", "name": "Idempotency-Key", "required": False, "schema": {"type": "string", "maxLength": 200},
     "description": "A repeat with the same key and body returns the first answer; the same key with another "

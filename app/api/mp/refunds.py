@@ -1,16 +1,15 @@
 """Mini-program card-balance refunds."""
 from __future__ import annotations
 
-from flask import make_response, request
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.api.identifiers import use_identifier_converters
 from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema, RefundRequestSchema
 from app.extensions import runtime
-from app.services import card_refunds, idempotency
-from app.services.mp_refunds import request_patient_refund
+from app.idempotent import answer_once
+from app.identifiers import use_identifier_converters
+from app.services.refunds import describe, request_patient_refund
 
 blp = Blueprint("mp_refunds", __name__, url_prefix="/api/mp/v1", description="Mini-program refunds")
 use_identifier_converters(blp)
@@ -38,11 +37,8 @@ class CardRefundSchema(Schema):
 def refund_card(body, card_no):
     """Refund part of a card balance back along the top-ups made through this mini-program, newest first."""
     principal = current_principal()
-    status, result = idempotency.run(
-        runtime(), f"mp:{principal.user_id}:POST /cards/{card_no}/refunds", request.headers.get("Idempotency-Key"),
-        body, lambda: (201, RefundRequestSchema().dump(
-            request_patient_refund(runtime(), principal, card_no, body["amount_fen"]))))
-    return make_response(result, status)
+    return answer_once(f"mp:{principal.user_id}:POST /cards/{card_no}/refunds", body, lambda: (
+        201, RefundRequestSchema().dump(request_patient_refund(runtime(), principal, card_no, body["amount_fen"]))))
 
 
 @blp.route("/refunds/<refund_request_no:refund_request_no>", methods=["GET"])
@@ -54,4 +50,4 @@ def refund_card(body, card_no):
                   description="No such refund request of this user (or not a refund request number at all)")
 def get_refund(refund_request_no):
     """A refund request with each part's status."""
-    return card_refunds.describe(runtime(), refund_request_no, user_id=current_principal().user_id)
+    return describe(runtime(), refund_request_no, user_id=current_principal().user_id)

@@ -7,7 +7,8 @@ from flask import g, request
 
 from app.domain.errors import Unauthorized
 from app.extensions import runtime
-from app.services.auth import MpPrincipal, authenticate
+from app.services.common.principals import MpPrincipal
+from app.services.people.mp_auth import authenticate
 
 
 def bearer_token() -> str:

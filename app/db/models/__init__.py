@@ -1,5 +1,5 @@
 """All tables. Importing this package registers every model on Base.metadata."""
-from app.db.models.audit import AuditEvent
+from app.db.models.audit import AuditEvent, StatusEvent
 from app.db.models.catalog import Item, ItemInventory, Slot
 from app.db.models.clinic import Clinic, MerchantAccount
 from app.db.models.his_api import HisApiNonce
@@ -8,8 +8,14 @@ from app.db.models.orders import IdempotencyRecord, Order, OrderEvent, PaymentAt
 from app.db.models.people import Card, CardVerification, MpUser, Patient
 from app.db.models.reconciliation import ReconciliationDiscrepancy, ReconciliationRepair, ReconciliationRun
 from app.db.models.refunds import Refund, RefundRequest
-from app.db.models.staff import (ExtraCharge, LoginThrottle, RegistrationSync, SettlementTypeSetting, StaffUser,
-                                   StaffUserClinic)
+from app.db.models.staff import (
+    ExtraCharge,
+    LoginThrottle,
+    RegistrationSync,
+    SettlementTypeSetting,
+    StaffUser,
+    StaffUserClinic,
+)
 from app.db.models.statements import Coupon, Settlement, Statement, StatementLine
 
 __all__ = [
@@ -19,5 +25,5 @@ __all__ = [
     "PaymentAttempt", "Refund", "RefundRequest", "RegistrationSync", "SettlementTypeSetting", "Slot", "StaffUser",
     "StaffUserClinic",
     "Coupon", "Settlement", "Statement", "StatementLine",
-    "ReconciliationDiscrepancy", "ReconciliationRepair", "ReconciliationRun",
+    "ReconciliationDiscrepancy", "ReconciliationRepair", "ReconciliationRun", "StatusEvent",
 ]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db.base import Base
@@ -27,3 +27,21 @@ class AuditEvent(Base):
     after: Mapped[dict | None] = mapped_column(JsonDoc)
     note: Mapped[str | None] = mapped_column(String(500))
     request_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class StatusEvent(Base):
+    """Every status change of a money record other than an order (those are `order_events`), as the service's
+    conditional update made it: which record, from what, to what, why and by whom. Only ever inserted."""
+
+    __tablename__ = "status_events"
+    __table_args__ = (Index("ix_status_events_record", "record_type", "record_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The state machine's name: "payment attempt", "refund", "HIS write", ...
+    record_type: Mapped[str] = mapped_column(String(32))
+    record_id: Mapped[int] = mapped_column(Integer)
+    from_status: Mapped[str] = mapped_column(String(24))
+    to_status: Mapped[str] = mapped_column(String(24))
+    reason: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

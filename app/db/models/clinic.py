@@ -8,13 +8,18 @@ from sqlalchemy.orm import Mapped, mapped_column, validates
 from app.db.base import Base
 from app.db.encrypted import EncryptedText, refuse_short_secret
 from app.db.types import UTCDateTime, utcnow
+from app.domain.secrets import (
+    APP_SECRET_MIN_LENGTH,
+    HIS_SECRET_MIN_LENGTH,
+    PRIVATE_KEY_MIN_LENGTH,
+    WECHAT_API_KEY_MIN_LENGTH,
+)
 
-# The shortest secrets we keep: a WeChat Pay API v2 key is 32 characters; a HIS secret, a mini-program
-# secret or a private key shorter than 16 is a mistake (or a placeholder), never a usable key.
-MIN_HIS_SECRET = 16
-MIN_WECHAT_API_KEY = 32
-MIN_APP_SECRET = 16
-MIN_PRIVATE_KEY = 16
+# The shortest secrets we keep (the one rule of app.domain.secrets).
+MIN_HIS_SECRET = HIS_SECRET_MIN_LENGTH
+MIN_WECHAT_API_KEY = WECHAT_API_KEY_MIN_LENGTH
+MIN_APP_SECRET = APP_SECRET_MIN_LENGTH
+MIN_PRIVATE_KEY = PRIVATE_KEY_MIN_LENGTH
 
 
 class Clinic(Base):

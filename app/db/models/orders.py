@@ -47,7 +47,7 @@ class Order(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    payments: Mapped[list["PaymentAttempt"]] = relationship(back_populates="order", order_by="PaymentAttempt.id")
+    payments: Mapped[list[PaymentAttempt]] = relationship(back_populates="order", order_by="PaymentAttempt.id")
 
 
 class OrderEvent(Base):

@@ -43,7 +43,7 @@ class Patient(Base):
     his_patient_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
-    cards: Mapped[list["Card"]] = relationship(back_populates="patient", order_by="Card.id")
+    cards: Mapped[list[Card]] = relationship(back_populates="patient", order_by="Card.id")
 
 
 class Card(Base):

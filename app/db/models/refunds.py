@@ -21,7 +21,8 @@ class RefundRequest(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     refund_request_no: Mapped[str] = mapped_column(String(32), unique=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
-    origin: Mapped[str] = mapped_column(String(16))
+    # RefundOrigin: patient, window, cancellation, his_rejected, late_payment, duplicate_payment, admin.
+    origin: Mapped[str] = mapped_column(String(32))
     external_request_no: Mapped[str | None] = mapped_column(String(64))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("mp_users.id"))
     card_no: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -32,7 +33,7 @@ class RefundRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
-    parts: Mapped[list["Refund"]] = relationship(back_populates="request", order_by="Refund.id")
+    parts: Mapped[list[Refund]] = relationship(back_populates="request", order_by="Refund.id")
 
 
 class Refund(Base):

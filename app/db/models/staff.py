@@ -74,14 +74,14 @@ class SettlementTypeSetting(Base):
 
 
 class ExtraCharge(Base):
-    """Something charged at redemption outside the package: an unpaid HIS bill on the patient's card,
-    created with an idempotency key and retried until the HIS has it."""
+    """Something charged at redemption outside the package: an unpaid HIS bill on the patient's card. The
+    bill is created by the HIS outbox write (kind `extra_charge`) under the same idempotency key, which
+    holds its status and retries; `bill_id` is the bill once the HIS made it."""
 
     __tablename__ = "extra_charges"
     __table_args__ = (
         CheckConstraint("amount_fen > 0", name="amount_positive"),
         UniqueConstraint("order_id", "seq"),
-        Index("ix_extra_charges_status_next_attempt_at", "status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -90,16 +90,11 @@ class ExtraCharge(Base):
     name: Mapped[str] = mapped_column(String(100))
     amount_fen: Mapped[int] = mapped_column(Integer)
     card_no: Mapped[str] = mapped_column(String(64))
+    # The key of its HIS outbox write (his_outbox.idempotency_key) and of the HIS bill.
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
-    # pending (the HIS bill is owed), created, rejected (the HIS refused), flagged (retries ran out).
-    status: Mapped[str] = mapped_column(String(16))
     bill_id: Mapped[str | None] = mapped_column(String(64))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    last_error: Mapped[str | None] = mapped_column(String(500))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RegistrationSync(Base):

@@ -9,8 +9,7 @@ Pure Python (csv, zipfile, io only): the caller opens the downloaded file and ha
     bill = AlipayBill(path_to_zip)
 """
 from .alipay import AlipayBill
-from .model import (AlipayBillTotals, BillError, BillFormatError, BillIntegrityError, BillKind, BillRow,
-                    BillTotals)
+from .model import AlipayBillTotals, BillError, BillFormatError, BillIntegrityError, BillKind, BillRow, BillTotals
 from .wechat import WeChatBill
 
 __all__ = [

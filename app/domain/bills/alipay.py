@@ -16,8 +16,9 @@ import csv
 import io
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from .model import AlipayBillTotals, BillFormatError, BillIntegrityError, BillKind, BillRow, bill_fen, shanghai_time
 
@@ -30,8 +31,8 @@ REFUND_TOTAL = "#退款合计"
 PAYMENT_TYPE = "交易"
 REFUND_TYPE = "退款"
 
-_NEEDED_COLUMNS = ("支付宝交易号", "商户订单号", "业务类型", "完成时间", "订单金额（元）", "商家实收（元）", "退款批次号/请求号",
-                   "服务费（元）")
+_NEEDED_COLUMNS = ("支付宝交易号", "商户订单号", "业务类型", "完成时间", "订单金额（元）", "商家实收（元）",
+                   "退款批次号/请求号", "服务费（元）")
 _TOTAL_LINE = re.compile(r"(\d+)笔.*?商家实收共?[：:]?\s*([+-]?\d+(?:\.\d+)?)元")
 _UTF8_NAME_FLAG = 0x800
 

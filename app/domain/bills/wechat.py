@@ -7,7 +7,7 @@ number of fields is refused, never silently shifted.
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from .model import BillFormatError, BillIntegrityError, BillKind, BillRow, BillTotals, bill_fen, shanghai_time
 
@@ -102,7 +102,7 @@ class WeChatBill:
         fields = _split(values)
         if len(fields) != len(names):
             raise BillFormatError(f"the totals row has {len(fields)} fields where its header has {len(names)}")
-        by_name = dict(zip(names, fields))
+        by_name = dict(zip(names, fields, strict=True))
         extra = next((line for _, line in lines if line.strip()), None)
         if extra is not None:
             raise BillFormatError(f"text after the totals row: {extra[:60]!r}")

@@ -5,13 +5,38 @@
     start_from_admin(...) / execute_started(rt, run_id, attempt)    # the admin API and its worker
 """
 from app.services.reconciliation.channel_run import BillFetch, Progress
-from app.services.reconciliation.findings import (AMOUNT_MISMATCH, HELD, MISSING_AT_CHANNEL, MISSING_IN_HIS,
-                                                  MISSING_ON_PLATFORM, OPEN, REPAIRED, RESOLUTIONS, RESOLVED,
-                                                  SOURCES, STATUS_MISMATCH, STATUSES, TYPES, UNKNOWN_IN_HIS)
-from app.services.reconciliation.queries import (get_run, list_discrepancies, list_runs, resolve_discrepancy,
-                                                 start_from_admin)
-from app.services.reconciliation.runner import (daily_cron, execute_run, execute_started, primary_target, reconcile,
-                                                run_daily, targets)
+from app.services.reconciliation.findings import (
+    AMOUNT_MISMATCH,
+    HELD,
+    MISSING_AT_CHANNEL,
+    MISSING_IN_HIS,
+    MISSING_ON_PLATFORM,
+    OPEN,
+    REPAIRED,
+    RESOLUTIONS,
+    RESOLVED,
+    SOURCES,
+    STATUS_MISMATCH,
+    STATUSES,
+    TYPES,
+    UNKNOWN_IN_HIS,
+)
+from app.services.reconciliation.queries import (
+    get_run,
+    list_discrepancies,
+    list_runs,
+    resolve_discrepancy,
+    start_from_admin,
+)
+from app.services.reconciliation.runner import (
+    daily_cron,
+    execute_run,
+    execute_started,
+    primary_target,
+    reconcile,
+    run_daily,
+    targets,
+)
 from app.services.reconciliation.runs import DONE, FAILED, RUNNING, start_run
 
 __all__ = [

@@ -12,31 +12,63 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from app.channels.base import ChannelError, PaymentChannel
 from app.db.models import MerchantAccount
 from app.db.types import utcnow
 from app.domain.bills import AlipayBill, BillError, BillKind, BillRow
-from app.domain.reconciliation import (AMOUNT, SETTLED_STATUSES, STATUS, UNKNOWN, BillMatch, Book, Unmatched,
-                                       match_rows, match_wechat_bill)
+from app.domain.reconciliation import (
+    AMOUNT,
+    SETTLED_STATUSES,
+    STATUS,
+    UNKNOWN,
+    BillMatch,
+    Book,
+    Unmatched,
+    match_rows,
+    match_wechat_bill,
+)
+from app.domain.refunds import IN_FLIGHT
 from app.runtime import Runtime
-from app.services.merchants import channel_for_account
-from app.services.reconciliation.findings import (AMOUNT_MISMATCH, HELD, MISSING_AT_CHANNEL, MISSING_ON_PLATFORM,
-                                                  OPEN, REPAIRED, STATUS_MISMATCH, Finding, RunOutcome,
-                                                  shanghai_today)
-from app.services.reconciliation.records import (PAID, SUCCEEDED, PaymentRecord, RefundRecord, find_payments,
-                                                 find_refunds, load_book)
-from app.services.reconciliation.repairs import (payment_key, refund_key, repair_payment, repair_refund,
-                                                 repairs_by_key, repairs_of_run)
+from app.services.clinics import channel_for_account
+from app.services.reconciliation.findings import (
+    AMOUNT_MISMATCH,
+    HELD,
+    MISSING_AT_CHANNEL,
+    MISSING_ON_PLATFORM,
+    OPEN,
+    REPAIRED,
+    STATUS_MISMATCH,
+    Finding,
+    RunOutcome,
+    shanghai_today,
+)
+from app.services.reconciliation.records import (
+    PAID,
+    SUCCEEDED,
+    PaymentRecord,
+    RefundRecord,
+    find_payments,
+    find_refunds,
+    load_book,
+)
+from app.services.reconciliation.repairs import (
+    payment_key,
+    refund_key,
+    repair_payment,
+    repair_refund,
+    repairs_by_key,
+    repairs_of_run,
+)
 from app.services.reconciliation.runs import RunTicket, scope_of
 
 log = logging.getLogger(__name__)
 
 BillFetch = Callable[[date, Path], "Path | None"]
-_IN_FLIGHT_REFUNDS = ("pending", "processing")
 
 
 class Progress(Protocol):
@@ -54,7 +86,7 @@ def run_channel(rt: Runtime, ticket: RunTicket, fetch: BillFetch | None = None,
     scope = scope_of(ticket.source, ticket.clinic_id, ticket.merchant_account_id)
     with rt.db.session() as session:
         account = session.get(MerchantAccount, ticket.merchant_account_id)
-        adapter = channel_for_account(session, account, rt.settings)
+        adapter = channel_for_account(rt, session, account)
         book = load_book(session, account.id, ticket.business_date)
         earlier = {(repair.detail or {}).get("ref"): repair for repair in repairs_of_run(session, ticket, scope)}
     fetch = fetch or adapter.download_bill
@@ -188,7 +220,7 @@ def _judge_refund(rt: Runtime, ticket: RunTicket, scope: str, adapter: PaymentCh
                          record.status, record.amount_fen, "the bill differs from ours (settled on another day)"))
         else:
             outcome.matched += 1
-    elif record.status in _IN_FLIGHT_REFUNDS and row.status in SETTLED_STATUSES:
+    elif record.status in IN_FLIGHT and row.status in SETTLED_STATUSES:
         if repair is not None:
             add(_finding(MISSING_ON_PLATFORM, row, ref, record.status, record.amount_fen,
                          f"repaired once already ({repair.outcome}); still not settled here", repair_id=repair.id))

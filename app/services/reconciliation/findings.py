@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
+
+from app.domain.reconciliation_runs import DiscrepancyStatus
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 SOURCES = ("wechat", "alipay", "his")
@@ -20,8 +22,9 @@ MISSING_IN_HIS = "missing_in_his"
 UNKNOWN_IN_HIS = "unknown_in_his"
 TYPES = (MISSING_ON_PLATFORM, MISSING_AT_CHANNEL, AMOUNT_MISMATCH, STATUS_MISMATCH, MISSING_IN_HIS, UNKNOWN_IN_HIS)
 
-OPEN, HELD, REPAIRED, RESOLVED = "open", "held", "repaired", "resolved"
-STATUSES = (OPEN, HELD, REPAIRED, RESOLVED)
+OPEN, HELD, REPAIRED, RESOLVED = (DiscrepancyStatus.OPEN, DiscrepancyStatus.HELD, DiscrepancyStatus.REPAIRED,
+                                  DiscrepancyStatus.RESOLVED)
+STATUSES = tuple(DiscrepancyStatus)
 
 TRUST_CHANNEL, TRUST_PLATFORM, IGNORE = "trust_channel", "trust_platform", "ignore"
 RESOLUTIONS = (TRUST_CHANNEL, TRUST_PLATFORM, IGNORE)
@@ -58,7 +61,7 @@ class RunOutcome:
 def day_bounds(day: date) -> tuple[datetime, datetime]:
     """The Asia/Shanghai business day as a half-open UTC interval."""
     start = datetime.combine(day, time(0), SHANGHAI)
-    return start.astimezone(timezone.utc), (start + timedelta(days=1)).astimezone(timezone.utc)
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
 
 
 def shanghai_today(now: datetime) -> date:

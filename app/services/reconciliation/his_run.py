@@ -1,6 +1,7 @@
 """One day of one clinic against its HIS's daily export: what the HIS recorded versus what we wrote.
 
-Our side is the clinic's outbox writes sent that day, and those given up (flagged) that day. A write
+Our side is the clinic's ledger writes (every outbox kind the HIS keeps a record of: not an extra charge's
+bill) sent that day, and those given up (flagged) that day. A write
 the export lacks is looked for in the exports of the neighbouring days (the HIS's clock and ours may
 put a write of midnight on different days), then re-driven: its outbox row goes back to pending under
 the same idempotency key, so the HIS records it exactly once however often it is sent. A record the
@@ -17,17 +18,28 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Clinic, HisOutbox
 from app.db.types import utcnow
+from app.domain.his_writes import LEDGER_KINDS, HisWriteStatus
 from app.domain.keyed_match import match_keyed
 from app.his.base import HisClient, HisRecord
 from app.runtime import Runtime
-from app.services.his_gateway import his_client
-from app.services.his_outbox import FLAGGED, PENDING, SENT
-from app.services.reconciliation.findings import (AMOUNT_MISMATCH, MISSING_IN_HIS, OPEN, REPAIRED, STATUS_MISMATCH,
-                                                  UNKNOWN_IN_HIS, Finding, RunOutcome, day_bounds, shanghai_today)
+from app.services.his import his_client
+from app.services.reconciliation.findings import (
+    AMOUNT_MISMATCH,
+    MISSING_IN_HIS,
+    OPEN,
+    REPAIRED,
+    STATUS_MISMATCH,
+    UNKNOWN_IN_HIS,
+    Finding,
+    RunOutcome,
+    day_bounds,
+    shanghai_today,
+)
 from app.services.reconciliation.repairs import his_key, redrive_his_write, repairs_by_key, repairs_of_run
 from app.services.reconciliation.runs import RunTicket, scope_of
 
 LOOKUP_BATCH = 1_000
+PENDING, SENT, FLAGGED = HisWriteStatus.PENDING, HisWriteStatus.SENT, HisWriteStatus.FLAGGED
 
 
 @dataclass(frozen=True)
@@ -47,7 +59,8 @@ def _write(row: HisOutbox) -> OurWrite:
 
 def our_writes(session: Session, clinic_id: int, day: date) -> dict[str, OurWrite]:
     start, end = day_bounds(day)
-    rows = session.scalars(select(HisOutbox).where(HisOutbox.clinic_id == clinic_id, or_(
+    rows = session.scalars(select(HisOutbox).where(
+        HisOutbox.clinic_id == clinic_id, HisOutbox.kind.in_(LEDGER_KINDS), or_(
         and_(HisOutbox.status == SENT, HisOutbox.sent_at >= start, HisOutbox.sent_at < end),
         and_(HisOutbox.status == FLAGGED, HisOutbox.created_at >= start, HisOutbox.created_at < end))))
     return {row.idempotency_key: _write(row) for row in rows}
@@ -66,7 +79,7 @@ def run_his(rt: Runtime, ticket: RunTicket) -> RunOutcome:
     scope = scope_of(ticket.source, ticket.clinic_id, None)
     day = ticket.business_date
     with rt.db.session() as session:
-        client = his_client(session.get(Clinic, ticket.clinic_id), rt.settings)
+        client = his_client(rt, session.get(Clinic, ticket.clinic_id))
         ours = our_writes(session, ticket.clinic_id, day)
         earlier = {(repair.detail or {}).get("ref"): repair for repair in repairs_of_run(session, ticket, scope)}
     records = client.export(day)

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import (Clinic, MerchantAccount, ReconciliationDiscrepancy, ReconciliationRepair,
-                           ReconciliationRun)
+from app.db.models import Clinic, MerchantAccount, ReconciliationDiscrepancy, ReconciliationRepair, ReconciliationRun
 from app.db.types import utcnow
 from app.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.runtime import Runtime
-from app.services.audit import record_event
+from app.services.common.audit import record_event
+from app.services.common.principals import StaffPrincipal
+from app.services.common.staff_scope import clinic_ids_in_scope, one_clinic
+from app.services.common.status import set_status
 from app.services.reconciliation.findings import OPEN, RESOLUTIONS, RESOLVED, SOURCES, STATUSES, TYPES
 from app.services.reconciliation.runner import primary_target
 from app.services.reconciliation.runs import fail_run, load_run_view, run_view, start_run
-from app.services.staff_auth import StaffPrincipal
-from app.services.staff_scope import clinic_ids_in_scope, one_clinic
 
 MAX_ROW_ID = 2**31 - 1
 JOB = "workers.jobs.reconcile_run"
@@ -139,11 +139,9 @@ def resolve_discrepancy(rt: Runtime, principal: StaffPrincipal, discrepancy_id: 
         if row.status != OPEN:
             raise Conflict(f"the discrepancy is {row.status}; only open ones are resolved", "discrepancy_not_open")
         now = utcnow()
-        done = session.execute(update(ReconciliationDiscrepancy).where(
-            ReconciliationDiscrepancy.id == row.id, ReconciliationDiscrepancy.status == OPEN)
-            .values(status=RESOLVED, resolution=resolution, note=note[:500], resolved_by=principal.username,
-                    resolved_at=now).execution_options(synchronize_session=False)).rowcount
-        if done != 1:
+        done = set_status(session, row, RESOLVED, reason=f"resolved: {resolution}", actor=f"staff:{principal.username}",
+                          resolution=resolution, note=note[:500], resolved_by=principal.username, resolved_at=now)
+        if not done:
             raise Conflict("the discrepancy was resolved meanwhile", "discrepancy_not_open")
         run = session.get(ReconciliationRun, row.run_id)
         record_event(session, actor_type="staff", actor_id=str(principal.user_id), actor_name=principal.username,

@@ -6,21 +6,23 @@ day's records are then looked up by number, in batches.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import PaymentAttempt, Refund
+from app.domain.payments import PaymentStatus
 from app.domain.reconciliation import Book
+from app.domain.refunds import RefundStatus
 from app.services.reconciliation.findings import day_bounds
 
 STREAM_ROWS = 20_000
 LOOKUP_BATCH = 1_000
-PAID = "paid"
-SUCCEEDED = "succeeded"
+PAID = PaymentStatus.PAID
+SUCCEEDED = RefundStatus.SUCCEEDED
 
 
 def load_book(session: Session, merchant_account_id: int, day: date) -> Book:

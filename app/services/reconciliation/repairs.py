@@ -17,17 +17,26 @@ from sqlalchemy.orm import Session
 
 from app.channels.base import ChannelError, PaymentChannel, RefundState, TradeState
 from app.db.models import HisOutbox, PaymentAttempt, ReconciliationRepair, Refund
-from app.db.types import utcnow
 from app.domain.bills import BillRow
+from app.domain.his_writes import HisWriteStatus
+from app.domain.payments import PaymentStatus
+from app.domain.refunds import RefundStatus
 from app.runtime import Runtime
-from app.services.audit import record_system_event
-from app.services.his_outbox import PENDING
-from app.services.payment_outcomes import AmountMismatch, record_payment
-from app.services.reconciliation.findings import (AMOUNT_MISMATCH, MISSING_IN_HIS, MISSING_ON_PLATFORM, OPEN,
-                                                  REPAIRED, STATUS_MISMATCH, Finding)
+from app.services.common.audit import record_system_event
+from app.services.his import redrive
+from app.services.payments import AmountMismatch, record_payment
+from app.services.reconciliation.findings import (
+    AMOUNT_MISMATCH,
+    MISSING_IN_HIS,
+    MISSING_ON_PLATFORM,
+    OPEN,
+    REPAIRED,
+    STATUS_MISMATCH,
+    Finding,
+)
 from app.services.reconciliation.records import PaymentRecord, RefundRecord
 from app.services.reconciliation.runs import RunTicket
-from app.services.refund_executor import apply_notification
+from app.services.refunds import apply_notification
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +101,8 @@ def repair_payment(rt: Runtime, ticket: RunTicket, scope: str, adapter: PaymentC
                                   "channel_trade_no": result.channel_trade_no})
             record_system_event(session, ticket.clinic_id, "reconciliation_repair", "payment_attempt",
                                 record.out_trade_no, before={"status": record.status},
-                                after={"status": "paid", "outcome": outcome, "amount_fen": result.amount_fen,
-                                       "channel_trade_no": result.channel_trade_no},
+                                after={"status": PaymentStatus.PAID, "outcome": outcome,
+                                       "amount_fen": result.amount_fen, "channel_trade_no": result.channel_trade_no},
                                 note=f"missing on the platform in the {ticket.source} bill of {ticket.business_date}")
             repair_id = repair.id
     except AmountMismatch as exc:
@@ -126,10 +135,10 @@ def repair_refund(rt: Runtime, ticket: RunTicket, scope: str, adapter: PaymentCh
             if not apply_notification(session, part, RefundState.SUCCEEDED, result.channel_refund_id,
                                       result.succeeded_at):
                 return None
-            repair = _add_repair(session, ticket, scope, key, "settle_refund", "succeeded",
+            repair = _add_repair(session, ticket, scope, key, "settle_refund", RefundStatus.SUCCEEDED,
                                  {"type": MISSING_ON_PLATFORM, "kind": "refund", "ref": record.refund_no})
             record_system_event(session, ticket.clinic_id, "reconciliation_repair", "refund", record.refund_no,
-                                before={"status": record.status}, after={"status": "succeeded"},
+                                before={"status": record.status}, after={"status": RefundStatus.SUCCEEDED},
                                 note=f"missing on the platform in the {ticket.source} bill of {ticket.business_date}")
             repair_id = repair.id
     except IntegrityError:
@@ -153,15 +162,16 @@ def redrive_his_write(rt: Runtime, ticket: RunTicket, scope: str, outbox_id: int
     try:
         with rt.db.session() as session:
             row = session.scalar(select(HisOutbox).where(HisOutbox.id == outbox_id).with_for_update())
-            if row.status == PENDING:
+            if row.status == HisWriteStatus.PENDING:
                 return None
             before = row.status
             repair = _add_repair(session, ticket, scope, his_key(row.idempotency_key), "redrive_his_write",
-                                 "pending", {"type": finding_type, "kind": row.kind, "ref": row.idempotency_key,
-                                             "was": before})
-            row.status, row.next_attempt_at, row.last_error = PENDING, utcnow(), f"re-driven: {why}"[:500]
+                                 HisWriteStatus.PENDING, {"type": finding_type, "kind": row.kind,
+                                                          "ref": row.idempotency_key, "was": before})
+            redrive(session, row, why, actor=f"reconciliation:{ticket.run_id}")
             record_system_event(session, ticket.clinic_id, "reconciliation_repair", "his_outbox",
-                                row.idempotency_key, before={"status": before}, after={"status": PENDING},
+                                row.idempotency_key, before={"status": before},
+                                after={"status": HisWriteStatus.PENDING},
                                 note=f"{why} (HIS export of {ticket.business_date})")
             finding = Finding(finding_type, REPAIRED, row.kind, row.idempotency_key,
                               our_amount_fen=(row.payload or {}).get("amount_fen"), our_status=before,

@@ -19,10 +19,9 @@ from app.domain.errors import InvalidInput, NotFound
 from app.runtime import Runtime
 from app.services.reconciliation.channel_run import BillFetch, Progress, run_channel
 from app.services.reconciliation.findings import CHANNEL_SOURCES, SHANGHAI, shanghai_today
-from config.settings import ConfigurationError
 from app.services.reconciliation.his_run import run_his
-from app.services.reconciliation.runs import (FAILED, RunTicket, fail_run, finish_run, load_run_view, scope_of,
-                                              start_run)
+from app.services.reconciliation.runs import FAILED, RunTicket, fail_run, finish_run, load_run_view, scope_of, start_run
+from config.settings import ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -133,5 +132,5 @@ def run_daily(rt: Runtime, today: date | None = None, clinic_code: str | None = 
                     results.append(reconcile(rt, day, source, clinic_id, account_id))
                 except Exception as exc:  # one account's failure must not stop the others
                     results.append({"date": day.isoformat(), "source": source, "clinic_id": clinic_id,
-                                    "merchant_account_id": account_id, "status": "failed", "error": str(exc)})
+                                    "merchant_account_id": account_id, "status": FAILED, "error": str(exc)})
     return results

@@ -11,21 +11,31 @@ import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db.models import Clinic, MerchantAccount, ReconciliationDiscrepancy, ReconciliationRun
 from app.db.types import utcnow
 from app.domain.errors import Conflict, InvalidInput
+from app.domain.reconciliation_runs import RunStatus
 from app.runtime import Runtime
-from app.services.audit import record_event
-from app.services.reconciliation.findings import (CHANNEL_SOURCES, HELD, OPEN, REPAIRED, RESOLVED, SOURCES,
-                                                  RunOutcome, shanghai_today)
+from app.services.common.audit import record_event
+from app.services.common.status import set_status
+from app.services.reconciliation.findings import (
+    CHANNEL_SOURCES,
+    HELD,
+    OPEN,
+    REPAIRED,
+    RESOLVED,
+    SOURCES,
+    RunOutcome,
+    shanghai_today,
+)
 
 log = logging.getLogger(__name__)
 
-RUNNING, DONE, FAILED = "running", "done", "failed"
+RUNNING, DONE, FAILED = RunStatus.RUNNING, RunStatus.DONE, RunStatus.FAILED
 # A run still `running` after this long lost its worker; it may be started again.
 RUN_LEASE = timedelta(minutes=30)
 
@@ -75,13 +85,16 @@ def _claim(session: Session, business_date: date, source: str, scope: str, clini
         ReconciliationRun.scope == scope).with_for_update())
     if run is None:
         run = ReconciliationRun(clinic_id=clinic_id, merchant_account_id=merchant_account_id,
-                                business_date=business_date, source=source, scope=scope, status=RUNNING, attempt=0,
-                                matched_count=0, discrepancy_count=0, repaired_count=0, held_count=0)
+                                business_date=business_date, source=source, scope=scope, status=str(RUNNING),
+                                attempt=0, matched_count=0, discrepancy_count=0, repaired_count=0, held_count=0)
         session.add(run)
     elif run.status == RUNNING and now - run.started_at < RUN_LEASE:
         raise Conflict(f"the {source} reconciliation of {business_date} is already running (run {run.id})",
                        "reconciliation_running")
-    run.status, run.attempt, run.provisional = RUNNING, run.attempt + 1, provisional
+    elif run.status != RUNNING:
+        session.flush()
+        set_status(session, run, RUNNING, reason="started again", actor=started_by)
+    run.attempt, run.provisional = run.attempt + 1, provisional
     run.started_at, run.finished_at, run.error, run.started_by = now, None, None, started_by[:100]
     session.flush()
     return RunTicket(run.id, run.attempt, business_date, source, clinic_id, merchant_account_id, started_by)
@@ -112,7 +125,10 @@ def finish_run(rt: Runtime, ticket: RunTicket, outcome: RunOutcome) -> bool:
             session.connection().execute(insert(ReconciliationDiscrepancy.__table__), rows)
         counts = {status: sum(1 for row in rows if row["status"] == status) for status in (OPEN, HELD, REPAIRED,
                                                                                          RESOLVED)}
-        run.status, run.finished_at, run.error, run.totals = DONE, utcnow(), None, outcome.totals
+        if run.status == RUNNING:
+            session.flush()
+            set_status(session, run, DONE, reason="its result is stored", actor=ticket.started_by)
+        run.finished_at, run.error, run.totals = utcnow(), None, outcome.totals
         run.matched_count = outcome.matched
         run.discrepancy_count = counts[OPEN] + counts[RESOLVED]
         run.repaired_count, run.held_count = counts[REPAIRED], counts[HELD]
@@ -130,10 +146,10 @@ def finish_run(rt: Runtime, ticket: RunTicket, outcome: RunOutcome) -> bool:
 def fail_run(rt: Runtime, ticket: RunTicket, error: str) -> None:
     """Mark the run failed; the discrepancies of its last complete result stay as they were."""
     with rt.db.session() as session:
-        session.execute(update(ReconciliationRun).where(ReconciliationRun.id == ticket.run_id,
-                                                        ReconciliationRun.attempt == ticket.attempt)
-                        .values(status=FAILED, error=error[:1000], finished_at=utcnow())
-                        .execution_options(synchronize_session=False))
+        run = session.get(ReconciliationRun, ticket.run_id)
+        if run.status == RUNNING:
+            set_status(session, run, FAILED, reason=error[:200], actor=ticket.started_by,
+                       where=(ReconciliationRun.attempt == ticket.attempt,), error=error[:1000], finished_at=utcnow())
 
 
 def run_view(run: ReconciliationRun, clinic_code: str, app_id: str | None) -> dict:

@@ -1,13 +1,14 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-22 10:35:09.323604
 """
-from alembic import op
 import sqlalchemy as sa
-import app.db.types
+from alembic import op
 from sqlalchemy.dialects import postgresql
+
+import app.db.types
 
 revision = '0001'
 down_revision = None
@@ -110,7 +111,8 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=16), nullable=False),
     sa.Column('quantity', sa.Integer(), nullable=False),
     sa.Column('reserved', sa.Integer(), nullable=False),
-    sa.CheckConstraint('reserved >= 0 AND reserved <= quantity', name=op.f('ck_item_inventory_reserved_within_quantity')),
+    sa.CheckConstraint('reserved >= 0 AND reserved <= quantity',
+        name=op.f('ck_item_inventory_reserved_within_quantity')),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_item_inventory_item_id_items')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_item_inventory')),
     sa.UniqueConstraint('item_id', 'channel', name=op.f('uq_item_inventory_item_id_channel'))
@@ -125,7 +127,8 @@ def upgrade() -> None:
     sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_login_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['clinic_id'], ['clinics.id'], name=op.f('fk_mp_users_clinic_id_clinics')),
-    sa.ForeignKeyConstraint(['merchant_account_id'], ['merchant_accounts.id'], name=op.f('fk_mp_users_merchant_account_id_merchant_accounts')),
+    sa.ForeignKeyConstraint(['merchant_account_id'], ['merchant_accounts.id'],
+        name=op.f('fk_mp_users_merchant_account_id_merchant_accounts')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_mp_users')),
     sa.UniqueConstraint('merchant_account_id', 'openid', name=op.f('uq_mp_users_merchant_account_id_openid'))
     )
@@ -147,12 +150,14 @@ def upgrade() -> None:
     sa.Column('next_attempt_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('received_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('processed_at', app.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['merchant_account_id'], ['merchant_accounts.id'], name=op.f('fk_notification_inbox_merchant_account_id_merchant_accounts')),
+    sa.ForeignKeyConstraint(['merchant_account_id'], ['merchant_accounts.id'],
+        name=op.f('fk_notification_inbox_merchant_account_id_merchant_accounts')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notification_inbox'))
     )
     with op.batch_alter_table('notification_inbox', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_notification_inbox_out_trade_no'), ['out_trade_no'], unique=False)
-        batch_op.create_index('ix_notification_inbox_status_next_attempt_at', ['status', 'next_attempt_at'], unique=False)
+        batch_op.create_index('ix_notification_inbox_status_next_attempt_at', ['status', 'next_attempt_at'],
+            unique=False)
 
     op.create_table('slots',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -230,7 +235,8 @@ def upgrade() -> None:
     sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('amount_fen > 0', name=op.f('ck_orders_amount_positive')),
-    sa.CheckConstraint('refunded_fen >= 0 AND refunded_fen <= amount_fen', name=op.f('ck_orders_refunded_within_amount')),
+    sa.CheckConstraint('refunded_fen >= 0 AND refunded_fen <= amount_fen',
+        name=op.f('ck_orders_refunded_within_amount')),
     sa.ForeignKeyConstraint(['clinic_id'], ['clinics.id'], name=op.f('fk_orders_clinic_id_clinics')),
     sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_orders_item_id_items')),
     sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_orders_patient_id_patients')),
@@ -278,7 +284,8 @@ def upgrade() -> None:
     sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('amount_fen > 0', name=op.f('ck_payment_attempts_amount_positive')),
-    sa.ForeignKeyConstraint(['merchant_account_id'], ['merchant_accounts.id'], name=op.f('fk_payment_attempts_merchant_account_id_merchant_accounts')),
+    sa.ForeignKeyConstraint(['merchant_account_id'], ['merchant_accounts.id'],
+        name=op.f('fk_payment_attempts_merchant_account_id_merchant_accounts')),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_payment_attempts_order_id_orders')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_payment_attempts')),
     sa.UniqueConstraint('out_trade_no', name=op.f('uq_payment_attempts_out_trade_no'))
@@ -307,7 +314,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_refund_requests_order_id_orders')),
     sa.ForeignKeyConstraint(['user_id'], ['mp_users.id'], name=op.f('fk_refund_requests_user_id_mp_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_refund_requests')),
-    sa.UniqueConstraint('clinic_id', 'origin', 'external_request_no', name=op.f('uq_refund_requests_clinic_id_origin_external_request_no')),
+    sa.UniqueConstraint('clinic_id', 'origin', 'external_request_no',
+        name=op.f('uq_refund_requests_clinic_id_origin_external_request_no')),
     sa.UniqueConstraint('refund_request_no', name=op.f('uq_refund_requests_refund_request_no'))
     )
     with op.batch_alter_table('refund_requests', schema=None) as batch_op:
@@ -332,8 +340,10 @@ def upgrade() -> None:
     sa.Column('updated_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('amount_fen > 0', name=op.f('ck_refunds_amount_positive')),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_refunds_order_id_orders')),
-    sa.ForeignKeyConstraint(['payment_attempt_id'], ['payment_attempts.id'], name=op.f('fk_refunds_payment_attempt_id_payment_attempts')),
-    sa.ForeignKeyConstraint(['refund_request_id'], ['refund_requests.id'], name=op.f('fk_refunds_refund_request_id_refund_requests')),
+    sa.ForeignKeyConstraint(['payment_attempt_id'], ['payment_attempts.id'],
+        name=op.f('fk_refunds_payment_attempt_id_payment_attempts')),
+    sa.ForeignKeyConstraint(['refund_request_id'], ['refund_requests.id'],
+        name=op.f('fk_refunds_refund_request_id_refund_requests')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_refunds')),
     sa.UniqueConstraint('refund_no', name=op.f('uq_refunds_refund_no'))
     )

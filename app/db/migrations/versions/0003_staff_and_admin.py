@@ -9,8 +9,9 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-22
 """
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import app.db.types
 
 revision = '0003'

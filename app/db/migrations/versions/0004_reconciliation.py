@@ -4,10 +4,11 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-22
 """
-from alembic import op
 import sqlalchemy as sa
-import app.db.types
+from alembic import op
 from sqlalchemy.dialects import postgresql
+
+import app.db.types
 
 revision = '0004'
 down_revision = '0003'

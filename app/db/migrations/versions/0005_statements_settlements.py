@@ -4,10 +4,10 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-22
 """
-from alembic import op
 import sqlalchemy as sa
-import app.db.types
+from alembic import op
 
+import app.db.types
 
 revision = '0005'
 down_revision = '0004'
@@ -31,7 +31,8 @@ def upgrade() -> None:
     sa.Column('created_by', sa.String(length=100), nullable=False),
     sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('amount_fen > 0', name=op.f('ck_settlements_amount_positive')),
-    sa.CheckConstraint('invoice_amount_fen IS NULL OR invoice_amount_fen >= 0', name=op.f('ck_settlements_invoice_not_negative')),
+    sa.CheckConstraint('invoice_amount_fen IS NULL OR invoice_amount_fen >= 0',
+        name=op.f('ck_settlements_invoice_not_negative')),
     sa.ForeignKeyConstraint(['clinic_id'], ['clinics.id'], name=op.f('fk_settlements_clinic_id_clinics')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_settlements'))
     )
@@ -50,7 +51,8 @@ def upgrade() -> None:
     sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('value_fen > 0', name=op.f('ck_settlement_coupons_value_positive')),
     sa.ForeignKeyConstraint(['clinic_id'], ['clinics.id'], name=op.f('fk_settlement_coupons_clinic_id_clinics')),
-    sa.ForeignKeyConstraint(['settlement_id'], ['settlements.id'], name=op.f('fk_settlement_coupons_settlement_id_settlements')),
+    sa.ForeignKeyConstraint(['settlement_id'], ['settlements.id'],
+        name=op.f('fk_settlement_coupons_settlement_id_settlements')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_settlement_coupons')),
     sa.UniqueConstraint('code', name=op.f('uq_settlement_coupons_code')),
     sa.UniqueConstraint('settlement_id', name=op.f('uq_settlement_coupons_settlement_id'))
@@ -75,7 +77,8 @@ def upgrade() -> None:
     sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.CheckConstraint('line_count >= 0 AND total_fen >= 0', name=op.f('ck_statements_totals_not_negative')),
     sa.ForeignKeyConstraint(['clinic_id'], ['clinics.id'], name=op.f('fk_statements_clinic_id_clinics')),
-    sa.ForeignKeyConstraint(['settlement_id'], ['settlements.id'], name=op.f('fk_statements_settlement_id_settlements')),
+    sa.ForeignKeyConstraint(['settlement_id'], ['settlements.id'],
+        name=op.f('fk_statements_settlement_id_settlements')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_statements')),
     sa.UniqueConstraint('clinic_id', 'channel', 'month', name=op.f('uq_statements_clinic_id_channel_month'))
     )
@@ -99,7 +102,8 @@ def upgrade() -> None:
     sa.Column('purchase_price_fen', sa.Integer(), nullable=False),
     sa.Column('amount_fen', sa.Integer(), nullable=False),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_statement_lines_order_id_orders')),
-    sa.ForeignKeyConstraint(['statement_id'], ['statements.id'], name=op.f('fk_statement_lines_statement_id_statements')),
+    sa.ForeignKeyConstraint(['statement_id'], ['statements.id'],
+        name=op.f('fk_statement_lines_statement_id_statements')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_statement_lines')),
     sa.UniqueConstraint('statement_id', 'order_id', name=op.f('uq_statement_lines_statement_id_order_id'))
     )

@@ -7,10 +7,10 @@ Revision ID: 0006
 Revises: 0005
 Create Date: 2026-12-05
 """
-from alembic import op
 import sqlalchemy as sa
-import app.db.types
+from alembic import op
 
+import app.db.types
 
 revision = '0006'
 down_revision = '0005'
@@ -34,7 +34,8 @@ def upgrade() -> None:
     sa.Column('expires_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('created_at', app.db.types.UTCDateTime(timezone=True), nullable=False),
     sa.Column('used_at', app.db.types.UTCDateTime(timezone=True), nullable=True),
-    sa.CheckConstraint("status IN ('pending', 'used', 'superseded', 'failed')", name=op.f('ck_card_verifications_status_known')),
+    sa.CheckConstraint("status IN ('pending', 'used', 'superseded', 'failed')",
+        name=op.f('ck_card_verifications_status_known')),
     sa.CheckConstraint('tries >= 0', name=op.f('ck_card_verifications_tries_not_negative')),
     sa.ForeignKeyConstraint(['clinic_id'], ['clinics.id'], name=op.f('fk_card_verifications_clinic_id_clinics')),
     sa.ForeignKeyConstraint(['patient_id'], ['patients.id'], name=op.f('fk_card_verifications_patient_id_patients')),

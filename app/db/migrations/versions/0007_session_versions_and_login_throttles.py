@@ -4,10 +4,10 @@ Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-05
 """
-from alembic import op
 import sqlalchemy as sa
-import app.db.types
+from alembic import op
 
+import app.db.types
 
 revision = '0007'
 down_revision = '0006'

@@ -11,11 +11,11 @@ running the data step twice changes nothing.
 """
 from contextlib import contextmanager
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
+
 import app.db.types
 from app.db.encrypted import TOKEN_PREFIX, environment_keyring
-
 
 revision = '0008'
 down_revision = '0007'

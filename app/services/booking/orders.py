@@ -1,0 +1,180 @@
+"""Placing, reading and cancelling a patient's orders.
+
+A booking reserves its slot and the item's channel inventory in the same
+transaction that creates the order (conditional increments, so a flash crowd
+never oversells); the place is held until the order is paid, or released when
+it expires or is cancelled. A visit-bill order's amount comes from the HIS.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from app.db.models import Card, Clinic, Order, Slot
+from app.db.types import utcnow
+from app.domain import ids
+from app.domain import orders as o
+from app.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
+from app.domain.payments import ChannelCheck
+from app.his.base import HisNotFound, HisUnavailable
+from app.runtime import Runtime
+from app.services.booking.cancellations import cancel_paid_booking
+from app.services.clinics import primary_account, require_clinic_item
+from app.services.common.principals import MpPrincipal
+from app.services.his import his_client
+from app.services.orders import describe, describe_many, move, take_place
+from app.services.payments import close_pending_attempts, pending_attempts, settle_attempt_at_channel
+from app.services.people import require_user_card, require_user_patient
+
+MAX_BILLS_PER_ORDER = 20
+
+
+def _load(session: Session, principal: MpPrincipal, order_no: str) -> Order:
+    order = session.scalar(select(Order).where(Order.order_no == order_no, Order.user_id == principal.user_id)
+                           .options(selectinload(Order.payments)))
+    if order is None:
+        raise NotFound("no such order", "order_not_found")
+    return order
+
+
+def get_order(rt: Runtime, principal: MpPrincipal, order_no: str) -> dict:
+    with rt.db.session() as session:
+        return describe(session, _load(session, principal, order_no))
+
+
+def list_orders(rt: Runtime, principal: MpPrincipal, limit: int = 50, offset: int = 0) -> list[dict]:
+    with rt.db.session() as session:
+        return describe_many(session, list(session.scalars(
+            select(Order).where(Order.user_id == principal.user_id).options(selectinload(Order.payments))
+            .order_by(Order.id.desc()).limit(limit).offset(offset))))
+
+
+def create_order(rt: Runtime, principal: MpPrincipal, data: dict) -> dict:
+    channel = data["channel"]
+    if channel != principal.channel:
+        raise InvalidInput(f"you are signed in through {principal.channel}; pay with {principal.channel}",
+                           "channel_mismatch")
+    bills = _fetch_bills(rt, principal, data) if data["type"] == o.VISIT_BILL else None
+    now = utcnow()
+    with rt.db.session() as session:
+        primary_account(session, principal.clinic_id, channel)
+        order = Order(order_no=ids.new_business_no(data["type"], now), clinic_id=principal.clinic_id,
+                      user_id=principal.user_id, type=data["type"], status=o.CREATED, channel=channel,
+                      refunded_fen=0, expires_at=now + timedelta(seconds=rt.settings.ORDER_TTL_S), created_at=now,
+                      updated_at=now)
+        if data["type"] == o.BOOKING:
+            _booking(session, principal, data, order)
+        elif data["type"] == o.TOPUP:
+            _topup(rt, session, principal, data, order)
+        else:
+            _visit_bills(session, principal, data, order, bills)
+        session.add(order)
+        session.flush()
+        order.payments = []
+        return describe(session, order)
+
+
+def _booking(session: Session, principal: MpPrincipal, data: dict, order: Order) -> None:
+    patient = require_user_patient(session, principal, data["patient_id"])
+    item = require_clinic_item(session, principal.clinic_id, data["item_id"])
+    slot = session.get(Slot, data["slot_id"])
+    if slot is None or slot.item_id != item.id:
+        raise NotFound("no such time slot for this item", "slot_not_found")
+    if slot.starts_at <= utcnow():
+        raise Conflict("this time slot has already started", "slot_in_past")
+    full = take_place(session, slot.id, item.id, order.channel)
+    if full == "slot":
+        raise Conflict("this time slot is fully booked", "slot_sold_out")
+    if full == "inventory":
+        raise Conflict(f"no more of this item can be sold through {order.channel}", "inventory_sold_out")
+    order.patient_id, order.item_id, order.slot_id = patient.id, item.id, slot.id
+    order.appointment_at, order.amount_fen = slot.starts_at, item.price_fen
+    order.description = item.name[:200]
+
+
+def _topup(rt: Runtime, session: Session, principal: MpPrincipal, data: dict, order: Order) -> None:
+    card = require_user_card(session, principal, data["card_no"])
+    amount = data["amount_fen"]
+    low, high = rt.settings.TOPUP_MIN_FEN, rt.settings.TOPUP_MAX_FEN
+    if not low <= amount <= high:
+        raise InvalidInput(f"a top-up must be between {low} and {high} fen", "amount_out_of_range",
+                           details={"min_fen": low, "max_fen": high})
+    order.card_no, order.patient_id, order.amount_fen = card.card_no, card.patient_id, amount
+    order.description = "就诊卡充值 Card top-up"
+
+
+def _fetch_bills(rt: Runtime, principal: MpPrincipal, data: dict) -> dict[str, int]:
+    """The HIS's unpaid bills of the card that the patient chose, with the HIS's amounts."""
+    wanted = data["bill_ids"]
+    if not wanted or len(wanted) > MAX_BILLS_PER_ORDER or len(set(wanted)) != len(wanted):
+        raise InvalidInput(f"choose 1 to {MAX_BILLS_PER_ORDER} different bills", "invalid_bill_ids")
+    with rt.db.session() as session:
+        require_user_card(session, principal, data["card_no"])
+        client = his_client(rt, session.get(Clinic, principal.clinic_id))
+    try:
+        unpaid = {b.bill_id: b.amount_fen for b in client.unpaid_bills(data["card_no"])}
+    except HisNotFound:
+        raise NotFound("the HIS does not know this card", "card_not_found") from None
+    except HisUnavailable:
+        raise Unavailable("the hospital system did not answer; try again", "his_unavailable") from None
+    missing = [b for b in wanted if b not in unpaid]
+    if missing:
+        raise Conflict(f"these bills are not waiting for payment (paid elsewhere?): {', '.join(missing)}",
+                       "bill_not_payable", details={"bill_ids": missing})
+    return {b: unpaid[b] for b in wanted}
+
+
+def _visit_bills(session: Session, principal: MpPrincipal, data: dict, order: Order, bills: dict[str, int]) -> None:
+    card = require_user_card(session, principal, data["card_no"])
+    # Serialise orders on this card so two open orders never cover the same bill.
+    session.scalar(select(Card).where(Card.id == card.id).with_for_update())
+    open_orders = session.scalars(select(Order).where(
+        Order.clinic_id == principal.clinic_id, Order.type == o.VISIT_BILL, Order.card_no == card.card_no,
+        Order.status.in_(o.OPEN_BILL_ORDER)))
+    taken = {b for other in open_orders for b in (other.bill_ids or [])} & set(bills)
+    if taken:
+        raise Conflict(f"these bills are already in an open order: {', '.join(sorted(taken))}", "bill_in_progress",
+                       details={"bill_ids": sorted(taken)})
+    order.card_no, order.patient_id = card.card_no, card.patient_id
+    order.bill_ids, order.amount_fen = list(bills), sum(bills.values())
+    order.description = "门诊缴费 Visit bills"
+
+
+def cancel_order(rt: Runtime, principal: MpPrincipal, order_no: str, reason: str | None) -> dict:
+    """An unpaid order is cancelled at once; a paid booking is cancelled and refunded in full."""
+    with rt.db.session() as session:
+        order = _load(session, principal, order_no)
+        order_id, status, order_type = order.id, order.status, order.type
+    if status != o.CREATED and order_type == o.BOOKING:
+        return cancel_paid_booking(rt, order_id, actor=f"mp_user:{principal.user_id}",
+                                   reason=reason or "cancelled by the patient", enforce_patient_deadline=True)
+    if status != o.CREATED:
+        raise Conflict(f"a {status} {order_type} order cannot be cancelled; ask for a refund instead",
+                       "invalid_transition")
+    return _cancel_unpaid(rt, principal, order_no, reason)
+
+
+def _cancel_unpaid(rt: Runtime, principal: MpPrincipal, order_no: str, reason: str | None) -> dict:
+    """Close the order's trades at the channel first, so no payment slips in, then cancel."""
+    with rt.db.session() as session:
+        order = _load(session, principal, order_no)
+        pending = pending_attempts(rt, session, order)
+    for attempt_id, adapter, out_trade_no in pending:
+        outcome = settle_attempt_at_channel(rt, attempt_id, adapter, out_trade_no)
+        if outcome == ChannelCheck.PAID:
+            raise Conflict("the order was paid just now; ask for a refund instead", "order_already_paid")
+        if outcome == ChannelCheck.UNKNOWN:
+            raise Unavailable("the payment channel did not answer; try again", "channel_unavailable")
+    actor = f"mp_user:{principal.user_id}"
+    with rt.db.session() as session:
+        order = _load(session, principal, order_no)
+        if not move(session, order, o.CANCELLED, f"cancelled by the patient: {reason or '-'}", actor=actor,
+                    closed_at=utcnow()):
+            raise Conflict("the order changed meanwhile; reload it", "invalid_transition")
+        close_pending_attempts(session, order, "the patient cancelled the order", actor)
+        session.expire(order, ["payments"])
+        return describe(session, order)
+
+

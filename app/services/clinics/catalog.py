@@ -1,0 +1,55 @@
+"""The clinic's bookable items and their time slots, as the mini-program sees them."""
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.models import Item, ItemInventory, Slot
+from app.domain.errors import NotFound
+from app.runtime import Runtime
+from app.services.common.presentation import catalog_item, catalog_slot
+from app.services.common.principals import MpPrincipal
+
+# Business dates are Asia/Shanghai dates; China keeps no daylight saving time.
+from app.services.common.staff_scope import MAX_ROW_ID, SHANGHAI
+
+
+def require_clinic_item(session: Session, clinic_id: int, item_id: int) -> Item:
+    """An active item of this clinic, or NotFound `item_not_found` (inactive items are off the catalog)."""
+    item = None
+    if 0 < item_id <= MAX_ROW_ID:
+        item = session.scalar(select(Item).where(Item.id == item_id, Item.clinic_id == clinic_id,
+                                                 Item.active.is_(True)))
+    if item is None:
+        raise NotFound(f"this clinic has no item {item_id}", "item_not_found")
+    return item
+
+
+def list_items(rt: Runtime, principal: MpPrincipal) -> list[dict]:
+    """`[{id, code, name, description, price_fen, channels[]}]`: channels with stock set above zero."""
+    with rt.db.session() as session:
+        items = session.scalars(select(Item).where(Item.clinic_id == principal.clinic_id, Item.active.is_(True))
+                                .order_by(Item.id)).all()
+        channels: dict[int, list[str]] = defaultdict(list)
+        stocked = (select(ItemInventory.item_id, ItemInventory.channel)
+                   .join(Item, Item.id == ItemInventory.item_id)
+                   .where(Item.clinic_id == principal.clinic_id, ItemInventory.quantity > 0)
+                   .order_by(ItemInventory.channel))
+        for item_id, channel in session.execute(stocked):
+            channels[item_id].append(channel)
+        return [catalog_item(item, channels[item.id]) for item in items]
+
+
+def list_slots(rt: Runtime, principal: MpPrincipal, item_id: int, day: date) -> list[dict]:
+    """The item's slots starting on that Asia/Shanghai date: `[{id, starts_at, ends_at, remaining}]`,
+    times as aware Asia/Shanghai datetimes."""
+    starts = datetime.combine(day, time.min, SHANGHAI)
+    with rt.db.session() as session:
+        item = require_clinic_item(session, principal.clinic_id, item_id)
+        slots = session.scalars(select(Slot).where(Slot.item_id == item.id, Slot.starts_at >= starts,
+                                                   Slot.starts_at < starts + timedelta(days=1))
+                                .order_by(Slot.starts_at))
+        return [catalog_slot(slot) for slot in slots]

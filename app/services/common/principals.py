@@ -1,0 +1,19 @@
+"""Who is calling a use case: a mini-program user or a staff user, as their token named them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MpPrincipal:
+    user_id: int
+    clinic_id: int
+    channel: str
+
+
+@dataclass(frozen=True)
+class StaffPrincipal:
+    user_id: int
+    username: str
+    role: str
+    clinic_ids: tuple[int, ...]

@@ -1,0 +1,9 @@
+"""Orders: status changes through the order type's state machine (with order events and the slot place a
+booking holds), and the order as the APIs show it.
+
+What other packages may call:
+"""
+from app.services.orders.state import move, release_place, take_place
+from app.services.orders.views import describe, describe_many
+
+__all__ = ["describe", "describe_many", "move", "release_place", "take_place"]

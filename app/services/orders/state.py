@@ -1,0 +1,71 @@
+"""An order's status changes: conditional updates through its type's state machine, each with an order event.
+
+`move` refuses an illegal move (InvalidTransition), and when another process has moved the order first it
+changes nothing and returns False: duplicate and concurrent callers never apply a change twice. A booking
+that leaves the statuses that hold a place gives its slot and inventory place back in the same transaction.
+"""
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+
+from app.db.models import ItemInventory, Order, OrderEvent, Slot
+from app.db.types import utcnow
+from app.domain.orders import BOOKING, HOLDS_PLACE, transition
+from app.services.common.status import ACTOR_MAX, REASON_MAX
+
+
+def move(session: Session, order: Order, to_status: str, reason: str, actor: str = "system", **fields) -> bool:
+    step = transition(order.type, order.status, to_status, reason)
+    now = utcnow()
+    values = {"status": str(step.to_status), "updated_at": now, **fields}
+    result = session.execute(
+        update(Order)
+        .where(Order.id == order.id, Order.status == str(step.from_status))
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    for name, value in values.items():
+        set_committed_value(order, name, value)
+    session.add(OrderEvent(order_id=order.id, from_status=str(step.from_status), to_status=str(step.to_status),
+                           reason=reason[:REASON_MAX], actor=actor[:ACTOR_MAX], at=now))
+    if step.from_status in HOLDS_PLACE and step.to_status not in HOLDS_PLACE:
+        release_place(session, order)
+    # The one move back into a place-holding status (a late payment honoured on a closed booking)
+    # takes its place back through take_place() first, in the caller.
+    return True
+
+
+def take_place(session: Session, slot_id: int, item_id: int, channel: str) -> str | None:
+    """Reserve one place in the slot and the channel's inventory; None on success, else what is full."""
+    slot_taken = session.execute(
+        update(Slot).where(Slot.id == slot_id, Slot.reserved < Slot.capacity)
+        .values(reserved=Slot.reserved + 1).execution_options(synchronize_session=False)
+    ).rowcount
+    if slot_taken != 1:
+        return "slot"
+    stock_taken = session.execute(
+        update(ItemInventory)
+        .where(ItemInventory.item_id == item_id, ItemInventory.channel == channel,
+               ItemInventory.reserved < ItemInventory.quantity)
+        .values(reserved=ItemInventory.reserved + 1).execution_options(synchronize_session=False)
+    ).rowcount
+    if stock_taken != 1:
+        session.execute(update(Slot).where(Slot.id == slot_id).values(reserved=Slot.reserved - 1)
+                        .execution_options(synchronize_session=False))
+        return "inventory"
+    return None
+
+
+def release_place(session: Session, order: Order) -> None:
+    if order.type != BOOKING or order.slot_id is None:
+        return
+    session.execute(update(Slot).where(Slot.id == order.slot_id, Slot.reserved > 0)
+                    .values(reserved=Slot.reserved - 1).execution_options(synchronize_session=False))
+    session.execute(update(ItemInventory)
+                    .where(ItemInventory.item_id == order.item_id, ItemInventory.channel == order.channel,
+                           ItemInventory.reserved > 0)
+                    .values(reserved=ItemInventory.reserved - 1).execution_options(synchronize_session=False))

@@ -1,0 +1,13 @@
+"""Refunds: card-balance refunds (a patient's and the window's), refund parts sent and followed along their
+payment's channel, and what a settled part means for its request and order.
+
+What other packages may call:
+"""
+from app.services.refunds import his_kinds  # noqa: F401  (registers refund_hold and refund_restore)
+from app.services.refunds.card_refunds import describe, live_balance, request_refund
+from app.services.refunds.executor import add_refund, advance, apply_notification, refunded_on_attempt
+from app.services.refunds.gates import release_parts
+from app.services.refunds.mp_refunds import request_patient_refund
+
+__all__ = ["add_refund", "advance", "apply_notification", "describe", "live_balance", "refunded_on_attempt",
+           "release_parts", "request_patient_refund", "request_refund"]
