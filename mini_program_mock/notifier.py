@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 import time
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import requests
 

@@ -62,11 +62,11 @@ class MiniProgramClient:
     def login(self, user_label: str | None = None) -> dict:
         merchant = self.merchant()
         if self.channel == "wechat":
-            issued = self.sandbox_call("POST", "/sandbox/wechat/codes",
-                                       json={"appid": merchant["appid"], **({"openid": user_label} if user_label else {})})
+            who = {"openid": user_label} if user_label else {}
+            issued = self.sandbox_call("POST", "/sandbox/wechat/codes", json={"appid": merchant["appid"], **who})
         else:
-            issued = self.sandbox_call("POST", "/sandbox/alipay/codes",
-                                       json={"app_id": merchant["app_id"], **({"user_id": user_label} if user_label else {})})
+            who = {"user_id": user_label} if user_label else {}
+            issued = self.sandbox_call("POST", "/sandbox/alipay/codes", json={"app_id": merchant["app_id"], **who})
         session = self.call("POST", "/auth/login", json={"clinic_code": self.clinic_code, "channel": self.channel,
                                                          "code": issued["code"]})
         self.token = session["token"]

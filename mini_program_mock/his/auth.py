@@ -62,7 +62,7 @@ def _target(request: Request) -> str:
 
 
 def signature(secret: str, timestamp: str, nonce: str, method: str, target: str, body: bytes) -> str:
-    message = f"{timestamp}\n{nonce}\n{method}\n{target}\n".encode("utf-8") + body
+    message = f"{timestamp}\n{nonce}\n{method}\n{target}\n".encode() + body
     return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 

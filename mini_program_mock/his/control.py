@@ -8,8 +8,18 @@ from flask import Blueprint, current_app, jsonify, request
 
 from ..world import current_world
 from . import fail_next, store
-from .validation import (BILL_KINDS, HisRefusal, amount, business_date, choice, id_number, json_body,
-                         mask_phone, phone, text)
+from .validation import (
+    BILL_KINDS,
+    HisRefusal,
+    amount,
+    business_date,
+    choice,
+    id_number,
+    json_body,
+    mask_phone,
+    phone,
+    text,
+)
 
 bp = Blueprint("sandbox_his_control", __name__, url_prefix="/sandbox")
 

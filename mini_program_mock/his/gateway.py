@@ -8,8 +8,22 @@ from flask import Blueprint, current_app, g, jsonify, request
 from ..world import SHANGHAI, current_world
 from . import fail_next, store
 from .auth import Refused, authenticate
-from .validation import (BILL_KINDS, HisRefusal, amount, aware_datetime, business_date, choice, id_number,
-                         idempotency_key, invalid, json_body, mask_id_number, mask_phone, phone, text)
+from .validation import (
+    BILL_KINDS,
+    HisRefusal,
+    amount,
+    aware_datetime,
+    business_date,
+    choice,
+    id_number,
+    idempotency_key,
+    invalid,
+    json_body,
+    mask_id_number,
+    mask_phone,
+    phone,
+    text,
+)
 
 # Long enough that any sane client gives up first: the write is done, the answer never comes in time.
 TIMEOUT_FAULT_SLEEP_S = 15.0

@@ -11,11 +11,23 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from typing import Callable
+from collections.abc import Callable
 
 from ..world import World
-from .store import (bill_json, bill_row, card_json, card_row, insert_bill, insert_card, insert_patient,
-                    latest_registration, patient_json, require_patient, stamp, write_result)
+from .store import (
+    bill_json,
+    bill_row,
+    card_json,
+    card_row,
+    insert_bill,
+    insert_card,
+    insert_patient,
+    latest_registration,
+    patient_json,
+    require_patient,
+    stamp,
+    write_result,
+)
 from .validation import HisRefusal
 
 

@@ -120,7 +120,7 @@ _ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 def _resident_id(birth: str, seq: int) -> str:
     """A well-formed 18-character ID (GB 11643 check digit) for the demo patients."""
     body = f"110101{birth}{seq:03d}"
-    total = sum(int(d) * w for d, w in zip(body, _ID_WEIGHTS))
+    total = sum(int(d) * w for d, w in zip(body, _ID_WEIGHTS, strict=True))
     return body + "10X98765432"[total % 11]
 
 

@@ -23,7 +23,8 @@ _SUCCESS_COLUMNS = ("交易时间,公众账号ID,商户号,特约商户号,设�
                     "付款银行,货币种类,应结订单金额,代金券金额,商品名称,商户数据包,手续费,费率,订单金额,费率备注").split(",")
 _REFUND_COLUMNS = _ALL_COLUMNS[:14] + ["退款申请时间", "退款成功时间"] + _ALL_COLUMNS[14:]
 COLUMNS = {"ALL": _ALL_COLUMNS, "SUCCESS": _SUCCESS_COLUMNS, "REFUND": _REFUND_COLUMNS, "REVOKED": _ALL_COLUMNS}
-TRAILER_COLUMNS = "总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,申请退款总金额".split(",")
+TRAILER_COLUMNS = ("总交易单数,应结订单总金额,退款总金额,充值券退款总金额,手续费总金额,订单总金额,"
+                   "申请退款总金额").split(",")
 
 
 def fee_fen(amount_fen: int) -> int:

@@ -124,5 +124,6 @@ class RefundSettler:
                                   content_type="text/xml", schedule=WECHAT_RETRY_SCHEDULE)
             refunds.mark_notified(self.world, refund["id"])
             self.world.log("wechat_notify_enqueued", notification="refund", appid=trade["appid"],
-                           mch_id=trade["mch_id"], out_trade_no=trade["out_trade_no"], out_refund_no=refund["out_refund_no"],
-                           refund_id=refund["refund_id"], url=refund["notify_url"])
+                           mch_id=trade["mch_id"], out_trade_no=trade["out_trade_no"],
+                           out_refund_no=refund["out_refund_no"], refund_id=refund["refund_id"],
+                           url=refund["notify_url"])

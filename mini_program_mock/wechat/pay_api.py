@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Callable
 
 from flask import Blueprint, Response, current_app, request
 

@@ -8,7 +8,13 @@ import requests
 from wechatpy.exceptions import WeChatClientException
 
 from tests.sandbox.message_helpers import (
-    BILL_DATA, SandboxWeChatClient, grant_wechat, log_entries, messages, template, tokens_issued,
+    BILL_DATA,
+    SandboxWeChatClient,
+    grant_wechat,
+    log_entries,
+    messages,
+    template,
+    tokens_issued,
 )
 from tests.sandbox.wechat_helpers import issue_code, new_merchant, shifted_clock
 
@@ -148,8 +154,8 @@ def test_keyword_rules_by_prefix(sandbox, wx_app, openid, wx):
     for bad in ({"phrase4": {"value": "退款已经成功了"}}, {"phrase4": {"value": "OK"}},
                 {"character_string1": {"value": "退款单号123"}}, {"character_string1": {"value": "R" * 33}}):
         grant_wechat(sandbox.url, wx_app["appid"], openid, [refund["template_id"]])
-        assert _errcode(lambda: wx.wxa.send_subscribe_message(openid, refund["template_id"],
-                                                                  {**good, **bad})) == 47003
+        assert _errcode(lambda bad=bad: wx.wxa.send_subscribe_message(openid, refund["template_id"],
+                                                                          {**good, **bad})) == 47003
     assert wx.wxa.send_subscribe_message(openid, refund["template_id"], good)["errcode"] == 0
 
 
@@ -193,8 +199,8 @@ def test_a_token_is_refused_for_a_wrong_secret_unknown_app_or_grant_type(sandbox
     assert _errcode(wrong_secret.fetch_access_token) == 40125
     unknown_app = SandboxWeChatClient(sandbox.url, "wx0000000000000000", wx_app["app_secret"])
     assert _errcode(unknown_app.fetch_access_token) == 40013
-    bad_grant = requests.get(f"{sandbox.url}/wxlogin/cgi-bin/token", params={
-        "grant_type": "authorization_code", "appid": wx_app["appid"], "secret": wx_app["app_secret"]}, timeout=10).json()
+    bad_grant = requests.get(f"{sandbox.url}/wxlogin/cgi-bin/token", timeout=10, params={
+        "grant_type": "authorization_code", "appid": wx_app["appid"], "secret": wx_app["app_secret"]}).json()
     assert bad_grant["errcode"] == 40002 and "access_token" not in bad_grant
     assert tokens_issued(sandbox.url, wx_app["appid"]) == 0
     # The secret never reaches the log.

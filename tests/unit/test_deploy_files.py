@@ -149,7 +149,8 @@ def test_every_platform_container_gets_a_valid_production_configuration():
         environ = container_env(service)
         settings = ProductionSettings.from_env(environ)  # raises ConfigurationError on anything production refuses
         assert settings.ENV == "production" and environ["HPAY_ENV"] == "production"
-        assert settings.DATABASE_URL.startswith("postgresql+psycopg://hpay:") and "@postgres:5432/hpay" in settings.DATABASE_URL
+        assert settings.DATABASE_URL.startswith("postgresql+psycopg://hpay:")
+        assert "@postgres:5432/hpay" in settings.DATABASE_URL
         assert settings.REDIS_URL.startswith("redis://:") and settings.REDIS_URL.endswith("@redis:6379/0")
         assert settings.PUBLIC_BASE_URL.startswith("https://") and settings.PROXY_COUNT == 1
         assert settings.SANDBOX_URL == "" and settings.DEMO_PASSWORD == ""
@@ -246,8 +247,8 @@ def _entry_points() -> list[list[str]]:
 
 
 def test_every_entry_point_the_image_and_compose_run_is_real():
-    from config.settings import TestSettings
     from app.factory import create_app
+    from config.settings import TestSettings
 
     app = create_app(TestSettings(DATABASE_URL="sqlite:///:memory:", REDIS_URL="redis://127.0.0.1:1/0"))
     try:

@@ -1,5 +1,5 @@
 """The supervisor of `make run` (app/cli/devstack.py) on its own: the restart backoff, and stopping that goes on
-when the terminal has gone (the whole stack, killed and restarted for real, is tests/e2e/test_devstack_supervisor.py)."""
+when the terminal has gone (the whole stack, killed and restarted for real: tests/e2e/test_devstack_supervisor.py)."""
 from __future__ import annotations
 
 import io

@@ -29,7 +29,9 @@ USER_KEY = "h5.user.{channel}"
 
 def new_user_id(channel: str) -> str:
     """A user of the channel's own shape that no other test uses."""
-    return channel_user_id(channel, f"h5-{secrets.token_hex(6)}") if channel == "alipay" else f"o{secrets.token_hex(13)}x"
+    if channel == "alipay":
+        return channel_user_id(channel, f"h5-{secrets.token_hex(6)}")
+    return f"o{secrets.token_hex(13)}x"
 
 
 class Phone:

@@ -7,8 +7,18 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.browser.h5.helpers import (SHANGHAI, MpUser, his_balance, his_bill, his_records_of, open_his_bill,
-                                      order_no_in, pay_on_sheet, screenshot, yuan)
+from tests.browser.h5.helpers import (
+    SHANGHAI,
+    MpUser,
+    his_balance,
+    his_bill,
+    his_records_of,
+    open_his_bill,
+    order_no_in,
+    pay_on_sheet,
+    screenshot,
+    yuan,
+)
 
 CHANNELS = ["wechat", "alipay"]
 
@@ -149,5 +159,6 @@ def test_refund_a_card_balance_after_topping_up(phone, sandbox, platform):
 
     described = user.call("GET", f"/refunds/{refund_no}")
     assert (described["amount_fen"], described["status"]) == (3000, "succeeded")
-    assert [(p["order_no"], p["amount_fen"], p["status"]) for p in described["parts"]] == [(topup_no, 3000, "succeeded")]
+    parts = [(p["order_no"], p["amount_fen"], p["status"]) for p in described["parts"]]
+    assert parts == [(topup_no, 3000, "succeeded")]
     assert his_balance(sandbox, card["card_no"]) == 8850 - 3000

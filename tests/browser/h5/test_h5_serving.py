@@ -101,6 +101,7 @@ def test_the_sandbox_world_serves_the_pages(sandbox, h5_build):
 def test_the_build_loads_nothing_from_a_third_party(h5_build):
     """No CDN font, script or style: the sandbox runs offline and the page's policy allows only itself."""
     remote = re.compile(r"""(?:url\(\s*["']?|src=["']|href=["'])(?:https?:)?//""")
-    offenders = [f"{path.name}: {match.group()}" for path in h5_build.rglob("*") if path.suffix in (".css", ".html", ".js")
+    files = [path for path in h5_build.rglob("*") if path.suffix in (".css", ".html", ".js")]
+    offenders = [f"{path.name}: {match.group()}" for path in files
                  for match in remote.finditer(path.read_text(encoding="utf-8", errors="replace"))]
     assert not offenders, offenders
