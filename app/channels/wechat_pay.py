@@ -12,6 +12,7 @@ from xml.parsers.expat import ExpatError
 import requests
 import xmltodict
 from wechatpy import WeChatClient
+from wechatpy.crypto import WeChatRefundCrypto
 from wechatpy.exceptions import APILimitedException, WeChatClientException, WeChatPayException
 from wechatpy.pay import WeChatPay
 from wechatpy.pay.utils import dict_to_xml
@@ -19,9 +20,10 @@ from wechatpy.utils import random_string
 
 from app.domain.secrets import WeakSecret
 
-from . import wechat_sign
+from . import cert_files, wechat_sign
 from .base import (
     AlreadyPaid,
+    BadAnswerSignature,
     ChannelError,
     ChannelRejected,
     ChannelUnavailable,
@@ -98,8 +100,11 @@ class _MerchantWeChatPay(WeChatPay):
     its helpers never add, and it does not verify answers at all."""
 
     def __init__(self, config: MerchantConfig, timeout_s: float) -> None:
-        super().__init__(config.app_id, config.api_key, config.mch_id, mch_cert=config.mch_cert_path,
-                         mch_key=config.mch_key_path, timeout=timeout_s)
+        cert, key = config.mch_cert_path, config.mch_key_path
+        if config.cert_pem and config.key_pem:
+            cert, key = cert_files.pem_paths(config.cert_pem, config.key_pem)
+        super().__init__(config.app_id, config.api_key, config.mch_id, mch_cert=cert, mch_key=key,
+                         timeout=timeout_s)
         self.API_BASE_URL = config.api_base_url
         self.sign_type = config.sign_type
         self._config = config
@@ -119,8 +124,18 @@ class _MerchantWeChatPay(WeChatPay):
             raise InvalidResponse(f"WeChat Pay answered something that is not v2 XML: {exc}") from exc
         # Only return_code=FAIL answers are unsigned.
         if fields.get("return_code") == "SUCCESS" and not wechat_sign.verify(fields, self.api_key, self.sign_type):
-            raise InvalidResponse("WeChat Pay answer failed signature verification")
+            raise BadAnswerSignature("WeChat Pay answer failed signature verification")
         return super()._handle_result(res)
+
+
+def _refund_plaintext_with(api_key: str, fields: dict, appid: str, mch_id: str | None):
+    """req_info decrypted with this key, as wechatpy's parse_refund_notify_result does with the client's own
+    (which would have to be swapped, and the adapter may serve several threads)."""
+    data = WeChatRefundCrypto(api_key).decrypt_message(fields, appid, mch_id)
+    for name in ("total_fee", "settlement_total_fee", "refund_fee", "settlement_refund_fee"):
+        if name in data:
+            data[name] = int(data[name])
+    return data
 
 
 def _translate(exc: WeChatPayException) -> ChannelError:
@@ -311,10 +326,19 @@ class WeChatPayChannel(PaymentChannel):
         named = fields.get("sign_type")
         if named and named != self.config.sign_type:
             raise InvalidNotification(f"signed with {named!r}, but this merchant signs with {self.config.sign_type}")
-        if not wechat_sign.verify(fields, key, self.config.sign_type):
+        if not any(wechat_sign.verify(fields, candidate, self.config.sign_type)
+                   for candidate in self._notification_keys(key)):
             raise InvalidNotification("bad signature")
         self._check_merchant(fields.get("appid"), fields.get("mch_id"))
         return fields
+
+    def _notification_keys(self, current: str) -> list[str]:
+        """The current key, then the one being rotated out (set only while its grace period lasts)."""
+        previous = self.config.previous_api_key
+        try:
+            return [current, wechat_sign.require_api_key(previous)] if previous else [current]
+        except WeakSecret:
+            return [current]
 
     def parse_payment_notification(self, body: bytes, content_type: str | None = None) -> PaymentNotification:
         fields = self._verified(self._notification_fields(body))
@@ -343,12 +367,17 @@ class WeChatPayChannel(PaymentChannel):
         if fields.get("return_code") != "SUCCESS":
             raise InvalidNotification("refund notification with return_code other than SUCCESS")
         self._check_merchant(fields.get("appid"), fields.get("mch_id"))
-        self._notification_key()  # wechatpy decrypts with the md5 of whatever key it holds
-        try:
-            plain = self._pay.parse_refund_notify_result(fields)
-        except (ValueError, KeyError, TypeError, IndexError, ExpatError) as exc:
+        problem: Exception | None = None
+        plain = None
+        for key in self._notification_keys(self._notification_key()):
+            try:
+                plain = _refund_plaintext_with(key, fields, self.config.app_id, self.config.mch_id)
+                break
+            except (ValueError, KeyError, TypeError, IndexError, ExpatError) as exc:
+                problem = exc
+        if plain is None:
             # Without the API key req_info does not decrypt to XML: that is how a forgery shows.
-            raise InvalidNotification(f"req_info does not decrypt with this merchant's key: {exc!r}") from exc
+            raise InvalidNotification(f"req_info does not decrypt with this merchant's key: {problem!r}")
         if not isinstance(plain, dict):
             raise InvalidNotification("req_info decrypted to no <root> fields")
         return plain

@@ -247,10 +247,10 @@ def _entry_points() -> list[list[str]]:
 
 
 def test_every_entry_point_the_image_and_compose_run_is_real():
-    from app.factory import create_app
+    from app.cli import create_cli_app
     from config.settings import TestSettings
 
-    app = create_app(TestSettings(DATABASE_URL="sqlite:///:memory:", REDIS_URL="redis://127.0.0.1:1/0"))
+    app = create_cli_app(TestSettings(DATABASE_URL="sqlite:///:memory:", REDIS_URL="redis://127.0.0.1:1/0"))
     try:
         flask_commands = set(app.cli.commands)
     finally:
