@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, text
 
 from app.cli.migrations import describe, revisions
 from app.db.migrate import upgrade
-from app.factory import create_app
+from app.cli import create_cli_app
 from tests.conftest import _create_database
 
 
@@ -26,7 +26,7 @@ def empty_url(postgres_url):
 
 
 def _cli(settings, database_url: str, *args: str):
-    app = create_app(dataclasses.replace(settings, DATABASE_URL=database_url))
+    app = create_cli_app(dataclasses.replace(settings, DATABASE_URL=database_url))
     try:
         return app.test_cli_runner().invoke(args=list(args))
     finally:

@@ -79,8 +79,10 @@ def create_user(session: Session, username: str, password: str, role: str, clini
     errors: dict[str, list[str]] = {}
     if not 1 <= len(name) <= USERNAME_MAX_LEN or not name.isprintable():
         errors["username"] = [f"1 to {USERNAME_MAX_LEN} printable characters"]
-    if not PASSWORD_MIN_LEN <= len(password) <= PASSWORD_MAX_LEN:
-        errors["password"] = [f"{PASSWORD_MIN_LEN} to {PASSWORD_MAX_LEN} characters"]
+    if len(password) < PASSWORD_MIN_LEN:
+        errors["password"] = [f"at least {PASSWORD_MIN_LEN} characters"]
+    elif len(password) > PASSWORD_MAX_LEN:
+        errors["password"] = [f"at most {PASSWORD_MAX_LEN} characters"]
     if role not in ROLES:
         errors["role"] = [f"one of {', '.join(ROLES)}"]
     clinics = clinics_named(session, clinic_codes, role, errors)

@@ -87,10 +87,15 @@ def _given_clinics(session: Session, actor: StaffPrincipal, role: str, codes: li
     if role not in _roles_managed_by(actor):
         raise Forbidden(f"a {actor.role} may give users only the roles {', '.join(_roles_managed_by(actor))}",
                         "role_not_assignable")
+    if actor.role != OPERATOR:
+        yours = set(session.scalars(select(Clinic.code).where(Clinic.code.in_(codes),
+                                                              Clinic.id.in_(actor.clinic_ids)))) if codes else set()
+        strangers = sorted(set(codes) - yours)
+        if strangers:
+            # As for any other clinic's data: not found among yours, whether it exists or not.
+            raise NotFound(f"no clinic {strangers[0]} of yours", "clinic_not_found")
     errors: dict[str, list[str]] = {}
     clinics = clinics_named(session, codes, role, errors)
-    if actor.role != OPERATOR and any(c.id not in actor.clinic_ids for c in clinics):
-        errors["clinic_codes"] = ["only clinics you administer"]
     if errors:
         raise InvalidInput("The user's clinics are not acceptable; see `errors`.", "validation_failed", errors)
     return clinics
