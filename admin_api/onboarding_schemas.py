@@ -30,7 +30,9 @@ class HHMM(fields.Field):
         return None if value is None else value.strftime("%H:%M")
 
 
-def secret(min_len: int = 1, max_len: int = 4096, **kwargs) -> fields.String:
+def secret(min_len: int = 0, max_len: int = 4096, **kwargs) -> fields.String:
+    """A write-only secret; an empty or short one is refused by the one rule of app.domain.secrets (422
+    `weak_secret`), not here."""
     return text(min_len, max_len, load_only=True, **kwargs)
 
 
@@ -67,7 +69,7 @@ class ClinicPatchSchema(Schema):
 class HisConnectionSchema(Schema):
     base_url = text(1, URL_MAX, required=True, metadata={"description": "the HIS API root"})
     key_id = text(1, 100, required=True)
-    secret = secret(1, 500, required=True, metadata={"description": "write-only; at least 16 characters"})
+    secret = secret(0, 500, required=True, metadata={"description": "write-only; at least 16 characters"})
 
 
 class HisStateSchema(Schema):
@@ -98,10 +100,10 @@ class ChannelAppFieldsSchema(Schema):
     sign_type = fields.String(validate=validate.OneOf(("MD5", "HMAC-SHA256")), metadata={"description": "WeChat"})
     api_base_url = text(1, URL_MAX)
     login_base_url = text(1, URL_MAX, metadata={"description": "WeChat code2session host"})
-    cert_pem = secret(1, PEM_MAX, metadata={"description": "WeChat merchant certificate (PEM), for refunds"})
-    key_pem = secret(1, PEM_MAX, metadata={"description": "its private key (PEM)"})
-    app_private_key = secret(1, PEM_MAX, metadata={"description": "Alipay app private key (RSA2048, PEM)"})
-    alipay_public_key = text(1, PEM_MAX, load_only=True,
+    cert_pem = secret(0, PEM_MAX, metadata={"description": "WeChat merchant certificate (PEM), for refunds"})
+    key_pem = secret(0, PEM_MAX, metadata={"description": "its private key (PEM)"})
+    app_private_key = secret(0, PEM_MAX, metadata={"description": "Alipay app private key (RSA2048, PEM)"})
+    alipay_public_key = text(0, PEM_MAX, load_only=True,
                              metadata={"description": "Alipay public key (PEM); replacing it keeps the old one valid "
                                                       "for notifications for HPAY_KEY_ROTATION_GRACE_S"})
     refund_window_days = fields.Integer(strict=True, validate=validate.Range(min=1, max=3650))
