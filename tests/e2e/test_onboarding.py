@@ -48,6 +48,29 @@ def _notified(rt, out_trade_no: str) -> list[tuple[str, str]]:
             select(NotificationInbox).where(NotificationInbox.out_trade_no == out_trade_no))]
 
 
+def _book_and_pay(platform, sandbox, rt, code: str, item: dict, day, channel: str) -> tuple[MiniProgramClient, str]:
+    """A patient signs in through the clinic's app of `channel`, books the item and pays; the channel's
+    notification reaches the platform under the clinic's notify path and the HIS records the registration."""
+    patient = MiniProgramClient(platform.url, sandbox.url, channel, clinic_code=code, say=lambda _line: None)
+    patient.login(channel_user_id(channel, f"second-{code}-{channel}"))
+    offered = patient.call("GET", "/items")
+    assert [(i["id"], i["kind"], i["price_fen"]) for i in offered] == [(item["id"], "package", 12800)]
+    slot = patient.call("GET", f"/items/{item['id']}/slots", params={"date": day.isoformat()})[0]
+    person = patient.call("POST", "/patients", json={"name": "赵六", "phone": "13900005678", "relation": "self"})
+    order = patient.call("POST", "/orders", json={"type": "booking", "item_id": item["id"], "slot_id": slot["id"],
+                                                  "patient_id": person["id"], "channel": channel})
+    order_no = order["order_no"]
+    patient.pay(order_no)
+    [payment] = patient.wait_for(order_no, {"paid"})["payments"]
+    assert payment["status"] == "paid" and payment["amount_fen"] == 12800 and payment["channel_trade_no"]
+    records = wait_until(lambda: patient.his_records(order_no), timeout=60,
+                         what=f"the HIS registration of the {channel} booking")
+    assert [r["kind"] for r in records] == ["registration"]
+    wait_until(lambda: (code, "processed") in _notified(rt, payment["out_trade_no"]), timeout=30,
+               what="the channel's notification, processed")
+    return patient, order_no
+
+
 def test_a_second_clinic_goes_live_through_the_api_alone(platform, sandbox, settings, rt):
     code = f"live{secrets.token_hex(3)}"
     operator = Staff(platform.url, "operator", settings.DEMO_PASSWORD)
@@ -89,27 +112,7 @@ def test_a_second_clinic_goes_live_through_the_api_alone(platform, sandbox, sett
     assert admin.call("POST", f"/items/{item['id']}/schedules", json=schedule)["created"] == 0
 
     # Patients of the clinic, through its own apps, book and pay on both channels.
-    paid = {}
-    for channel in ("wechat", "alipay"):
-        patient = MiniProgramClient(platform.url, sandbox.url, channel, clinic_code=code, say=lambda _line: None)
-        patient.login(channel_user_id(channel, f"second-{code}-{channel}"))
-        offered = patient.call("GET", "/items")
-        assert [(i["id"], i["kind"], i["price_fen"]) for i in offered] == [(item["id"], "package", 12800)]
-        slot = patient.call("GET", f"/items/{item['id']}/slots", params={"date": day.isoformat()})[0]
-        person = patient.call("POST", "/patients", json={"name": "赵六", "phone": "13900005678", "relation": "self"})
-        order = patient.call("POST", "/orders", json={"type": "booking", "item_id": item["id"], "slot_id": slot["id"],
-                                                      "patient_id": person["id"], "channel": channel})
-        patient.pay(order["order_no"])
-        done = patient.wait_for(order["order_no"], {"paid"})
-        [payment] = done["payments"]
-        assert payment["status"] == "paid" and payment["amount_fen"] == 12800 and payment["channel_trade_no"]
-        records = wait_until(lambda: patient.his_records(order["order_no"]), timeout=60,
-                             what=f"the HIS registration of the {channel} booking")
-        assert [r["kind"] for r in records] == ["registration"]
-        # The channel's notification reached the platform under the clinic's own notify path.
-        wait_until(lambda: (code, "processed") in _notified(rt, payment["out_trade_no"]), timeout=30,
-                   what="the channel's notification, processed")
-        paid[channel] = (patient, order["order_no"])
+    paid = {channel: _book_and_pay(platform, sandbox, rt, code, item, day, channel) for channel in ("wechat", "alipay")}
 
     # The admin's console sees the paid bookings waiting for confirmation, and only its own clinic's.
     waiting = admin.call("GET", "/bookings", params={"status": "paid"})

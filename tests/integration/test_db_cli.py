@@ -7,9 +7,9 @@ import dataclasses
 import pytest
 from sqlalchemy import create_engine, text
 
+from app.cli import create_cli_app
 from app.cli.migrations import describe, revisions
 from app.db.migrate import upgrade
-from app.cli import create_cli_app
 from tests.conftest import _create_database
 
 
