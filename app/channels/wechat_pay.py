@@ -1,7 +1,6 @@
 """WeChat Pay API v2 (JSAPI for mini-programs) and mini-program login, through wechatpy 1.8.18."""
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 from datetime import date, datetime
@@ -10,17 +9,15 @@ from typing import Any
 from xml.parsers.expat import ExpatError
 
 import requests
-import xmltodict
 from wechatpy import WeChatClient
 from wechatpy.crypto import WeChatRefundCrypto
 from wechatpy.exceptions import APILimitedException, WeChatClientException, WeChatPayException
 from wechatpy.pay import WeChatPay
-from wechatpy.pay.utils import dict_to_xml
 from wechatpy.utils import random_string
 
 from app.domain.secrets import WeakSecret
 
-from . import cert_files, wechat_sign
+from . import cert_files, wechat_sign, wechat_wire
 from .base import (
     AlreadyPaid,
     BadAnswerSignature,
@@ -43,11 +40,11 @@ from .base import (
     TradeQueryResult,
     TradeState,
 )
-from .wire import SHANGHAI, http_error, reading_answer, shanghai_to_utc, stream_to_file
+from .wechat_wire import RETRYABLE_ERR_CODES, api_key_of, xml_fields
+from .wire import SHANGHAI, http_error, reading_answer, shanghai_to_utc
 
 # Seconds to wait for WeChat (HPAY_CHANNEL_TIMEOUT_S, passed in by the Runtime).
 DEFAULT_TIMEOUT_S = 10.0
-BILL_CHUNK = 1 << 16
 _COMPACT_TIME = "%Y%m%d%H%M%S"  # time_end, time_expire
 _DASHED_TIME = "%Y-%m-%d %H:%M:%S"  # refund success times
 
@@ -67,31 +64,8 @@ _REFUND_STATES = {
     "REFUNDCLOSE": RefundState.FAILED,
     "CHANGE": RefundState.FAILED,
 }
-_RETRYABLE_ERR_CODES = {"SYSTEMERROR", "BIZERR_NEED_RETRY", "FREQUENCY_LIMITED"}
 _INVALID_LOGIN_CODES = {40029, 40163, 40226}  # invalid, already used, blocked user
 _ACK = "<xml><return_code><![CDATA[{code}]]></return_code><return_msg><![CDATA[{msg}]]></return_msg></xml>"
-
-
-def xml_fields(body: str | bytes) -> dict[str, str | None]:
-    """The flat fields of a v2 `<xml>` message; ValueError when it is not one."""
-    try:
-        document = xmltodict.parse(body)
-    except ExpatError as exc:
-        raise ValueError(f"not XML: {exc}") from exc
-    root = document.get("xml") if isinstance(document, dict) else None
-    if not isinstance(root, dict):
-        raise ValueError("no <xml> root element")
-    if any(value is not None and not isinstance(value, str) for value in root.values()):
-        raise ValueError("nested or repeated elements")
-    return dict(root)
-
-
-def _api_key(config: MerchantConfig) -> str:
-    """The merchant's API key; MerchantMisconfigured when it is missing or short, before anything is signed."""
-    try:
-        return wechat_sign.require_api_key(config.api_key)
-    except WeakSecret as exc:
-        raise MerchantMisconfigured(f"WeChat merchant {config.mch_id}: {exc.message}") from None
 
 
 class _MerchantWeChatPay(WeChatPay):
@@ -110,7 +84,7 @@ class _MerchantWeChatPay(WeChatPay):
         self._config = config
 
     def _request(self, method, url_or_endpoint, **kwargs):
-        _api_key(self._config)  # wechatpy signs with whatever key it holds, an empty one too
+        api_key_of(self._config)  # wechatpy signs with whatever key it holds, an empty one too
         data = kwargs.get("data")
         if isinstance(data, dict) and self.sign_type != wechat_sign.MD5:
             data["sign_type"] = self.sign_type
@@ -144,7 +118,7 @@ def _translate(exc: WeChatPayException) -> ChannelError:
     if exc.return_code != "SUCCESS":
         return ChannelRejected(exc.return_code, exc.return_msg or "")
     code = exc.errcode or exc.result_code or "FAIL"
-    if code in _RETRYABLE_ERR_CODES:
+    if code in RETRYABLE_ERR_CODES:
         return ChannelUnavailable(f"{code}: {exc.errmsg or ''}")
     if code == "ORDERPAID":
         return AlreadyPaid(code, exc.errmsg or "")
@@ -225,7 +199,7 @@ class WeChatPayChannel(PaymentChannel):
             params = {"appId": self.config.app_id, "timeStamp": str(int(time.time())),
                       "nonceStr": random_string(32), "package": f"prepay_id={prepay_id}",
                       "signType": self.config.sign_type}
-            params["paySign"] = wechat_sign.sign(params, _api_key(self.config), self.config.sign_type)
+            params["paySign"] = wechat_sign.sign(params, api_key_of(self.config), self.config.sign_type)
         return {key: params[key] for key in ("timeStamp", "nonceStr", "package", "signType", "paySign")}
 
     def query_payment(self, out_trade_no: str) -> TradeQueryResult:
@@ -307,7 +281,7 @@ class WeChatPayChannel(PaymentChannel):
 
     def _notification_key(self) -> str:
         try:
-            return _api_key(self.config)
+            return api_key_of(self.config)
         except MerchantMisconfigured as exc:
             raise InvalidNotification(f"refusing to verify: {exc}") from None
 
@@ -336,7 +310,7 @@ class WeChatPayChannel(PaymentChannel):
         """The current key, then the one being rotated out (set only while its grace period lasts)."""
         previous = self.config.previous_api_key
         try:
-            return [current, wechat_sign.require_api_key(previous)] if previous else [current]
+            return [current, wechat_sign.requireapi_key_of(previous)] if previous else [current]
         except WeakSecret:
             return [current]
 
@@ -405,39 +379,4 @@ class WeChatPayChannel(PaymentChannel):
 
     # --- bills ------------------------------------------------------------
     def download_bill(self, bill_date: date, dest: str | Path) -> Path | None:
-        """The ALL bill, streamed to `dest`. wechatpy would buffer the whole body (bills reach hundreds of
-        megabytes), so the signed request is sent here with the same signing rules."""
-        fields = {"appid": self.config.app_id, "mch_id": self.config.mch_id, "nonce_str": random_string(32),
-                  "bill_date": bill_date.strftime("%Y%m%d"), "bill_type": "ALL"}
-        if self.config.sign_type != wechat_sign.MD5:
-            fields["sign_type"] = self.config.sign_type
-        body = dict_to_xml(fields, wechat_sign.sign(fields, _api_key(self.config), self.config.sign_type))
-        try:
-            with requests.post(f"{self.config.api_base_url}pay/downloadbill", data=body.encode("utf-8"),
-                               headers={"Content-Type": "text/xml"}, stream=True, timeout=self.timeout_s) as res:
-                if res.status_code >= 400:
-                    raise http_error(res.status_code, "downloadbill")
-                chunks = res.iter_content(BILL_CHUNK)
-                head = b""
-                for chunk in chunks:
-                    head += chunk
-                    if len(head) >= 5:
-                        break
-                if head.lstrip().startswith(b"<xml"):
-                    return self._bill_refusal(head + b"".join(chunks))
-                return stream_to_file(itertools.chain([head], chunks), Path(dest))
-        except requests.RequestException as exc:
-            raise ChannelUnavailable(f"downloadbill failed: {exc}") from exc
-
-    @staticmethod
-    def _bill_refusal(body: bytes) -> None:
-        try:
-            fields = xml_fields(body)
-        except ValueError as exc:
-            raise InvalidResponse(f"downloadbill answered malformed XML: {exc}") from exc
-        message = fields.get("return_msg") or ""
-        if "No Bill Exist" in message:
-            return None
-        if "Bill Creating" in message or fields.get("err_code") in _RETRYABLE_ERR_CODES:
-            raise ChannelUnavailable(f"downloadbill: {message}")
-        raise ChannelRejected(fields.get("err_code") or fields.get("return_code") or "FAIL", message)
+        return wechat_wire.download_bill(self.config, self.timeout_s, bill_date, Path(dest))
