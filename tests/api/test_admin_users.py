@@ -57,16 +57,20 @@ def test_an_admin_manages_only_users_all_of_whose_clinics_are_theirs(client, rt,
     assert stranger not in listed and shared not in listed
 
 
-def test_nobody_changes_their_own_role_or_deactivates_themselves(client, rt, demo_clinic):
+def test_nobody_changes_their_own_role_deactivates_themselves_or_resets_their_own_password(client, rt, demo_clinic):
     username, password = make_user(rt, "admin")
     headers = sign_in(client, username, password)
     me = _user_id(rt, username)
 
     promote = client.patch(f"{ADMIN}/users/{me}", json={"role": "staff"}, headers=headers)
     leave = client.patch(f"{ADMIN}/users/{me}", json={"active": False}, headers=headers)
+    # A stolen session cannot take the account over by resetting its password without the current one.
+    takeover = client.patch(f"{ADMIN}/users/{me}", json={"password": "stolen-session-1"}, headers=headers)
 
     assert (promote.status_code, promote.get_json()["error"]) == (403, "own_role")
     assert (leave.status_code, leave.get_json()["error"]) == (403, "own_account")
+    assert (takeover.status_code, takeover.get_json()["error"]) == (403, "own_password")
+    assert sign_in(client, username, password)
     assert _me(client, headers).get_json()["role"] == "admin"
 
 

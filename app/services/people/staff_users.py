@@ -6,7 +6,8 @@ Who manages whom:
   the admin's clinics (a user who also works for a clinic the admin does not run is not theirs);
 - an operator manages the admin users of any clinic. Operators themselves are made and changed with the command
   line (`flask --app wsgi user create --role operator`), so a stolen operator session cannot mint more of them;
-- nobody changes their own role or deactivates themselves.
+- nobody changes their own role, deactivates themselves or resets their own password here (POST /auth/password
+  asks for the current one).
 Anyone else's user is 404, as if it did not exist. Deactivation and a password reset end every session of the
 user (token_version); a role or clinic change takes effect on the user's next request. Every change is audited.
 """
@@ -121,6 +122,10 @@ def update(rt: Runtime, actor: StaffPrincipal, user_id: int, data: dict) -> dict
             raise Forbidden("nobody changes their own role", "own_role")
         if own and data.get("active") is False:
             raise Forbidden("nobody deactivates themselves", "own_account")
+        if own and "password" in data:
+            # A reset needs no current password: a stolen session must not be able to take the account over.
+            raise Forbidden("change your own password with POST /auth/password (it asks for the current one)",
+                            "own_password")
         before = _audited(session, user)
         role = data.get("role", user.role)
         if "role" in data or "clinic_codes" in data:
