@@ -228,7 +228,7 @@ _ERROR_DESCRIPTIONS = {
     401: "Not signed in, or the session expired",
     403: "Your role may not do this",
     404: "Not found in your clinics",
-    409: "Refused in the booking's current state",
+    409: "Refused in the record's current state (`error` says why)",
     422: "Invalid input",
     503: "The hospital system did not answer; try again",
 }

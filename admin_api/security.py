@@ -2,10 +2,14 @@
 
 Every admin view is declared with `@staff_required(*roles)` (or `@public_endpoint`), placed
 directly under `@blp.route(...)` so that authentication and the role check run before the
-request is parsed: no token -> 401, a role not allowed -> 403. `admin` may call everything;
-`staff_required("staff")` also admits admins, `staff_required("finance")` finance and admins,
-and `staff_required()` any signed-in user. Data outside `clinic_scope()` answers 404, never
-its content (the services take the scope and look rows up within it).
+request is parsed: no token -> 401, a role not allowed -> 403. `admin` may call every clinic
+route of its clinics: `staff_required("staff")` also admits admins, `staff_required("finance")`
+finance and admins. `operator` is platform-wide and separate: it calls only the routes that name
+it (`staff_required(OPERATOR)`: clinics, their HIS and channel apps; `staff_required(ADMIN,
+OPERATOR)`: users), never a clinic's internal data (bookings, patients, statements), and admins
+never call operator routes. `staff_required()` admits any signed-in user. Data outside
+`clinic_scope()` answers 404, never its content (the services take the scope and look rows up
+within it).
 
 The declaration is kept on the view function (`declared_access(view)`); the role-matrix test
 walks the registered routes and fails for any admin route without one, and a route missing it
@@ -21,10 +25,10 @@ from flask import current_app, g, request
 from app.domain.errors import Forbidden, Unauthorized
 from app.extensions import runtime
 from app.services.common.principals import StaffPrincipal
-from app.services.people.staff_auth import ADMIN, FINANCE, ROLES, STAFF, authenticate
+from app.services.people.staff_auth import ADMIN, CLINIC_ROLES, FINANCE, OPERATOR, ROLES, STAFF, authenticate
 
-__all__ = ["ADMIN", "FINANCE", "STAFF", "ADMIN_PREFIX", "StaffPrincipal", "clinic_scope", "current_staff",
-           "declared_access", "public_endpoint", "staff_required"]
+__all__ = ["ADMIN", "FINANCE", "OPERATOR", "STAFF", "ADMIN_PREFIX", "StaffPrincipal", "admitted_roles",
+           "clinic_scope", "current_staff", "declared_access", "public_endpoint", "staff_required"]
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +51,19 @@ def _with_security_doc(wrapper, view) -> None:
     wrapper._apidoc = doc
 
 
-def staff_required(*roles: str):
-    """Admit a signed-in, active staff user whose role is one of `roles` (admins always)."""
+def admitted_roles(roles: tuple[str, ...]) -> frozenset[str]:
+    """Every role when none is named; else the named ones, plus admin where a clinic role is named."""
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ValueError(f"unknown roles {sorted(unknown)}")
-    allowed = frozenset(roles) | {ADMIN} if roles else frozenset(ROLES)
+    if not roles:
+        return frozenset(ROLES)
+    return frozenset(roles) | ({ADMIN} if set(roles) & set(CLINIC_ROLES) else set())
+
+
+def staff_required(*roles: str):
+    """Admit a signed-in, active staff user whose role is one of `roles` (admins on every clinic route)."""
+    allowed = admitted_roles(roles)
 
     def decorator(view):
         @wraps(view)

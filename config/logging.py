@@ -40,6 +40,9 @@ def mask_text(text: str) -> str:
     return _PHONE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
 
 
+SECRET_BEARING_LOGGERS = ("wechatpy.pay.utils", "urllib3.connectionpool")
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get()
@@ -93,6 +96,11 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     handler._hpay = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    # Libraries that write secrets at DEBUG, kept at INFO whatever the level: wechatpy logs its signing string,
+    # which ends with `&key=<the merchant's API key>`; urllib3 logs request URLs, and WeChat's code2session
+    # carries the mini-program secret in its query.
+    for leaky in SECRET_BEARING_LOGGERS:
+        logging.getLogger(leaky).setLevel(logging.INFO)
     # rq logs every enqueue and every finished job; our dispatcher runs each second.
     for noisy in ("rq.cron", "rq.worker", "rq.scheduler", "rq.queue", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)

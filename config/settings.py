@@ -92,6 +92,9 @@ class Settings:
     DISPATCH_INTERVAL_S: int = 1
     HIS_TIMEOUT_S: float = 5.0
     CHANNEL_TIMEOUT_S: float = 10.0
+    # After a channel app's WeChat API key or Alipay public key is replaced, notifications signed with the old
+    # one are still accepted for this long (the channel may be sending some already signed).
+    KEY_ROTATION_GRACE_S: int = 24 * 3600
     QUEUE_PREFIX: str = "hpay"
     # The Asia/Shanghai months (comma list of 1-12) in which checked statements may be settled.
     SETTLEMENT_MONTHS: str = "1,4,7,10"
@@ -209,6 +212,8 @@ class Settings:
         if self.DISPATCH_INTERVAL_S <= 0 or self.CHANNEL_TIMEOUT_S <= 0 or self.HIS_TIMEOUT_S <= 0:
             raise ConfigurationError("HPAY_DISPATCH_INTERVAL_S, HPAY_CHANNEL_TIMEOUT_S and HPAY_HIS_TIMEOUT_S must be "
                                      "positive")
+        if self.KEY_ROTATION_GRACE_S < 0:
+            raise ConfigurationError("HPAY_KEY_ROTATION_GRACE_S must not be negative")
         if self.PROXY_COUNT < 0 or self.RATE_LIMIT_SCALE <= 0:
             raise ConfigurationError("HPAY_PROXY_COUNT must be 0 or more and HPAY_RATE_LIMIT_SCALE positive")
         for name, value in self.rate_limits().items():

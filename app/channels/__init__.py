@@ -4,6 +4,7 @@ from __future__ import annotations
 from .alipay import AlipayChannel
 from .base import (
     AlreadyPaid,
+    BadAnswerSignature,
     ChannelError,
     ChannelRejected,
     ChannelUnavailable,
@@ -35,8 +36,8 @@ def channel_for(config: MerchantConfig, timeout_s: float = 10.0) -> PaymentChann
 
 
 __all__ = [
-    "AlipayChannel", "AlreadyPaid", "ChannelError", "ChannelRejected", "ChannelUnavailable", "InvalidNotification",
-    "InvalidResponse", "LoginIdentity", "MerchantConfig", "NotificationKind", "PaymentChannel", "PaymentNotification",
-    "PrepayResult", "RefundNotification", "RefundQueryResult", "RefundResult", "RefundState", "TradeQueryResult",
-    "TradeState", "WeChatPayChannel", "channel_for",
+    "AlipayChannel", "AlreadyPaid", "BadAnswerSignature", "ChannelError", "ChannelRejected", "ChannelUnavailable",
+    "InvalidNotification", "InvalidResponse", "LoginIdentity", "MerchantConfig", "NotificationKind",
+    "PaymentChannel", "PaymentNotification", "PrepayResult", "RefundNotification", "RefundQueryResult",
+    "RefundResult", "RefundState", "TradeQueryResult", "TradeState", "WeChatPayChannel", "channel_for",
 ]

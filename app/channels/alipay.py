@@ -21,6 +21,7 @@ from app.domain.secrets import RSA_KEY_MIN_BITS, RSA_KEY_MIN_LENGTH, WeakSecret,
 
 from .base import (
     AlreadyPaid,
+    BadAnswerSignature,
     ChannelError,
     ChannelRejected,
     ChannelUnavailable,
@@ -85,7 +86,7 @@ def _call(operation: Callable[..., Any], *args, **kwargs) -> dict:
     try:
         answer = operation(*args, **kwargs)
     except AliPayValidationError as exc:
-        raise InvalidResponse("Alipay answer failed signature verification") from exc
+        raise BadAnswerSignature("Alipay answer failed signature verification") from exc
     except AliPayException as exc:
         raise _unsigned_failure(exc) from exc
     except urllib.error.HTTPError as exc:
@@ -147,6 +148,20 @@ class AlipayChannel(PaymentChannel):
             client._gateway = self.config.api_base_url
             self._client = client
         return self._client
+
+    def _previous_key_verifies(self, signed: dict[str, str], signature: str) -> bool:
+        """Whether the Alipay public key being rotated out (set only within its grace period) verifies it."""
+        previous = self.config.previous_alipay_public_key
+        if not previous:
+            return False
+        try:
+            _rsa_key(f"Alipay app {self.config.app_id}: the previous Alipay public key", previous)
+        except MerchantMisconfigured:
+            return False
+        verifier = _ShanghaiAliPay(self.config.app_id, app_notify_url=None,
+                                   app_private_key_string=self.config.app_private_key,
+                                   alipay_public_key_string=previous, sign_type="RSA2")
+        return verifier.verify(dict(signed), signature)
 
     # --- login ------------------------------------------------------------
     def login(self, code: str) -> LoginIdentity:
@@ -289,7 +304,7 @@ class AlipayChannel(PaymentChannel):
         except MerchantMisconfigured as exc:
             raise InvalidNotification(f"refusing to verify: {exc}") from None
         try:
-            valid = client.verify(signed, signature)
+            valid = client.verify(signed, signature) or self._previous_key_verifies(signed, signature)
         except (ValueError, TypeError) as exc:
             raise InvalidNotification(f"unreadable signature: {exc}") from exc
         if not valid:

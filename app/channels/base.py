@@ -20,6 +20,10 @@ class MerchantConfig:
     WeChat: `app_id` is the mini-program appid, `api_base_url` is `<host>/wxpay/` (trailing slash)
     and `login_base_url` the code2session host `<host>/wxlogin/`.
     Alipay: `api_base_url` is the full gateway URL `<host>/alipay/gateway.do`.
+    `clinic_code` is the notify path's segment: the clinic's code, or `platform` for the platform's own apps.
+    WeChat's refund certificate comes as PEM text (`cert_pem`, `key_pem`; written to private files when the
+    adapter is built) or as paths. `previous_api_key` / `previous_alipay_public_key` are keys being rotated out:
+    notifications that the current key does not verify are tried with them (set only within the grace period).
     """
 
     channel: str
@@ -35,6 +39,10 @@ class MerchantConfig:
     login_base_url: str | None
     mch_cert_path: str | None = None
     mch_key_path: str | None = None
+    cert_pem: str | None = field(default=None, repr=False)
+    key_pem: str | None = field(default=None, repr=False)
+    previous_api_key: str | None = field(default=None, repr=False)
+    previous_alipay_public_key: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,11 @@ class MerchantMisconfigured(ChannelUnavailable):
 class InvalidResponse(ChannelError):
     """The channel's answer failed signature verification or could not be read: its outcome is unknown,
     so query before acting on it."""
+
+
+class BadAnswerSignature(InvalidResponse):
+    """The channel's answer does not verify with the key we hold for it (the WeChat API key or sign type, the
+    Alipay public key): we cannot trust it."""
 
 
 class ChannelRejected(ChannelError):

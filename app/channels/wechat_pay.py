@@ -1,7 +1,6 @@
 """WeChat Pay API v2 (JSAPI for mini-programs) and mini-program login, through wechatpy 1.8.18."""
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 from datetime import date, datetime
@@ -10,18 +9,18 @@ from typing import Any
 from xml.parsers.expat import ExpatError
 
 import requests
-import xmltodict
 from wechatpy import WeChatClient
+from wechatpy.crypto import WeChatRefundCrypto
 from wechatpy.exceptions import APILimitedException, WeChatClientException, WeChatPayException
 from wechatpy.pay import WeChatPay
-from wechatpy.pay.utils import dict_to_xml
 from wechatpy.utils import random_string
 
 from app.domain.secrets import WeakSecret
 
-from . import wechat_sign
+from . import cert_files, wechat_sign, wechat_wire
 from .base import (
     AlreadyPaid,
+    BadAnswerSignature,
     ChannelError,
     ChannelRejected,
     ChannelUnavailable,
@@ -41,11 +40,11 @@ from .base import (
     TradeQueryResult,
     TradeState,
 )
-from .wire import SHANGHAI, http_error, reading_answer, shanghai_to_utc, stream_to_file
+from .wechat_wire import RETRYABLE_ERR_CODES, api_key_of, xml_fields
+from .wire import SHANGHAI, http_error, reading_answer, shanghai_to_utc
 
 # Seconds to wait for WeChat (HPAY_CHANNEL_TIMEOUT_S, passed in by the Runtime).
 DEFAULT_TIMEOUT_S = 10.0
-BILL_CHUNK = 1 << 16
 _COMPACT_TIME = "%Y%m%d%H%M%S"  # time_end, time_expire
 _DASHED_TIME = "%Y-%m-%d %H:%M:%S"  # refund success times
 
@@ -65,31 +64,8 @@ _REFUND_STATES = {
     "REFUNDCLOSE": RefundState.FAILED,
     "CHANGE": RefundState.FAILED,
 }
-_RETRYABLE_ERR_CODES = {"SYSTEMERROR", "BIZERR_NEED_RETRY", "FREQUENCY_LIMITED"}
 _INVALID_LOGIN_CODES = {40029, 40163, 40226}  # invalid, already used, blocked user
 _ACK = "<xml><return_code><![CDATA[{code}]]></return_code><return_msg><![CDATA[{msg}]]></return_msg></xml>"
-
-
-def xml_fields(body: str | bytes) -> dict[str, str | None]:
-    """The flat fields of a v2 `<xml>` message; ValueError when it is not one."""
-    try:
-        document = xmltodict.parse(body)
-    except ExpatError as exc:
-        raise ValueError(f"not XML: {exc}") from exc
-    root = document.get("xml") if isinstance(document, dict) else None
-    if not isinstance(root, dict):
-        raise ValueError("no <xml> root element")
-    if any(value is not None and not isinstance(value, str) for value in root.values()):
-        raise ValueError("nested or repeated elements")
-    return dict(root)
-
-
-def _api_key(config: MerchantConfig) -> str:
-    """The merchant's API key; MerchantMisconfigured when it is missing or short, before anything is signed."""
-    try:
-        return wechat_sign.require_api_key(config.api_key)
-    except WeakSecret as exc:
-        raise MerchantMisconfigured(f"WeChat merchant {config.mch_id}: {exc.message}") from None
 
 
 class _MerchantWeChatPay(WeChatPay):
@@ -98,14 +74,17 @@ class _MerchantWeChatPay(WeChatPay):
     its helpers never add, and it does not verify answers at all."""
 
     def __init__(self, config: MerchantConfig, timeout_s: float) -> None:
-        super().__init__(config.app_id, config.api_key, config.mch_id, mch_cert=config.mch_cert_path,
-                         mch_key=config.mch_key_path, timeout=timeout_s)
+        cert, key = config.mch_cert_path, config.mch_key_path
+        if config.cert_pem and config.key_pem:
+            cert, key = cert_files.pem_paths(config.cert_pem, config.key_pem)
+        super().__init__(config.app_id, config.api_key, config.mch_id, mch_cert=cert, mch_key=key,
+                         timeout=timeout_s)
         self.API_BASE_URL = config.api_base_url
         self.sign_type = config.sign_type
         self._config = config
 
     def _request(self, method, url_or_endpoint, **kwargs):
-        _api_key(self._config)  # wechatpy signs with whatever key it holds, an empty one too
+        api_key_of(self._config)  # wechatpy signs with whatever key it holds, an empty one too
         data = kwargs.get("data")
         if isinstance(data, dict) and self.sign_type != wechat_sign.MD5:
             data["sign_type"] = self.sign_type
@@ -119,8 +98,18 @@ class _MerchantWeChatPay(WeChatPay):
             raise InvalidResponse(f"WeChat Pay answered something that is not v2 XML: {exc}") from exc
         # Only return_code=FAIL answers are unsigned.
         if fields.get("return_code") == "SUCCESS" and not wechat_sign.verify(fields, self.api_key, self.sign_type):
-            raise InvalidResponse("WeChat Pay answer failed signature verification")
+            raise BadAnswerSignature("WeChat Pay answer failed signature verification")
         return super()._handle_result(res)
+
+
+def _refund_plaintext_with(api_key: str, fields: dict, appid: str, mch_id: str | None):
+    """req_info decrypted with this key, as wechatpy's parse_refund_notify_result does with the client's own
+    (which would have to be swapped, and the adapter may serve several threads)."""
+    data = WeChatRefundCrypto(api_key).decrypt_message(fields, appid, mch_id)
+    for name in ("total_fee", "settlement_total_fee", "refund_fee", "settlement_refund_fee"):
+        if name in data:
+            data[name] = int(data[name])
+    return data
 
 
 def _translate(exc: WeChatPayException) -> ChannelError:
@@ -129,7 +118,7 @@ def _translate(exc: WeChatPayException) -> ChannelError:
     if exc.return_code != "SUCCESS":
         return ChannelRejected(exc.return_code, exc.return_msg or "")
     code = exc.errcode or exc.result_code or "FAIL"
-    if code in _RETRYABLE_ERR_CODES:
+    if code in RETRYABLE_ERR_CODES:
         return ChannelUnavailable(f"{code}: {exc.errmsg or ''}")
     if code == "ORDERPAID":
         return AlreadyPaid(code, exc.errmsg or "")
@@ -210,7 +199,7 @@ class WeChatPayChannel(PaymentChannel):
             params = {"appId": self.config.app_id, "timeStamp": str(int(time.time())),
                       "nonceStr": random_string(32), "package": f"prepay_id={prepay_id}",
                       "signType": self.config.sign_type}
-            params["paySign"] = wechat_sign.sign(params, _api_key(self.config), self.config.sign_type)
+            params["paySign"] = wechat_sign.sign(params, api_key_of(self.config), self.config.sign_type)
         return {key: params[key] for key in ("timeStamp", "nonceStr", "package", "signType", "paySign")}
 
     def query_payment(self, out_trade_no: str) -> TradeQueryResult:
@@ -292,7 +281,7 @@ class WeChatPayChannel(PaymentChannel):
 
     def _notification_key(self) -> str:
         try:
-            return _api_key(self.config)
+            return api_key_of(self.config)
         except MerchantMisconfigured as exc:
             raise InvalidNotification(f"refusing to verify: {exc}") from None
 
@@ -311,10 +300,19 @@ class WeChatPayChannel(PaymentChannel):
         named = fields.get("sign_type")
         if named and named != self.config.sign_type:
             raise InvalidNotification(f"signed with {named!r}, but this merchant signs with {self.config.sign_type}")
-        if not wechat_sign.verify(fields, key, self.config.sign_type):
+        if not any(wechat_sign.verify(fields, candidate, self.config.sign_type)
+                   for candidate in self._notification_keys(key)):
             raise InvalidNotification("bad signature")
         self._check_merchant(fields.get("appid"), fields.get("mch_id"))
         return fields
+
+    def _notification_keys(self, current: str) -> list[str]:
+        """The current key, then the one being rotated out (set only while its grace period lasts)."""
+        previous = self.config.previous_api_key
+        try:
+            return [current, wechat_sign.requireapi_key_of(previous)] if previous else [current]
+        except WeakSecret:
+            return [current]
 
     def parse_payment_notification(self, body: bytes, content_type: str | None = None) -> PaymentNotification:
         fields = self._verified(self._notification_fields(body))
@@ -343,12 +341,17 @@ class WeChatPayChannel(PaymentChannel):
         if fields.get("return_code") != "SUCCESS":
             raise InvalidNotification("refund notification with return_code other than SUCCESS")
         self._check_merchant(fields.get("appid"), fields.get("mch_id"))
-        self._notification_key()  # wechatpy decrypts with the md5 of whatever key it holds
-        try:
-            plain = self._pay.parse_refund_notify_result(fields)
-        except (ValueError, KeyError, TypeError, IndexError, ExpatError) as exc:
+        problem: Exception | None = None
+        plain = None
+        for key in self._notification_keys(self._notification_key()):
+            try:
+                plain = _refund_plaintext_with(key, fields, self.config.app_id, self.config.mch_id)
+                break
+            except (ValueError, KeyError, TypeError, IndexError, ExpatError) as exc:
+                problem = exc
+        if plain is None:
             # Without the API key req_info does not decrypt to XML: that is how a forgery shows.
-            raise InvalidNotification(f"req_info does not decrypt with this merchant's key: {exc!r}") from exc
+            raise InvalidNotification(f"req_info does not decrypt with this merchant's key: {problem!r}")
         if not isinstance(plain, dict):
             raise InvalidNotification("req_info decrypted to no <root> fields")
         return plain
@@ -376,39 +379,4 @@ class WeChatPayChannel(PaymentChannel):
 
     # --- bills ------------------------------------------------------------
     def download_bill(self, bill_date: date, dest: str | Path) -> Path | None:
-        """The ALL bill, streamed to `dest`. wechatpy would buffer the whole body (bills reach hundreds of
-        megabytes), so the signed request is sent here with the same signing rules."""
-        fields = {"appid": self.config.app_id, "mch_id": self.config.mch_id, "nonce_str": random_string(32),
-                  "bill_date": bill_date.strftime("%Y%m%d"), "bill_type": "ALL"}
-        if self.config.sign_type != wechat_sign.MD5:
-            fields["sign_type"] = self.config.sign_type
-        body = dict_to_xml(fields, wechat_sign.sign(fields, _api_key(self.config), self.config.sign_type))
-        try:
-            with requests.post(f"{self.config.api_base_url}pay/downloadbill", data=body.encode("utf-8"),
-                               headers={"Content-Type": "text/xml"}, stream=True, timeout=self.timeout_s) as res:
-                if res.status_code >= 400:
-                    raise http_error(res.status_code, "downloadbill")
-                chunks = res.iter_content(BILL_CHUNK)
-                head = b""
-                for chunk in chunks:
-                    head += chunk
-                    if len(head) >= 5:
-                        break
-                if head.lstrip().startswith(b"<xml"):
-                    return self._bill_refusal(head + b"".join(chunks))
-                return stream_to_file(itertools.chain([head], chunks), Path(dest))
-        except requests.RequestException as exc:
-            raise ChannelUnavailable(f"downloadbill failed: {exc}") from exc
-
-    @staticmethod
-    def _bill_refusal(body: bytes) -> None:
-        try:
-            fields = xml_fields(body)
-        except ValueError as exc:
-            raise InvalidResponse(f"downloadbill answered malformed XML: {exc}") from exc
-        message = fields.get("return_msg") or ""
-        if "No Bill Exist" in message:
-            return None
-        if "Bill Creating" in message or fields.get("err_code") in _RETRYABLE_ERR_CODES:
-            raise ChannelUnavailable(f"downloadbill: {message}")
-        raise ChannelRejected(fields.get("err_code") or fields.get("return_code") or "FAIL", message)
+        return wechat_wire.download_bill(self.config, self.timeout_s, bill_date, Path(dest))

@@ -1,4 +1,5 @@
-"""`flask --app wsgi create-user`: a staff, finance or admin user of one or more clinics."""
+"""`flask --app wsgi create-user`: a staff, finance or admin user of one or more clinics, or an operator (of none).
+Kept for existing scripts; `flask --app wsgi user create` (app.cli.onboarding) also reads the password from a file."""
 from __future__ import annotations
 
 import click
@@ -13,7 +14,7 @@ from app.services.people.staff_auth import ROLES, create_user
 @with_appcontext
 @click.argument("username")
 @click.option("--role", type=click.Choice(ROLES), required=True, help="what the user may do")
-@click.option("--clinic", "clinics", multiple=True, required=True, help="a clinic code (repeat for several)")
+@click.option("--clinic", "clinics", multiple=True, help="a clinic code (repeat for several; none for an operator)")
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
               help="prompted for when not given (and read from stdin when it is not a terminal)")
 def create_user_command(username: str, role: str, clinics: tuple[str, ...], password: str) -> None:

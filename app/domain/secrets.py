@@ -6,6 +6,8 @@ the operation, never fall through to a check that then passes.
 """
 from __future__ import annotations
 
+import hashlib
+
 from app.domain.errors import InvalidInput
 
 # WeChat Pay v2 API keys are 32 characters (set in the merchant platform).
@@ -39,3 +41,12 @@ def require_secret(name: str, value: str | None, min_length: int) -> str:
     if len(value.strip()) < min_length:
         raise WeakSecret(f"{name} is shorter than {min_length} characters (a short key is refused)", details=wanted)
     return value
+
+
+FINGERPRINT_LENGTH = 12
+
+
+def fingerprint(value: str) -> str:
+    """What a write-only secret is shown as: the first 12 hex digits of its SHA-256 (enough to tell two keys
+    apart and to see that a rotation happened, useless for recovering the key)."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:FINGERPRINT_LENGTH]

@@ -17,12 +17,15 @@ from .base import (
     HisRegistration,
     HisRejected,
     HisUnavailable,
+    HisUnreachable,
+    HisUnrecognised,
     HisWriteResult,
 )
 from .http_client import HttpHisClient
 
 __all__ = [
     "BILL_KINDS", "RECORD_KINDS", "HisAuthFailed", "HisBill", "HisCard", "HisClient", "HisConfig", "HisError",
-    "HisNotFound", "HisPatient", "HisRecord", "HisRegistration", "HisRejected", "HisUnavailable", "HisWriteResult",
+    "HisNotFound", "HisPatient", "HisRecord", "HisRegistration", "HisRejected", "HisUnavailable", "HisUnreachable",
+    "HisUnrecognised", "HisWriteResult",
     "HttpHisClient", "signing",
 ]

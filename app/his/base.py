@@ -109,6 +109,15 @@ class HisUnavailable(HisError):
     outcome is unknown, so send the same request with the same idempotency key again later."""
 
 
+class HisUnreachable(HisUnavailable):
+    """No answer at all: connection refused, a name that does not resolve, a timeout."""
+
+
+class HisUnrecognised(HisUnavailable):
+    """An answer, but not in the HIS's shape (HTML, other JSON, an error without a HIS error code): most likely
+    the base URL points at something that is not this HIS API."""
+
+
 class HisAuthFailed(HisUnavailable):
     """The HIS refused our key (401/403). A configuration fault rather than a verdict on the write: it is
     retried like an outage so that fixing the key lets every pending write go through."""

@@ -28,6 +28,8 @@ from .base import (
     HisRegistration,
     HisRejected,
     HisUnavailable,
+    HisUnreachable,
+    HisUnrecognised,
     HisWriteResult,
 )
 
@@ -111,6 +113,8 @@ class HttpHisClient(HisClient):
     def _send(self, method: str, path: str, params: dict | None, body: dict | None,
               timeout: float) -> requests.Response:
         """Sign exactly what goes on the wire: the prepared URL and body."""
+        if not self.base_url:
+            raise HisAuthFailed("no HIS connection is configured for this clinic")
         try:
             signing.require_secret(self._secret)
         except WeakSecret:
@@ -132,10 +136,10 @@ class HttpHisClient(HisClient):
             response = self._send(method, path, params, body, timeout)
         except requests.Timeout as exc:
             log.warning("HIS %s %s timed out after %ss", method, path, timeout)
-            raise HisUnavailable(f"HIS timed out after {timeout}s: {method} {path}") from exc
+            raise HisUnreachable(f"HIS timed out after {timeout}s: {method} {path}") from exc
         except requests.RequestException as exc:
             log.warning("HIS %s %s failed: %s", method, path, exc.__class__.__name__)
-            raise HisUnavailable(f"HIS unreachable: {exc.__class__.__name__}") from exc
+            raise HisUnreachable(f"HIS unreachable: {exc.__class__.__name__}") from exc
         try:
             payload = response.json()
         except ValueError:
@@ -143,7 +147,7 @@ class HttpHisClient(HisClient):
         status = response.status_code
         if 200 <= status < 300:
             if payload is None:
-                raise HisUnavailable(f"HIS answered {status} without JSON: {method} {path}")
+                raise HisUnrecognised(f"HIS answered {status} without JSON: {method} {path}")
             return payload, status
         code = payload.get("error") if isinstance(payload, dict) else None
         message = payload.get("message", "") if isinstance(payload, dict) else response.text[:200]
@@ -155,7 +159,7 @@ class HttpHisClient(HisClient):
             raise HisAuthFailed(f"HIS refused key {self.key_id}: {message}")
         if not code:
             # Not the HIS's verdict on our request (a wrong base URL, a proxy): the outcome is still open.
-            raise HisUnavailable(f"HIS answered {status} without an error code: {method} {path}")
+            raise HisUnrecognised(f"HIS answered {status} without an error code: {method} {path}")
         if status == 404:
             raise HisNotFound(code, message, status)
         raise HisRejected(code, message, status)
@@ -193,7 +197,7 @@ class HttpHisClient(HisClient):
         try:
             return convert(payload)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise HisUnavailable(f"unreadable HIS answer: {exc!r}") from exc
+            raise HisUnrecognised(f"unreadable HIS answer: {exc!r}") from exc
 
     # --- patients and cards --------------------------------------------------------------
     def get_card(self, card_no: str) -> HisCard:

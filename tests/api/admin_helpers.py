@@ -75,6 +75,7 @@ class OtherClinic:
     code: str
     item_id: int
     order_no: str
+    slot_id: int = 0
 
 
 def other_clinic(rt) -> OtherClinic:
@@ -98,7 +99,7 @@ def other_clinic(rt) -> OtherClinic:
                       item_id=item.id, slot_id=slot.id, description="别家套餐", appointment_at=at,
                       expires_at=now() + timedelta(minutes=15), paid_at=now())
         session.add(order)
-        return OtherClinic(code, item.id, order.order_no)
+        return OtherClinic(code, item.id, order.order_no, slot.id)
 
 
 # --- bookings ------------------------------------------------------------------------------------

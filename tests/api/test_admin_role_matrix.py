@@ -6,7 +6,8 @@ For each route under /api/admin/v1 (an endpoint added later is covered without e
 - a signed-in user of a role the route does not admit is 403;
 - every admitted role, on its own clinic's data, gets a 2xx, and a write leaves an audit event
   naming that user;
-- another clinic's data is 404.
+- another clinic's data is 404 (for the clinic roles: an operator is platform-wide and has no
+  other clinic; that it never reaches a clinic's internal data is the 403 above).
 
 The last two need a request that is valid for the route: a `Case` in a module-level dict
 `ROLE_MATRIX_CASES` (endpoint name -> Case) of any `tests/api/test_admin_*.py` module. A route
@@ -14,6 +15,8 @@ without one fails `test_every_admin_route_has_a_case`. A Case's builders receive
 below (the test client, the runtime, the sandbox, a staff user of the demo clinic, and
 another clinic with an item and a paid booking) and return `Call(method, path, kwargs)`, the
 path relative to /api/admin/v1 and kwargs for the Flask test client (`json=`, `query_string=`).
+`World.role` is the role the call is made as (a route open to admins and operators, such as
+/users, acts on different users for each).
 Every matrix user's password is MATRIX_PASSWORD; a Case with `revokes_session` (logout, password
 change) ends the caller's session, so the matrix signs that user in again after it.
 """
@@ -25,16 +28,18 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from admin_api.security import ADMIN_PREFIX, PUBLIC, declared_access
-from app.db.models import AuditEvent
+from app.db.models import AuditEvent, Clinic, MerchantAccount
 from app.services.booking import front_desk
-from app.services.people.staff_auth import ROLES, create_user
+from app.services.people.staff_auth import OPERATOR, ROLES, create_user
 from tests.api.admin_helpers import (
     ADMIN,
+    SHANGHAI,
     OtherClinic,
     _user_id,
     confirmed_booking,
@@ -46,6 +51,7 @@ from tests.api.admin_helpers import (
     principal,
     sign_in,
 )
+from tests.api.onboarding_helpers import alipay_app_body, new_code, sandbox_merchant, wechat_app_body
 from tests.e2e.helpers import fresh_slot
 
 PUBLIC_ENDPOINTS = {"admin_auth.login"}
@@ -62,7 +68,8 @@ class Call:
 @dataclass(frozen=True)
 class Case:
     own: Callable[[World], Call]
-    # None when the route touches no clinic's data (e.g. the signed-in user's own profile).
+    # None when the route touches no clinic's data (e.g. the signed-in user's own profile), or only operators
+    # call it (they are platform-wide).
     foreign: Callable[[World], Call] | None
     revokes_session: bool = False
 
@@ -74,6 +81,7 @@ class World:
     sandbox: object
     staff_username: str
     other: OtherClinic
+    role: str = ""
 
     def paid(self, **kwargs):
         return paid_booking(self.client, self.sandbox, self.rt, **kwargs)
@@ -83,10 +91,24 @@ class World:
         return confirmed_booking(self.client, self.sandbox, self.rt, self.staff_username, **kwargs)
 
     def user_of(self, clinic: str) -> int:
-        """A new staff user of one clinic, with a failed sign-in on record."""
-        username, _ = make_user(self.rt, "staff", clinics=(clinic,))
+        """A new user of one clinic whom the calling role manages (an admin: a staff user; an operator: an
+        admin), with a failed sign-in on record."""
+        username, _ = make_user(self.rt, "admin" if self.role == OPERATOR else "staff", clinics=(clinic,))
         self.client.post(f"{ADMIN}/auth/login", json={"username": username, "password": "wrong-password"})
         return _user_id(self.rt, username)
+
+    def fresh_clinic(self) -> str:
+        """A clinic of the call's own (no HIS, no apps)."""
+        code = new_code("m")
+        with self.rt.db.session() as session:
+            session.add(Clinic(code=code, name="矩阵诊所"))
+        return code
+
+    def demo_app(self, channel: str) -> int:
+        with self.rt.db.session() as session:
+            return session.scalar(select(MerchantAccount.id).join(Clinic, Clinic.id == MerchantAccount.clinic_id)
+                                  .where(Clinic.code == "demo", MerchantAccount.channel == channel,
+                                         MerchantAccount.active.is_(True)).order_by(MerchantAccount.id))
 
     def no_show(self):
         booked = self.booked_now()
@@ -96,6 +118,17 @@ class World:
 
 def _appointment() -> str:
     return now().isoformat()
+
+
+def _schedule() -> dict:
+    first = (now() + timedelta(days=30)).astimezone(SHANGHAI).date()
+    return {"from": first.isoformat(), "to": (first + timedelta(days=6)).isoformat(), "weekdays": [1, 3, 5],
+            "start": "09:00", "end": "11:00", "slot_minutes": 60, "capacity": 3}
+
+
+def _new_user(w: World) -> dict:
+    role = "admin" if w.role == OPERATOR else "staff"
+    return {"username": label("matrix-new"), "role": role, "clinic_codes": ["demo"], "password": "new-password-1"}
 
 
 ROLE_MATRIX_CASES = {
@@ -155,6 +188,58 @@ ROLE_MATRIX_CASES = {
         lambda w: Call("PUT", "/settings/settlement-types",
                        {"query_string": {"clinic_code": w.other.code},
                         "json": [{"channel": "alipay", "count_in_cash_flow": True, "count_in_revenue": True}]})),
+    "admin_users.list_users": Case(lambda w: Call("GET", "/users"), None),
+    "admin_users.create_user": Case(
+        lambda w: Call("POST", "/users", {"json": _new_user(w)}),
+        lambda w: Call("POST", "/users", {"json": {**_new_user(w), "clinic_codes": [w.other.code]}})),
+    "admin_users.update_user": Case(
+        lambda w: Call("PATCH", f"/users/{w.user_of('demo')}", {"json": {"active": False}}),
+        lambda w: Call("PATCH", f"/users/{w.user_of(w.other.code)}", {"json": {"active": False}})),
+    "admin_catalog.list_items": Case(
+        lambda w: Call("GET", "/items"),
+        lambda w: Call("GET", "/items", {"query_string": {"clinic_code": w.other.code}})),
+    "admin_catalog.create_item": Case(
+        lambda w: Call("POST", "/items", {"json": {"code": label("M")[:30], "name": "矩阵项目", "price_fen": 100}}),
+        lambda w: Call("POST", "/items", {"json": {"clinic_code": w.other.code, "code": "M1", "name": "矩阵",
+                                                   "price_fen": 100}})),
+    "admin_catalog.update_item": Case(
+        lambda w: Call("PATCH", f"/items/{fresh_slot(w.rt, 1)[0]}", {"json": {"description": "矩阵测试"}}),
+        lambda w: Call("PATCH", f"/items/{w.other.item_id}", {"json": {"description": "矩阵测试"}})),
+    "admin_catalog.post_schedule": Case(
+        lambda w: Call("POST", f"/items/{fresh_slot(w.rt, 1)[0]}/schedules", {"json": _schedule()}),
+        lambda w: Call("POST", f"/items/{w.other.item_id}/schedules", {"json": _schedule()})),
+    "admin_catalog.list_slots": Case(
+        lambda w: Call("GET", f"/items/{fresh_slot(w.rt, 1)[0]}/slots",
+                       {"query_string": {"from": now().date().isoformat(), "to": now().date().isoformat()}}),
+        lambda w: Call("GET", f"/items/{w.other.item_id}/slots",
+                       {"query_string": {"from": now().date().isoformat(), "to": now().date().isoformat()}})),
+    "admin_catalog.update_slot": Case(
+        lambda w: Call("PATCH", f"/slots/{fresh_slot(w.rt, 1)[1]}", {"json": {"capacity": 5}}),
+        lambda w: Call("PATCH", f"/slots/{w.other.slot_id}", {"json": {"capacity": 5}})),
+    "admin_onboarding.list_clinics": Case(lambda w: Call("GET", "/clinics"), None),
+    "admin_onboarding.create_clinic": Case(
+        lambda w: Call("POST", "/clinics", {"json": {"code": new_code("m"), "name": "矩阵诊所"}}), None),
+    "admin_onboarding.get_clinic": Case(lambda w: Call("GET", "/clinics/demo"), None),
+    "admin_onboarding.update_clinic": Case(
+        lambda w: Call("PATCH", f"/clinics/{w.other.code}", {"json": {"name": "别家诊所 renamed"}}), None),
+    "admin_onboarding.set_his": Case(
+        lambda w: Call("PUT", f"/clinics/{w.fresh_clinic()}/his",
+                       {"json": {"base_url": f"{w.sandbox.url}/his/", "key_id": f"k-{new_code()}",
+                                 "secret": "a-long-enough-his-secret"}}), None),
+    "admin_onboarding.check_his": Case(lambda w: Call("POST", "/clinics/demo/his/check"), None),
+    "admin_onboarding.list_clinic_apps": Case(lambda w: Call("GET", "/clinics/demo/channel-apps"), None),
+    "admin_onboarding.create_clinic_app": Case(
+        lambda w: Call("POST", f"/clinics/{w.fresh_clinic()}/channel-apps",
+                       {"json": wechat_app_body(w.sandbox.url, sandbox_merchant(w.sandbox.url, "wechat"))}), None),
+    "admin_onboarding.list_platform_apps": Case(lambda w: Call("GET", "/platform/channel-apps"), None),
+    "admin_onboarding.create_platform_app": Case(
+        lambda w: Call("POST", "/platform/channel-apps",
+                       {"json": alipay_app_body(w.sandbox.url, sandbox_merchant(w.sandbox.url, "alipay"))}), None),
+    "admin_onboarding.get_app": Case(lambda w: Call("GET", f"/channel-apps/{w.demo_app('wechat')}"), None),
+    "admin_onboarding.update_app": Case(
+        lambda w: Call("PATCH", f"/channel-apps/{w.demo_app('alipay')}", {"json": {"refund_window_days": 365}}),
+        None),
+    "admin_onboarding.check_app": Case(lambda w: Call("POST", f"/channel-apps/{w.demo_app('wechat')}/check"), None),
     "admin_clinic.list_audit_events": Case(
         lambda w: Call("GET", "/audit-events", {"query_string": {"limit": 5}}),
         lambda w: Call("GET", "/audit-events", {"query_string": {"clinic_code": w.other.code}})),
@@ -192,7 +277,8 @@ def users(app, rt, demo_clinic):
     usernames = {role: label(f"matrix-{role}") for role in ROLES}
     with rt.db.session() as session:
         for role, username in usernames.items():
-            create_user(session, username, MATRIX_PASSWORD, role, ["demo"], created_by="test")
+            create_user(session, username, MATRIX_PASSWORD, role, [] if role == OPERATOR else ["demo"],
+                        created_by="test")
     return {role: (sign_in(client, username, MATRIX_PASSWORD), username) for role, username in usernames.items()}
 
 
@@ -265,6 +351,7 @@ def test_each_admitted_role_gets_its_clinics_data_and_each_write_is_audited(app,
         if access == PUBLIC or endpoint not in cases:
             continue
         for role in access:
+            world.role = role
             call = cases[endpoint].own(world)
             audited_before = _audit_count(rt, users[role][1])
             resp = world.client.open(ADMIN + call.path, method=call.method, headers=users[role][0], **call.kwargs)
@@ -286,7 +373,8 @@ def test_another_clinics_data_is_404(app, users, world):
         access = declared_access(app.view_functions[endpoint])
         if access == PUBLIC or endpoint not in cases or cases[endpoint].foreign is None:
             continue
-        for role in access:
+        for role in set(access) - {OPERATOR}:
+            world.role = role
             call = cases[endpoint].foreign(world)
             resp = world.client.open(ADMIN + call.path, method=call.method, headers=users[role][0], **call.kwargs)
             if resp.status_code != 404:

@@ -87,3 +87,59 @@ def test_0009_moves_each_extra_charge_into_the_his_outbox_and_back(tmp_path):
         left = conn.execute(text("SELECT count(*) FROM his_outbox")).scalar()
     engine.dispose()
     assert [tuple(r) for r in back] == [("B1:extra:1", "pending", 2), ("B1:extra:2", "created", 1)] and left == 0
+
+
+def test_0010_keeps_existing_clinics_apps_items_and_slots_working_as_before(tmp_path):
+    """Existing rows come out active, clinic-owned, clinic-collected items offered on both channels, visible open
+    slots; an operator can exist afterwards; downgrading removes what 0010 added."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from app.db.migrate import alembic_config
+
+    url = f"sqlite:///{tmp_path / 'm10.db'}"
+    upgrade(url, "0009")
+    engine = make_engine(url)
+    now = "2026-12-01 02:00:00.000000"
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO clinics (id, code, name, his_base_url, his_key_id, his_secret, created_at) "
+                          "VALUES (1, 'c1', 'C1', 'https://his.example.test', 'k1', 'plain-secret-16chars', :now)"),
+                     {"now": now})
+        conn.execute(text("INSERT INTO merchant_accounts (id, clinic_id, channel, app_id, sign_type, api_base_url,"
+                          " refund_window_days, active, created_at) VALUES (1, 1, 'alipay', '2021000000000001',"
+                          " 'RSA2', 'https://openapi.alipay.com/gateway.do', 365, 1, :now)"), {"now": now})
+        conn.execute(text("INSERT INTO items (id, clinic_id, code, name, price_fen, active, created_at) VALUES"
+                          " (1, 1, 'I1', 'Item', 100, 1, :now)"), {"now": now})
+        conn.execute(text("INSERT INTO slots (id, item_id, starts_at, ends_at, capacity, reserved) VALUES"
+                          " (1, 1, :now, :now, 3, 1)"), {"now": now})
+    engine.dispose()
+
+    upgrade(url)
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        clinic = conn.execute(text("SELECT active, his_checked_at FROM clinics")).one()
+        account = conn.execute(text("SELECT owner, clinic_id, previous_api_key FROM merchant_accounts")).one()
+        item = conn.execute(text("SELECT kind, collected_by, channels, purchase_price_fen FROM items")).one()
+        slot = conn.execute(text("SELECT closed, release_at, reserved FROM slots")).one()
+        conn.execute(text("INSERT INTO staff_users (username, password_hash, role, active, created_at) VALUES"
+                          " ('op', 'x', 'operator', 1, :now)"), {"now": now})
+        conn.execute(text("INSERT INTO clinics (code, name, created_at) VALUES ('bare', 'No HIS yet', :now)"),
+                     {"now": now})
+    engine.dispose()
+    assert tuple(clinic) == (1, None)
+    assert tuple(account) == ("clinic", 1, None)
+    assert (item.kind, item.collected_by, item.purchase_price_fen) == ("item", "clinic", None)
+    assert item.channels in ('["wechat", "alipay"]', ["wechat", "alipay"])
+    assert tuple(slot) == (0, None, 1)
+
+    engine = make_engine(url)
+    with engine.begin() as conn:  # a clinic without a HIS cannot exist before 0010
+        conn.execute(text("DELETE FROM clinics WHERE code = 'bare'"))
+    engine.dispose()
+    command.downgrade(alembic_config(url), "0009")
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("items")}
+        roles = list(conn.execute(text("SELECT role FROM staff_users")).scalars())
+    engine.dispose()
+    assert "channels" not in columns and "collected_by" not in columns and roles == []

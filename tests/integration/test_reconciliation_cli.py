@@ -44,7 +44,7 @@ def test_the_command_reconciles_every_account_of_a_clinic_and_fails_loudly(app, 
     with rt.db.session() as session:
         session.get(Clinic, clinic.id).his_base_url = "http://127.0.0.1:1/his/"  # a HIS that does not answer
     failed = runner.invoke(args=["reconcile", "--date", today, "--source", "his", "--clinic", clinic.code])
-    assert failed.exit_code == 1 and "FAILED: HisUnavailable" in failed.output
+    assert failed.exit_code == 1 and "FAILED: HisUnreachable" in failed.output
     assert "1 of 1 reconciliation runs failed" in failed.output
 
 

@@ -6,7 +6,7 @@ import time
 import pytest
 from sqlalchemy import select, update
 
-from app.db.models import HisOutbox, MerchantAccount, PaymentAttempt, RefundRequest, StatusEvent
+from app.db.models import HisOutbox, MerchantAccount, MpUser, PaymentAttempt, RefundRequest, StatusEvent
 from app.db.types import utcnow
 from app.domain.errors import Conflict
 from app.domain.refunds import RefundStatus
@@ -37,13 +37,16 @@ def test_a_second_payment_of_a_paid_order_goes_back_in_full_and_the_order_keeps_
     holder = new_holder(rt, world, clinic)
     order_no = place_topup(rt, holder, 5000)
     first = pay_order(rt, holder.principal, order_no, "127.0.0.1").out_trade_no
-    # The clinic moves WeChat payments to another app while the patient still has the first payment open.
+    # The patient's payments move to another app of the clinic while the first payment is still open (before
+    # payments followed the app a user signed in through, a clinic's newer app took over this way).
     with rt.db.session() as session:
-        session.execute(update(MerchantAccount).where(MerchantAccount.id == clinic.accounts["wechat"])
-                        .values(active=False))
-        session.add(MerchantAccount(clinic_id=clinic.id, channel="wechat", app_id=f"wx2{clinic.code}",
-                                    mch_id="1900000110", api_key="k" * 32, app_secret="s" * 32, sign_type="MD5",
-                                    api_base_url="https://api.mch.example.test/", refund_window_days=365, active=True))
+        moved = MerchantAccount(clinic_id=clinic.id, channel="wechat", app_id=f"wx2{clinic.code}",
+                                mch_id="1900000110", api_key="k" * 32, app_secret="s" * 32, sign_type="MD5",
+                                api_base_url="https://api.mch.example.test/", refund_window_days=365, active=True)
+        session.add(moved)
+        session.flush()
+        session.execute(update(MpUser).where(MpUser.id == holder.principal.user_id)
+                        .values(merchant_account_id=moved.id))
     second = pay_order(rt, holder.principal, order_no, "127.0.0.1").out_trade_no
     world.channels.pay(first)
     world.channels.pay(second)

@@ -20,6 +20,10 @@ class LoginSchema(Schema):
     clinic_code = fields.String(required=True, validate=[validate.Length(min=1, max=32), _PRINTABLE])
     channel = fields.String(required=True, validate=validate.OneOf(["wechat", "alipay"]))
     code = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    app_id = fields.String(validate=[validate.Length(min=1, max=64), _PRINTABLE],
+                           metadata={"description": "the mini-program's own appid / Alipay app_id; required when the "
+                                                    "clinic runs several apps on the channel (409 `app_id_required`), "
+                                                    "and to sign in through the platform's app"})
 
 
 class MpUserSchema(Schema):
@@ -38,11 +42,14 @@ class LoginResultSchema(Schema):
 @blp.arguments(LoginSchema)
 @blp.response(200, LoginResultSchema)
 @blp.alt_response(401, schema=ApiErrorSchema, description="The channel refused the login code")
-@blp.alt_response(404, schema=ApiErrorSchema, description="Unknown clinic")
+@blp.alt_response(404, schema=ApiErrorSchema, description="Unknown clinic, or no such app of it")
+@blp.alt_response(409, schema=ApiErrorSchema,
+                  description="`clinic_inactive`, or `app_id_required` (the clinic runs several apps on the channel)")
+@blp.alt_response(422, schema=ApiErrorSchema, description="Invalid body, or `channel_not_enabled`")
 @blp.alt_response(503, schema=ApiErrorSchema, description="`channel_unavailable`: the channel did not answer")
 def login(body):
     """Exchange a wx.login / my.getAuthCode code for our session token."""
-    session = mp_auth.login(runtime(), body["clinic_code"], body["channel"], body["code"])
+    session = mp_auth.login(runtime(), body["clinic_code"], body["channel"], body["code"], body.get("app_id"))
     return {"token": session.token, "expires_in": session.expires_in,
             "user": {"id": session.user_id, "channel": session.channel, "openid": session.openid}}
 

@@ -17,11 +17,12 @@ blp = Blueprint("mp_catalog", __name__, url_prefix="/api/mp/v1", description="Mi
 class ItemSchema(Schema):
     id = fields.Integer(required=True)
     code = fields.String(required=True)
+    kind = fields.String(required=True, metadata={"description": "item or package"})
     name = fields.String(required=True)
     description = fields.String(allow_none=True)
     price_fen = fields.Integer(required=True)
     channels = fields.List(fields.String(), required=True,
-                           metadata={"description": "Channels with stock set for this item"})
+                           metadata={"description": "Channels it is offered on and has stock for"})
 
 
 class SlotQuerySchema(Schema):
@@ -43,7 +44,7 @@ class SlotSchema(Schema):
 @blp.response(200, ItemSchema(many=True))
 @blp.alt_response(401, schema=ApiErrorSchema, description="Missing or invalid bearer token")
 def list_items():
-    """The clinic's active items and packages."""
+    """The clinic's active items and packages sold through the app you signed in with."""
     return catalog.list_items(runtime(), current_principal())
 
 
@@ -56,5 +57,6 @@ def list_items():
 @blp.alt_response(404, schema=ApiErrorSchema, description="`item_not_found`: not an item of your clinic")
 @blp.alt_response(422, schema=ApiErrorSchema, description="`date` missing or not YYYY-MM-DD")
 def list_slots(query, item_id: int):
-    """The item's time slots on an Asia/Shanghai date, with the places remaining."""
+    """The item's time slots on offer on an Asia/Shanghai date (released, not closed), with the places
+    remaining."""
     return catalog.list_slots(runtime(), current_principal(), item_id, query["date"])

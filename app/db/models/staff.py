@@ -12,13 +12,14 @@ from app.db.types import UTCDateTime, utcnow
 
 
 class StaffUser(Base):
-    """A person signing in to the admin API; `role` is staff, finance or admin.
+    """A person signing in to the admin API; `role` is staff, finance or admin (of their clinics), or operator
+    (platform-wide: onboards clinics, their HIS and channel apps, and their admins; no clinics of its own).
 
     Every token carries the `token_version` it was issued under; logout, a password change and
     deactivation increment it, which revokes every token issued before."""
 
     __tablename__ = "staff_users"
-    __table_args__ = (CheckConstraint("role IN ('staff', 'finance', 'admin')", name="role_known"),)
+    __table_args__ = (CheckConstraint("role IN ('staff', 'finance', 'admin', 'operator')", name="role_known"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)

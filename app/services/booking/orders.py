@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.db.models import Card, Clinic, Order, Slot
+from app.db.models import Card, Clinic, MerchantAccount, Order, Slot
 from app.db.types import utcnow
 from app.domain import ids
 from app.domain import orders as o
@@ -21,7 +21,7 @@ from app.domain.payments import ChannelCheck
 from app.his.base import HisNotFound, HisUnavailable
 from app.runtime import Runtime
 from app.services.booking.cancellations import cancel_paid_booking
-from app.services.clinics import primary_account, require_clinic_item
+from app.services.clinics import CLINIC, require_clinic_item, require_paying_account
 from app.services.common.principals import MpPrincipal
 from app.services.his import his_client
 from app.services.orders import describe, describe_many, move, take_place
@@ -56,16 +56,18 @@ def create_order(rt: Runtime, principal: MpPrincipal, data: dict) -> dict:
     if channel != principal.channel:
         raise InvalidInput(f"you are signed in through {principal.channel}; pay with {principal.channel}",
                            "channel_mismatch")
+    with rt.db.session() as session:
+        _paying_account(session, principal, data["type"])
     bills = _fetch_bills(rt, principal, data) if data["type"] == o.VISIT_BILL else None
     now = utcnow()
     with rt.db.session() as session:
-        primary_account(session, principal.clinic_id, channel)
+        account = _paying_account(session, principal, data["type"])
         order = Order(order_no=ids.new_business_no(data["type"], now), clinic_id=principal.clinic_id,
                       user_id=principal.user_id, type=data["type"], status=o.CREATED, channel=channel,
                       refunded_fen=0, expires_at=now + timedelta(seconds=rt.settings.ORDER_TTL_S), created_at=now,
                       updated_at=now)
         if data["type"] == o.BOOKING:
-            _booking(session, principal, data, order)
+            _booking(session, principal, data, order, account)
         elif data["type"] == o.TOPUP:
             _topup(rt, session, principal, data, order)
         else:
@@ -76,13 +78,33 @@ def create_order(rt: Runtime, principal: MpPrincipal, data: dict) -> dict:
         return describe(session, order)
 
 
-def _booking(session: Session, principal: MpPrincipal, data: dict, order: Order) -> None:
+def _paying_account(session: Session, principal: MpPrincipal, order_type: str) -> MerchantAccount:
+    """The app this user pays through, when the clinic and the app take new orders of this type: a card top-up
+    or a visit bill is the clinic's own money, never paid through the platform's app."""
+    account = require_paying_account(session, session.get(Clinic, principal.clinic_id), principal.user_id)
+    if order_type != o.BOOKING and account.owner != CLINIC:
+        raise Conflict("card top-ups and visit bills are paid through the clinic's own app",
+                       "clinic_payment_through_platform_app")
+    return account
+
+
+def _booking(session: Session, principal: MpPrincipal, data: dict, order: Order, account: MerchantAccount) -> None:
     patient = require_user_patient(session, principal, data["patient_id"])
     item = require_clinic_item(session, principal.clinic_id, data["item_id"])
+    if item.collected_by != account.owner:
+        raise Conflict(f"this item is paid through the {item.collected_by}'s app, not the one you signed in through",
+                       "item_not_sold_through_this_app")
+    if order.channel not in item.channels:
+        raise Conflict(f"this item is not offered through {order.channel}", "channel_not_offered")
     slot = session.get(Slot, data["slot_id"])
     if slot is None or slot.item_id != item.id:
         raise NotFound("no such time slot for this item", "slot_not_found")
-    if slot.starts_at <= utcnow():
+    now = utcnow()
+    if slot.closed:
+        raise Conflict("this time slot is closed", "slot_closed")
+    if slot.release_at is not None and slot.release_at > now:
+        raise Conflict("this time slot is not released yet", "slot_not_released")
+    if slot.starts_at <= now:
         raise Conflict("this time slot has already started", "slot_in_past")
     full = take_place(session, slot.id, item.id, order.channel)
     if full == "slot":

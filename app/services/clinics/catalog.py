@@ -1,15 +1,22 @@
-"""The clinic's bookable items and their time slots, as the mini-program sees them."""
+"""The clinic's bookable items and their time slots, as the mini-program sees them.
+
+A user sees the items their app sells: a clinic's own app the clinic-collected ones, the platform's app the
+platform-collected ones (each item is paid through the apps of whoever collects its money). A slot is on offer
+once released (`release_at` passed, or none) and while not closed.
+"""
 from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Item, ItemInventory, Slot
+from app.db.types import utcnow
 from app.domain.errors import NotFound
 from app.runtime import Runtime
+from app.services.clinics.merchants import CLINIC, user_account
 from app.services.common.presentation import catalog_item, catalog_slot
 from app.services.common.principals import MpPrincipal
 
@@ -28,28 +35,36 @@ def require_clinic_item(session: Session, clinic_id: int, item_id: int) -> Item:
     return item
 
 
+def _collector(session: Session, principal: MpPrincipal) -> str:
+    account = user_account(session, principal.user_id)
+    return account.owner if account is not None else CLINIC
+
+
 def list_items(rt: Runtime, principal: MpPrincipal) -> list[dict]:
-    """`[{id, code, name, description, price_fen, channels[]}]`: channels with stock set above zero."""
+    """`[{id, code, kind, name, description, price_fen, channels[]}]`: the items this user's app sells, with the
+    channels they are offered on and have stock for."""
     with rt.db.session() as session:
-        items = session.scalars(select(Item).where(Item.clinic_id == principal.clinic_id, Item.active.is_(True))
+        items = session.scalars(select(Item).where(Item.clinic_id == principal.clinic_id, Item.active.is_(True),
+                                                   Item.collected_by == _collector(session, principal))
                                 .order_by(Item.id)).all()
-        channels: dict[int, list[str]] = defaultdict(list)
-        stocked = (select(ItemInventory.item_id, ItemInventory.channel)
-                   .join(Item, Item.id == ItemInventory.item_id)
-                   .where(Item.clinic_id == principal.clinic_id, ItemInventory.quantity > 0)
-                   .order_by(ItemInventory.channel))
-        for item_id, channel in session.execute(stocked):
-            channels[item_id].append(channel)
-        return [catalog_item(item, channels[item.id]) for item in items]
+        stocked: dict[int, set[str]] = defaultdict(set)
+        rows = (select(ItemInventory.item_id, ItemInventory.channel)
+                .join(Item, Item.id == ItemInventory.item_id)
+                .where(Item.clinic_id == principal.clinic_id, ItemInventory.quantity > 0))
+        for item_id, channel in session.execute(rows):
+            stocked[item_id].add(channel)
+        return [catalog_item(item, sorted(set(item.channels) & stocked[item.id])) for item in items]
 
 
 def list_slots(rt: Runtime, principal: MpPrincipal, item_id: int, day: date) -> list[dict]:
-    """The item's slots starting on that Asia/Shanghai date: `[{id, starts_at, ends_at, remaining}]`,
+    """The item's slots on offer starting on that Asia/Shanghai date: `[{id, starts_at, ends_at, remaining}]`,
     times as aware Asia/Shanghai datetimes."""
     starts = datetime.combine(day, time.min, SHANGHAI)
     with rt.db.session() as session:
         item = require_clinic_item(session, principal.clinic_id, item_id)
         slots = session.scalars(select(Slot).where(Slot.item_id == item.id, Slot.starts_at >= starts,
-                                                   Slot.starts_at < starts + timedelta(days=1))
+                                                   Slot.starts_at < starts + timedelta(days=1),
+                                                   Slot.closed.is_(False),
+                                                   or_(Slot.release_at.is_(None), Slot.release_at <= utcnow()))
                                 .order_by(Slot.starts_at))
         return [catalog_slot(slot) for slot in slots]

@@ -30,6 +30,8 @@ def record_staff_event(session: Session, principal: StaffPrincipal, clinic_id: i
                        target_type: str, target_id, before: dict | None = None, after: dict | None = None,
                        note: str | None = None) -> None:
     """An admin write in the audit trail, in the caller's transaction: who, when, what, before and after."""
-    record_event(session, actor_type="staff", actor_id=str(principal.user_id), actor_name=principal.username,
+    staff = principal.actor_type == "staff"
+    record_event(session, actor_type=principal.actor_type, actor_id=str(principal.user_id) if staff else None,
+                 actor_name=principal.username,
                  clinic_id=clinic_id, action=action, target_type=target_type, target_id=target_id,
                  before=before, after=after, note=note)

@@ -14,7 +14,7 @@ def item_ref(item: Item) -> dict:
 
 def catalog_item(item: Item, channels: list[str]) -> dict:
     """An item in the catalog: `channels` it can be bought through now."""
-    return {**item_ref(item), "description": item.description, "channels": channels}
+    return {**item_ref(item), "kind": item.kind, "description": item.description, "channels": channels}
 
 
 def slot_ref(slot: Slot) -> dict:

@@ -17,3 +17,5 @@ class StaffPrincipal:
     username: str
     role: str
     clinic_ids: tuple[int, ...]
+    actor_type: str = "staff"
+    """`staff` (a signed-in user), or `cli` (someone at the command line, acting as an operator)."""

@@ -1,14 +1,6 @@
-"""The HIS client of a clinic, built by the Runtime's factory from the clinic's configuration."""
+"""The HIS client of a clinic (the connection belongs to the clinic: app.services.clinics builds it)."""
 from __future__ import annotations
 
-from app.db.models import Clinic
-from app.his.base import HisClient, HisConfig
-from app.runtime import Runtime
+from app.services.clinics import his_client, his_config
 
-
-def his_config(clinic: Clinic) -> HisConfig:
-    return HisConfig(clinic.code, clinic.his_base_url, clinic.his_key_id, clinic.his_secret)
-
-
-def his_client(rt: Runtime, clinic: Clinic) -> HisClient:
-    return rt.his(his_config(clinic))
+__all__ = ["his_client", "his_config"]

@@ -30,7 +30,7 @@ from app.domain.backoff import PAYMENT_QUERY_SCHEDULE, delay_after
 from app.domain.errors import Conflict, NotFound, Unavailable
 from app.domain.payments import ChannelCheck, PaymentStatus
 from app.runtime import Runtime
-from app.services.clinics import channel_for_account, primary_account
+from app.services.clinics import account_code, channel_for_account, require_paying_account
 from app.services.common.principals import MpPrincipal
 from app.services.common.status import set_status, update_while
 from app.services.orders import move
@@ -51,6 +51,7 @@ class PayInstructions:
 
 
 def notify_url(rt: Runtime, clinic_code: str, channel: str) -> str:
+    """Where the channel reports a payment: under the clinic's code, or `platform` for the platform's apps."""
     base = rt.settings.PUBLIC_BASE_URL.rstrip("/")
     return f"{base}/notify/wechat/{clinic_code}/pay" if channel == "wechat" else f"{base}/notify/alipay/{clinic_code}"
 
@@ -70,7 +71,7 @@ def pay_order(rt: Runtime, principal: MpPrincipal, order_no: str, client_ip: str
             raise Conflict(f"the order is {order.status} and cannot be paid", "order_not_payable")
         if order.expires_at <= utcnow() + timedelta(seconds=MIN_PAYABLE_S):
             raise Conflict("the order has expired; place a new one", "order_expired")
-        account = primary_account(session, order.clinic_id, order.channel)
+        account = require_paying_account(session, session.get(Clinic, order.clinic_id), principal.user_id)
         attempt = session.scalar(
             select(PaymentAttempt).where(PaymentAttempt.order_id == order.id,
                                          PaymentAttempt.merchant_account_id == account.id,
@@ -86,13 +87,13 @@ def pay_order(rt: Runtime, principal: MpPrincipal, order_no: str, client_ip: str
             session.add(attempt)
             session.flush()
         adapter = channel_for_account(rt, session, account)
-        clinic_code = session.get(Clinic, order.clinic_id).code
+        notify_code = account_code(session, account)
         request = (attempt.id, attempt.out_trade_no, order.amount_fen, order.description, attempt.payer_id,
                    order.expires_at)
     attempt_id, out_trade_no, amount_fen, description, payer_id, expires_at = request
     try:
         prepay = adapter.create_payment(out_trade_no, amount_fen, description, payer_id,
-                                        notify_url(rt, clinic_code, order.channel), expires_at, client_ip)
+                                        notify_url(rt, notify_code, order.channel), expires_at, client_ip)
     except ChannelRejected as exc:
         log.warning("channel refused to create %s: %s", out_trade_no, exc)
         raise Conflict(f"the payment channel refused the payment: {exc.message or exc.code}",

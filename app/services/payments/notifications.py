@@ -22,12 +22,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.channels.base import InvalidNotification, NotificationKind, PaymentChannel, RefundState
-from app.db.models import Clinic, MerchantAccount, NotificationInbox, PaymentAttempt, Refund
+from app.db.models import MerchantAccount, NotificationInbox, PaymentAttempt, Refund
 from app.db.types import utcnow
 from app.domain.payments import InboxStatus
 from app.domain.refunds import IN_FLIGHT
 from app.runtime import Runtime
-from app.services.clinics import channel_for_account
+from app.services.clinics import account_code, accounts_for_notifications, channel_for_account
 from app.services.common.status import set_status
 from app.services.payments.notification_match import NotificationRefused, payment_attempt, refund_target
 from app.services.payments.outcomes import AmountMismatch, record_payment
@@ -60,11 +60,8 @@ class _AccountCache:
         if hit and hit[0] > time.monotonic():
             return hit[1]
         with rt.db.session() as session:
-            clinic = session.scalar(select(Clinic).where(Clinic.code == clinic_code))
-            accounts = [] if clinic is None else session.scalars(
-                select(MerchantAccount).where(MerchantAccount.clinic_id == clinic.id,
-                                              MerchantAccount.channel == channel).order_by(MerchantAccount.id))
-            adapters = [(a.id, channel_for_account(rt, session, a)) for a in accounts]
+            adapters = [(a.id, channel_for_account(rt, session, a))
+                        for a in accounts_for_notifications(session, clinic_code, channel)]
         with self._lock:
             self._entries[key] = (time.monotonic() + ACCOUNT_CACHE_TTL_S, adapters)
         return adapters
@@ -225,8 +222,7 @@ def process(rt: Runtime, inbox_id: int) -> str:
 def _verifying_adapter(rt: Runtime, session: Session, row: NotificationInbox) -> PaymentChannel:
     """The adapter of the merchant account that verified the row at ingestion; it verifies it again."""
     account = session.get(MerchantAccount, row.merchant_account_id) if row.merchant_account_id else None
-    clinic = session.get(Clinic, account.clinic_id) if account else None
-    if account is None or clinic is None or clinic.code != row.clinic_code or account.channel != row.channel:
+    if account is None or account_code(session, account) != row.clinic_code or account.channel != row.channel:
         raise NotificationRefused(f"merchant account {row.merchant_account_id} is not a {row.channel} account of "
                                   f"clinic {row.clinic_code}")
     return channel_for_account(rt, session, account)

@@ -15,7 +15,7 @@ from app.db.models import MpUser
 from app.db.types import utcnow
 from app.domain.errors import Unauthorized, Unavailable
 from app.runtime import Runtime
-from app.services.clinics import channel_for_account, get_clinic, primary_account
+from app.services.clinics import channel_for_account, get_clinic, login_account, require_active
 from app.services.common.principals import MpPrincipal
 from app.services.people.tokens import issue_token, read_token
 
@@ -31,10 +31,12 @@ class MpSession:
     openid: str
 
 
-def login(rt: Runtime, clinic_code: str, channel: str, code: str) -> MpSession:
+def login(rt: Runtime, clinic_code: str, channel: str, code: str, app_id: str | None = None) -> MpSession:
+    """Sign in through one app of the clinic (or the platform's app, named by `app_id`): the user is a user of
+    that (clinic, app), and pays through that app."""
     with rt.db.session() as session:
-        clinic = get_clinic(session, clinic_code)
-        account = primary_account(session, clinic.id, channel)
+        clinic = require_active(get_clinic(session, clinic_code))
+        account = login_account(session, clinic, channel, app_id)
         adapter = channel_for_account(rt, session, account)
     # The channel call happens outside any transaction: it may take seconds.
     try:

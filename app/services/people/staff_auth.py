@@ -30,8 +30,10 @@ from app.services.people.tokens import issue_token, read_token
 log = logging.getLogger(__name__)
 
 ADMIN_AUDIENCE = "admin"
-STAFF, FINANCE, ADMIN = "staff", "finance", "admin"
-ROLES = (STAFF, FINANCE, ADMIN)
+STAFF, FINANCE, ADMIN, OPERATOR = "staff", "finance", "admin", "operator"
+# The roles of a clinic's people; an operator works for the platform and has no clinics.
+CLINIC_ROLES = (STAFF, FINANCE, ADMIN)
+ROLES = (*CLINIC_ROLES, OPERATOR)
 USERNAME_MAX_LEN = 64
 PASSWORD_MIN_LEN = 8
 PASSWORD_MAX_LEN = 256
@@ -70,20 +72,20 @@ def _password_matches(password_hash: str, password: str) -> bool:
 # --- users ------------------------------------------------------------------------------------
 
 def create_user(session: Session, username: str, password: str, role: str, clinic_codes: list[str], *,
-                created_by: str = "cli") -> StaffUser:
-    """A new active user of these clinics; InvalidInput for a taken name, weak password or unknown clinic."""
+                created_by: str = "cli", actor: StaffPrincipal | None = None) -> StaffUser:
+    """A new active user of these clinics (an operator: of none); InvalidInput for a taken name, weak password or
+    unknown clinic. Audited as `actor`'s change, or as `created_by` (the command line, the seed)."""
     name = normalized_username(username)
     errors: dict[str, list[str]] = {}
     if not 1 <= len(name) <= USERNAME_MAX_LEN or not name.isprintable():
         errors["username"] = [f"1 to {USERNAME_MAX_LEN} printable characters"]
     if len(password) < PASSWORD_MIN_LEN:
         errors["password"] = [f"at least {PASSWORD_MIN_LEN} characters"]
+    elif len(password) > PASSWORD_MAX_LEN:
+        errors["password"] = [f"at most {PASSWORD_MAX_LEN} characters"]
     if role not in ROLES:
         errors["role"] = [f"one of {', '.join(ROLES)}"]
-    clinics = list(session.scalars(select(Clinic).where(Clinic.code.in_(clinic_codes)))) if clinic_codes else []
-    unknown = sorted(set(clinic_codes) - {c.code for c in clinics})
-    if not clinic_codes or unknown:
-        errors["clinics"] = [f"unknown clinic codes: {', '.join(unknown)}" if unknown else "at least one clinic"]
+    clinics = clinics_named(session, clinic_codes, role, errors)
     if not errors and session.scalar(select(StaffUser.id).where(StaffUser.username == name)) is not None:
         errors["username"] = ["already taken"]
     if errors:
@@ -93,17 +95,36 @@ def create_user(session: Session, username: str, password: str, role: str, clini
     session.flush()
     for clinic in clinics:
         session.add(StaffUserClinic(user_id=user.id, clinic_id=clinic.id))
-    record_event(session, actor_type=created_by, actor_id=None, actor_name=created_by, clinic_id=clinics[0].id,
-                 action="staff_user_created", target_type="staff_user", target_id=user.id,
-                 after={"username": name, "role": role, "clinic_codes": sorted(c.code for c in clinics)})
+    after = {"username": name, "role": role, "clinic_codes": sorted(c.code for c in clinics)}
+    clinic_id = clinics[0].id if clinics else None
+    if actor is not None:
+        record_staff_event(session, actor, clinic_id, "staff_user_created", "staff_user", user.id, after=after)
+    else:
+        record_event(session, actor_type=created_by, actor_id=None, actor_name=created_by, clinic_id=clinic_id,
+                     action="staff_user_created", target_type="staff_user", target_id=user.id, after=after)
     return user
 
 
-def ensure_user(session: Session, username: str, password: str, role: str, clinic: Clinic) -> bool:
-    """Make sure the user exists with this role, password and clinic (for seeding); True if anything changed."""
+def clinics_named(session: Session, clinic_codes: list[str], role: str, errors: dict) -> list[Clinic]:
+    """The clinics a user of `role` is given; a problem goes into `errors["clinic_codes"]`."""
+    if role == OPERATOR:
+        if clinic_codes:
+            errors["clinic_codes"] = ["an operator works for the platform, not for clinics: give none"]
+        return []
+    clinics = list(session.scalars(select(Clinic).where(Clinic.code.in_(clinic_codes)).order_by(Clinic.id))) \
+        if clinic_codes else []
+    unknown = sorted(set(clinic_codes) - {c.code for c in clinics})
+    if not clinic_codes or unknown:
+        errors["clinic_codes"] = [f"unknown clinic codes: {', '.join(unknown)}" if unknown else "at least one clinic"]
+    return clinics
+
+
+def ensure_user(session: Session, username: str, password: str, role: str, clinic: Clinic | None) -> bool:
+    """Make sure the user exists with this role, password and clinic (none for an operator) (for seeding);
+    True if anything changed."""
     user = session.scalar(select(StaffUser).where(StaffUser.username == normalized_username(username)))
     if user is None:
-        create_user(session, username, password, role, [clinic.code], created_by="seed")
+        create_user(session, username, password, role, [clinic.code] if clinic else [], created_by="seed")
         return True
     changed = False
     if user.role != role or not user.active:
@@ -111,21 +132,23 @@ def ensure_user(session: Session, username: str, password: str, role: str, clini
     if not _password_matches(user.password_hash, password):
         user.password_hash, changed = hash_password(password), True
         user.token_version += 1  # a new password ends the sessions of the old one
-    if session.scalar(select(StaffUserClinic.id).where(StaffUserClinic.user_id == user.id,
-                                                       StaffUserClinic.clinic_id == clinic.id)) is None:
+    if clinic is not None and session.scalar(select(StaffUserClinic.id).where(
+            StaffUserClinic.user_id == user.id, StaffUserClinic.clinic_id == clinic.id)) is None:
         session.add(StaffUserClinic(user_id=user.id, clinic_id=clinic.id))
         changed = True
     if changed:
-        record_system_event(session, clinic.id, "staff_user_seeded", "staff_user", user.id,
+        record_system_event(session, clinic.id if clinic else None, "staff_user_seeded", "staff_user", user.id,
                             after={"username": user.username, "role": role})
     return changed
 
 
 def seed_demo_users(session: Session, clinic: Clinic, password: str) -> int:
-    """Users `admin`, `finance` and `staff` (each the role of its name) of the demo clinic; how many changed."""
+    """Users `admin`, `finance` and `staff` (each the role of its name) of the demo clinic, and the platform's
+    `operator`; how many changed."""
     if not password:
         return 0
-    return sum(ensure_user(session, role, password, role, clinic) for role in (ADMIN, FINANCE, STAFF))
+    changed = sum(ensure_user(session, role, password, role, clinic) for role in (ADMIN, FINANCE, STAFF))
+    return changed + ensure_user(session, OPERATOR, password, OPERATOR, None)
 
 
 def _clinics_of(session: Session, user_id: int) -> list[Clinic]:
@@ -234,23 +257,6 @@ def set_active(session: Session, actor: StaffPrincipal, user_id: int, active: bo
                        "staff_user_activated" if active else "staff_user_deactivated",
                        "staff_user", user.id, before=before, after={"active": active})
     return user
-
-
-def unlock(rt: Runtime, actor: StaffPrincipal, user_id: int) -> dict:
-    """Clear the failed sign-ins of a user of the actor's clinics (every address); 404 for anyone else."""
-    with rt.db.session() as session:
-        user = session.get(StaffUser, user_id) if 0 < user_id <= 2**31 - 1 else None
-        user_clinics = set(session.scalars(select(StaffUserClinic.clinic_id)
-                                           .where(StaffUserClinic.user_id == user_id))) if user else set()
-        # Only users all of whose clinics the admin administers: an admin of one clinic cannot act
-        # on a user who also works for a clinic they do not run.
-        if user is None or not user_clinics or not user_clinics <= set(actor.clinic_ids):
-            raise NotFound(f"no staff user {user_id} in your clinics", "user_not_found")
-        was_locked = login_throttle.is_locked(session, user.username, utcnow())
-        cleared = login_throttle.clear(session, user.username)
-        record_staff_event(session, actor, min(user_clinics), "staff_user_unlocked", "staff_user", user.id,
-                           before={"locked": was_locked, "failure_counters": cleared}, after={"locked": False})
-        return {"id": user.id, "username": user.username, "was_locked": was_locked}
 
 
 def _first_clinic(principal: StaffPrincipal) -> int | None:

@@ -18,13 +18,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.channels.base import ChannelRejected, ChannelUnavailable, InvalidResponse, RefundState
-from app.db.models import Clinic, MerchantAccount, PaymentAttempt, Refund, RefundRequest
+from app.db.models import MerchantAccount, PaymentAttempt, Refund, RefundRequest
 from app.db.types import utcnow
 from app.domain import ids
 from app.domain.backoff import REFUND_QUERY_SCHEDULE, delay_after
 from app.domain.refunds import IN_FLIGHT, WECHAT_MAX_REFUNDS_PER_PAYMENT, RefundStatus
 from app.runtime import Runtime
-from app.services.clinics import channel_for_account
+from app.services.clinics import account_code, channel_for_account
 from app.services.common.status import set_status, update_while
 from app.services.refunds.outcomes import on_part_settled
 
@@ -73,7 +73,6 @@ def advance(rt: Runtime, refund_id: int) -> str:
             return part.status if part else "missing"
         attempt = session.get(PaymentAttempt, part.payment_attempt_id)
         account = session.get(MerchantAccount, attempt.merchant_account_id)
-        clinic = session.get(Clinic, account.clinic_id)
         if part.status == PENDING:
             blocked = _blocked_reason(session, part, attempt, account)
             if blocked == "in_flight":
@@ -85,7 +84,7 @@ def advance(rt: Runtime, refund_id: int) -> str:
                 return part.status
         adapter = channel_for_account(rt, session, account)
         status, snapshot = part.status, (part.refund_no, part.amount_fen, attempt.out_trade_no, attempt.amount_fen)
-        notify_url = refund_notify_url(rt, clinic.code, account.channel)
+        notify_url = refund_notify_url(rt, account_code(session, account), account.channel)
     refund_no, amount_fen, out_trade_no, total_fen = snapshot
     try:
         if status == PENDING:
