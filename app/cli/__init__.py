@@ -1,5 +1,5 @@
 """Flask CLI commands: `flask --app wsgi db-upgrade | db-current | db-history | seed-demo | create-user | reconcile |
-rotate-data-key`.
+rotate-data-key | bill-push-mode`.
 
 An entry point above the app factory: `create_cli_app` is the app with its commands (wsgi.py serves it).
 """
@@ -10,6 +10,7 @@ from flask import Flask, current_app
 
 from app.cli.data_keys import rotate_data_key_command
 from app.cli.demo import seed_demo as run_seed
+from app.cli.messaging import bill_push_mode_command
 from app.cli.migrations import db_current_command, db_history_command
 from app.cli.reconcile import reconcile_command
 from app.cli.users import create_user_command
@@ -32,6 +33,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(rotate_data_key_command)
     app.cli.add_command(db_current_command)
     app.cli.add_command(db_history_command)
+    app.cli.add_command(bill_push_mode_command)
 
     @app.cli.command("db-upgrade")
     def db_upgrade():

@@ -32,6 +32,9 @@ class Clinic(Base):
     his_base_url: Mapped[str] = mapped_column(String(500))
     his_key_id: Mapped[str] = mapped_column(String(100), unique=True)
     his_secret: Mapped[str] = mapped_column(EncryptedText(min_length=MIN_HIS_SECRET))
+    # How new visit bills reach us: `push` (the HIS announces them, POST /api/his/v1/events) or `poll` (the
+    # platform reads the unpaid bills of subscribed patients' cards every HPAY_BILL_POLL_INTERVAL_S).
+    bill_push_mode: Mapped[str] = mapped_column(String(8), default="push", server_default="push")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     @validates("his_secret")
