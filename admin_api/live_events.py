@@ -98,3 +98,7 @@ class _Held:
             self._held = False
             self._chunks.close()
             self._slots.release()
+
+    def __del__(self) -> None:
+        # A body dropped without being closed (never by a WSGI server; a test client may) still frees its slot.
+        self.close()

@@ -10,8 +10,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app.db.models import AuditEvent, Clinic, MerchantAccount, MessagePush
-from tests.api.admin_helpers import ADMIN, clinic_id, label, make_user, sign_in
+from app.db.models import MessagePush
+from tests.api.admin_helpers import label
 from tests.api.order_helpers import add_patient, user
 from tests.his_auth import his_headers
 
@@ -187,76 +187,3 @@ def test_an_unsigned_or_replayed_announcement_is_401_before_its_body_is_read(cli
     assert replay.status_code == 401 and replay.get_json()["error"] == "replayed_request"
     garbage = {**signed, "X-HIS-Nonce": secrets.token_hex(16)}
     assert client.post(EVENTS, data=b"not json", headers=garbage).status_code == 401
-
-
-# --- the templates of a channel app (admin) ---------------------------------------------------------------
-
-@pytest.fixture()
-def own_app(rt):
-    """A clinic with one WeChat app, and an admin of it: (clinic code, app row id, admin headers factory)."""
-    code = label("tpl")[:32]
-    with rt.db.session() as session:
-        clinic = Clinic(code=code, name="模板诊所", his_base_url="http://127.0.0.1:1/his/", his_key_id=f"key-{code}",
-                        his_secret="not-used-but-long-enough")
-        session.add(clinic)
-        session.flush()
-        account = MerchantAccount(clinic_id=clinic.id, channel="wechat", app_id=f"wx{secrets.token_hex(8)}",
-                                  mch_id="1900000109", api_key=secrets.token_hex(16), app_secret=secrets.token_hex(16),
-                                  sign_type="MD5", api_base_url="https://api.mch.example.test/",
-                                  login_base_url="https://api.example.test/", active=True)
-        session.add(account)
-        session.flush()
-        return code, account.id
-
-
-BILL_ENTRY = {"template_id": "TPL-BILL-1", "purpose": "bill_created",
-              "fields": {"thing1": "title", "amount2": "amount", "time3": "time", "thing4": "clinic"}}
-
-
-def test_an_admin_sets_the_apps_templates_and_the_change_is_audited(client, rt, own_app):
-    code, app_id = own_app
-    headers = sign_in(client, *make_user(rt, "admin", (code,)))
-    path = f"{ADMIN}/channel-apps/{app_id}/message-templates"
-    assert client.get(path, headers=headers).get_json() == []
-    resp = client.put(path, json=[BILL_ENTRY, {"template_id": "TPL-PAY-1", "purpose": "payment_succeeded",
-                                               "fields": {"character_string1": "order_no"},
-                                               "page": "pages/orders/detail"}], headers=headers)
-    assert resp.status_code == 200, resp.get_json()
-    listed = client.get(path, headers=headers).get_json()
-    assert [(t["purpose"], t["template_id"], t["page"]) for t in listed] == [
-        ("bill_created", "TPL-BILL-1", "pages/bills/index"), ("payment_succeeded", "TPL-PAY-1", "pages/orders/detail")]
-    assert listed[0]["fields"] == BILL_ENTRY["fields"]
-    with rt.db.session() as session:
-        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "message_templates_set",
-                                                        AuditEvent.target_id == str(app_id)))
-        assert event.before == {"templates": []} and len(event.after["templates"]) == 2
-    assert client.put(path, json=[], headers=headers).get_json() == []
-
-
-@pytest.mark.parametrize(("entries", "field"), [
-    ([{**BILL_ENTRY, "fields": {"thing1": "patient_phone"}}], "bill_created"),
-    ([BILL_ENTRY, {**BILL_ENTRY, "template_id": "OTHER"}], "purpose"),
-    ([{**BILL_ENTRY, "page": "https://evil.example/x"}], "bill_created"),
-    ([{**BILL_ENTRY, "purpose": "marketing"}], "0"),
-    ([{**BILL_ENTRY, "fields": {}}], "bill_created"),
-])
-def test_templates_that_cannot_be_used_are_refused(client, rt, own_app, entries, field):
-    code, app_id = own_app
-    headers = sign_in(client, *make_user(rt, "admin", (code,)))
-    resp = client.put(f"{ADMIN}/channel-apps/{app_id}/message-templates", json=entries, headers=headers)
-    assert resp.status_code == 422 and field in json.dumps(resp.get_json()["errors"])
-
-
-def test_only_an_admin_of_the_apps_clinic_may_see_or_set_its_templates(client, rt, own_app):
-    code, app_id = own_app
-    path = f"{ADMIN}/channel-apps/{app_id}/message-templates"
-    for role in ("staff", "finance"):
-        headers = sign_in(client, *make_user(rt, role, (code,)))
-        assert client.get(path, headers=headers).status_code == 403
-        assert client.put(path, json=[BILL_ENTRY], headers=headers).status_code == 403
-    elsewhere = sign_in(client, *make_user(rt, "admin", ("demo",)))
-    assert client.get(path, headers=elsewhere).status_code == 404
-    assert client.put(path, json=[BILL_ENTRY], headers=elsewhere).status_code == 404
-    assert client.get(f"{ADMIN}/channel-apps/99999999/message-templates", headers=elsewhere).status_code == 404
-    assert client.get(path).status_code == 401
-    assert clinic_id(rt, code)

@@ -14,8 +14,11 @@ from app import live_events
 from app.db.models import Clinic
 from app.factory import create_app
 from tests.api.admin_helpers import ADMIN, label, make_user, sign_in
+from tests.api.test_admin_role_matrix import Call, Case
 
 STREAM = f"{ADMIN}/events/stream"
+# Every role may open its stream; there is no other clinic's stream to ask for (the user's clinics are the scope).
+ROLE_MATRIX_CASES = {"admin_live_events.events_stream": Case(lambda w: Call("GET", "/events/stream"), None)}
 
 
 @pytest.fixture()
