@@ -131,6 +131,9 @@ class PlatformStack:
             "HPAY_SANDBOX_URL": sandbox_url, "HPAY_PUBLIC_BASE_URL": self.url, "HPAY_RETRY_TIME_SCALE": "0.001",
             "HPAY_LOG_LEVEL": "INFO", "HPAY_DISPATCH_INTERVAL_S": "1", "HPAY_JOB_LEASE_S": "10",
             "HPAY_SECRET_KEY": secret_key,
+            # A closed console page frees its live-event stream at the next heartbeat (the only write that finds
+            # the connection gone): soon, since browser tests open and close many pages.
+            "HPAY_LIVE_HEARTBEAT_S": "2",
             "PYTHONUNBUFFERED": "1",
         }
         bindir = os.path.dirname(sys.executable)

@@ -812,6 +812,137 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/channel-apps/{app_id}/message-templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app_id: number;
+            };
+            cookie?: never;
+        };
+        /** The app's message templates (a purpose without one is never pushed). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    app_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["MessageTemplate"][];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        /** Replace the app's message templates (one per purpose; an empty list turns pushing off for the app). */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    app_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["MessageTemplateIn"][];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["MessageTemplate"][];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/dashboard": {
         parameters: {
             query?: never;
@@ -878,6 +1009,55 @@ export interface paths {
                 };
                 /** @description Invalid input */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/events/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The live events of your clinics (Server-Sent Events). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description the `id:` of the last event received: the stream resumes right after it */
+                    "Last-Event-ID"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description `text/event-stream`: `ready` (the starting position), then `booking_paid`, `late_payment`, `discrepancy_found`, `his_write_flagged` as they happen, each with `id:` (send it back as Last-Event-ID to resume) and JSON `data`; comment lines as a heartbeat; the stream ends after a few minutes (reconnect) */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "text/event-stream": string;
+                    };
+                };
+                /** @description `too_many_streams`: this server holds as many streams as it may (Retry-After); `live_events_unavailable`: Redis is unreachable */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2779,6 +2959,39 @@ export interface components {
             repaired: number;
             /** @description running, done or failed */
             status: string;
+        };
+        MessageTemplate: {
+            /** @description template keyword -> the fact it shows (bill_created: title, amount, time, clinic, card_no, bill_kind, bill_id; payment_succeeded: order_no, amount, time, title, clinic; refund_succeeded: order_no, amount, time, status, clinic), e.g. {"thing1": "title", "amount2": "amount", "time3": "time", "thing4": "clinic"} */
+            fields: {
+                [key: string]: string;
+            };
+            /**
+             * @description the page a message opens (its card is added as ?card_no=)
+             * @default pages/bills/index
+             */
+            page: string;
+            /** @enum {string} */
+            purpose: "bill_created" | "payment_succeeded" | "refund_succeeded";
+            /** @description the template's id in the channel's console */
+            template_id: string;
+            /** Format: date-time */
+            updated_at: string;
+            updated_by?: string | null;
+        };
+        MessageTemplateIn: {
+            /** @description template keyword -> the fact it shows (bill_created: title, amount, time, clinic, card_no, bill_kind, bill_id; payment_succeeded: order_no, amount, time, title, clinic; refund_succeeded: order_no, amount, time, status, clinic), e.g. {"thing1": "title", "amount2": "amount", "time3": "time", "thing4": "clinic"} */
+            fields: {
+                [key: string]: string;
+            };
+            /**
+             * @description the page a message opens (its card is added as ?card_no=)
+             * @default pages/bills/index
+             */
+            page: string;
+            /** @enum {string} */
+            purpose: "bill_created" | "payment_succeeded" | "refund_succeeded";
+            /** @description the template's id in the channel's console */
+            template_id: string;
         };
         NewPatient: {
             id_number?: string;
