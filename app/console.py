@@ -15,9 +15,11 @@ CONSOLE_ROOT = Path(__file__).resolve().parent.parent / "admin_api" / "web"
 CONSOLE_DIST = CONSOLE_ROOT / "dist"
 HASHED_ASSETS = "assets/"
 IMMUTABLE = "public, max-age=31536000, immutable"
-# Element Plus sets style attributes, ECharts draws on canvas; no script but the build's own files runs.
+# Element Plus sets style attributes, ECharts draws on canvas, a new paid booking's chime is a WAV made in the page
+# (a data: URI); no script but the build's own files runs.
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                           "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; "
+                           "img-src 'self' data: blob:; font-src 'self' data:; media-src 'self' data:; "
+                           "connect-src 'self'; "
                            "frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
 
 _NOT_BUILT = """<!doctype html>

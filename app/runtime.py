@@ -1,5 +1,5 @@
 """What a process needs to run use cases: settings, database, Redis, the job queues, and the adapters of the
-systems outside (payment channels, the clinics' HIS, the SMS provider).
+systems outside (payment channels and their message senders, the clinics' HIS, the SMS provider).
 
 The web app and every rq worker build one Runtime from the same settings; the services take it as their
 first argument, so they run the same in both. The adapters come from factories given to the Runtime: by
@@ -15,8 +15,10 @@ from functools import cached_property
 from redis import Redis
 from rq import Queue
 
-from app.channels import channel_for
+from app import live_events
+from app.channels import channel_for, messenger_for
 from app.channels.base import MerchantConfig, PaymentChannel
+from app.channels.messaging import MessageSender
 from app.channels.sms import HttpSmsGateway, SmsGateway, SmsNotConfigured
 from app.db.encrypted import install_keyring, load_keyring
 from app.db.session import Database
@@ -29,6 +31,7 @@ QUEUE_NAMES = ("notifications", "his", "channel", "default")
 ChannelFactory = Callable[[MerchantConfig, Settings], PaymentChannel]
 HisFactory = Callable[[HisConfig, Settings], HisClient]
 SmsFactory = Callable[[Settings], SmsGateway]
+MessengerFactory = Callable[[MerchantConfig, Settings, Redis], MessageSender]
 
 
 def production_channel(config: MerchantConfig, settings: Settings) -> PaymentChannel:
@@ -39,6 +42,10 @@ def production_his(config: HisConfig, settings: Settings) -> HisClient:
     return HttpHisClient(config.base_url, config.key_id, config.secret, timeout=settings.HIS_TIMEOUT_S)
 
 
+def production_messenger(config: MerchantConfig, settings: Settings, redis: Redis) -> MessageSender:
+    return messenger_for(config, redis, f"{settings.QUEUE_PREFIX}-wechat-token", timeout_s=settings.CHANNEL_TIMEOUT_S)
+
+
 def production_sms(settings: Settings) -> SmsGateway:
     base_url, app_key, secret = settings.sms_provider()
     return HttpSmsGateway(base_url, app_key, secret, settings.SMS_TEMPLATE_CODE, settings.SMS_SIGN_NAME,
@@ -47,7 +54,8 @@ def production_sms(settings: Settings) -> SmsGateway:
 
 class Runtime:
     def __init__(self, settings: Settings, *, channel_factory: ChannelFactory = production_channel,
-                 his_factory: HisFactory = production_his, sms_factory: SmsFactory = production_sms) -> None:
+                 his_factory: HisFactory = production_his, sms_factory: SmsFactory = production_sms,
+                 messenger_factory: MessengerFactory = production_messenger) -> None:
         self.settings = settings
         self.db = Database(settings.DATABASE_URL, echo=settings.SQL_ECHO)
         # Stored secrets are read and written under this process's data keys (app.db.encrypted).
@@ -56,6 +64,10 @@ class Runtime:
         self._channel_factory = channel_factory
         self._his_factory = his_factory
         self._sms_factory = sms_factory
+        self._messenger_factory = messenger_factory
+        # Events announced in a transaction reach staff's live streams once it commits (app.live_events).
+        live_events.publish_after_commit(self.db.sessionmaker,
+                                         live_events.Publisher(lambda: self.redis, self.settings.QUEUE_PREFIX))
         self._his_clients: dict[tuple, HisClient] = {}
         self._his_lock = threading.Lock()
 
@@ -63,6 +75,12 @@ class Runtime:
     def redis(self) -> Redis:
         return Redis.from_url(self.settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2,
                               health_check_interval=30)
+
+    @cached_property
+    def stream_redis(self) -> Redis:
+        """A client for blocking stream reads (staff's live events): its socket waits longer than a read blocks."""
+        return Redis.from_url(self.settings.REDIS_URL, socket_timeout=self.settings.LIVE_HEARTBEAT_S + 10,
+                              socket_connect_timeout=2, health_check_interval=30)
 
     def queue_name(self, name: str) -> str:
         return f"{self.settings.QUEUE_PREFIX}-{name}"
@@ -100,6 +118,13 @@ class Runtime:
                 client = self._his_clients.setdefault(key, self._his_factory(config, self.settings))
         return client
 
+    def messenger(self, config: MerchantConfig) -> MessageSender:
+        """The sender of a channel app's template messages (a new one each time; WeChat's token is in Redis)."""
+        sandboxed = looks_like_sandbox(config.api_base_url) or looks_like_sandbox(config.login_base_url)
+        if self.in_production and sandboxed:
+            raise RuntimeError(f"channel app {config.app_id} points at a sandbox; refused in production")
+        return self._messenger_factory(config, self.settings, self.redis)
+
     def sms_gateway(self) -> SmsGateway:
         """The SMS provider's client. A new one each time: it holds no connection, and texts are rare."""
         base_url, _, _ = self.settings.sms_provider()
@@ -109,5 +134,6 @@ class Runtime:
 
     def close(self) -> None:
         self.db.dispose()
-        if "redis" in self.__dict__:
-            self.redis.close()
+        for name in ("redis", "stream_redis"):
+            if name in self.__dict__:
+                self.__dict__[name].close()

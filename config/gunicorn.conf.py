@@ -17,7 +17,14 @@ environment; the defaults suit one container on a small host.
 
 Threads, not processes, carry the concurrency: a request mostly waits on PostgreSQL, Redis, the
 HIS or a channel, and the app keeps per-thread connections (notification ingest) and a pooled
-engine. gthread with 8 threads is where we start; a later issue measures it against sync workers.
+engine. gthread, deliberately, also because of staff's live events (Server-Sent Events,
+`/api/admin/v1/events/stream`): an open stream holds one thread of its worker for up to
+HPAY_LIVE_STREAM_MAX_S while it waits on Redis, which a sync worker could not do without being
+taken out of service for everyone. gthread's timeout watches the worker's main loop, not a request,
+so a long stream is not killed as a hung worker. Each process serves at most
+HPAY_LIVE_STREAMS_PER_PROCESS streams (default 4) and refuses more with 503 and Retry-After, so with
+8 threads at least 4 are always left for every other request: keep HPAY_WEB_THREADS at least
+twice HPAY_LIVE_STREAMS_PER_PROCESS (and add workers for more screens).
 
 Proxies and client addresses: the app is the one place that believes forwarding headers. With
 HPAY_PROXY_COUNT=N (app/factory.py) it applies werkzeug's ProxyFix, reading the client address and

@@ -153,6 +153,16 @@ class Settings:
     # browser (app/cors.py), such as the sandbox's H5 pages. Empty: outside production the origin of
     # HPAY_SANDBOX_URL; in production none.
     CORS_ORIGINS: str = ""
+    # Staff's live events (GET /api/admin/v1/events/stream, Server-Sent Events): a comment line this often keeps
+    # proxies from closing an idle stream; a stream ends after LIVE_STREAM_MAX_S (the console reconnects with
+    # Last-Event-ID), and a web process serves at most LIVE_STREAMS_PER_PROCESS at once (each holds a gthread
+    # thread): keep it at most half of HPAY_WEB_THREADS so streams never take the threads other requests need.
+    LIVE_HEARTBEAT_S: int = 15
+    LIVE_STREAM_MAX_S: int = 300
+    LIVE_STREAMS_PER_PROCESS: int = 4
+    # How often clinics whose HIS cannot announce bills (bill_push_mode `poll`) have their subscribed patients'
+    # cards read for new bills (workers.cron).
+    BILL_POLL_INTERVAL_S: int = 60
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -227,6 +237,10 @@ class Settings:
             raise ConfigurationError("HPAY_SMS_CODE_TTL_S must be positive and HPAY_SMS_CODE_MAX_TRIES 1 to 10")
         if min(self.SMS_PHONE_INTERVAL_S, self.SMS_PHONE_DAILY_MAX, self.SMS_USER_DAILY_MAX) < 0:
             raise ConfigurationError("the HPAY_SMS_* limits must not be negative")
+        if min(self.LIVE_HEARTBEAT_S, self.LIVE_STREAM_MAX_S, self.LIVE_STREAMS_PER_PROCESS,
+               self.BILL_POLL_INTERVAL_S) <= 0:
+            raise ConfigurationError("HPAY_LIVE_HEARTBEAT_S, HPAY_LIVE_STREAM_MAX_S, HPAY_LIVE_STREAMS_PER_PROCESS and "
+                                     "HPAY_BILL_POLL_INTERVAL_S must be positive")
 
     def rate_limits(self) -> dict[str, str]:
         """The RATE_* limit strings by field name."""

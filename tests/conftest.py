@@ -131,11 +131,18 @@ class PlatformStack:
             "HPAY_SANDBOX_URL": sandbox_url, "HPAY_PUBLIC_BASE_URL": self.url, "HPAY_RETRY_TIME_SCALE": "0.001",
             "HPAY_LOG_LEVEL": "INFO", "HPAY_DISPATCH_INTERVAL_S": "1", "HPAY_JOB_LEASE_S": "10",
             "HPAY_SECRET_KEY": secret_key,
+            # A closed console page frees its live-event stream at the next heartbeat (the only write that finds
+            # the connection gone): soon, since browser tests open and close many pages.
+            "HPAY_LIVE_HEARTBEAT_S": "2",
             "PYTHONUNBUFFERED": "1",
         }
         bindir = os.path.dirname(sys.executable)
-        self.web = ManagedProcess([os.path.join(bindir, "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{self.port}",
-                                   "--workers", "3", "--timeout", "60"], self.env, "web")
+        # gunicorn as production runs it (config/gunicorn.conf.py: gthread, so staff's live event streams hold a
+        # thread each and never a whole worker).
+        self.web_env = {"HPAY_WEB_BIND": f"127.0.0.1:{self.port}", "HPAY_WEB_WORKERS": "2", "HPAY_WEB_THREADS": "8",
+                        "HPAY_WEB_TIMEOUT_S": "60", "HPAY_WEB_LOG_LEVEL": "warning"}
+        self.web = ManagedProcess([os.path.join(bindir, "gunicorn"), "-c", "config/gunicorn.conf.py", "wsgi:app"],
+                                  {**self.env, **self.web_env}, "web")
         self.workers = [ManagedProcess([sys.executable, "-m", "workers"] + ([] if i == 0 else ["--no-scheduler"]),
                                        self.env, f"worker{i}") for i in range(workers)]
         self.cron = ManagedProcess([sys.executable, "-m", "workers.cron"], self.env, "cron")
@@ -149,6 +156,15 @@ class PlatformStack:
         self.cron.start()
         wait_http(f"{self.url}/readyz", proc=self.web.proc)
         return self
+
+    def announce_bills_here(self, sandbox_url: str) -> None:
+        """Have the sandbox HIS announce its bills to this platform (signed with its first HIS key, the demo
+        clinic's), as `make run` wires it."""
+        import requests
+
+        resp = requests.post(f"{sandbox_url}/sandbox/his/events", json={"url": f"{self.url}/api/his/v1/events"},
+                             timeout=10)
+        assert resp.status_code == 200, resp.text
 
     def restart_worker(self, index: int) -> None:
         self.workers[index].stop()
@@ -166,5 +182,6 @@ class PlatformStack:
 def platform(database_url, redis_url, sandbox, demo_clinic, secret_key):
     """The whole platform on real processes, pointed at the session's PostgreSQL, Redis and sandbox."""
     stack = PlatformStack(database_url, redis_url, sandbox.url, secret_key).start()
+    stack.announce_bills_here(sandbox.url)
     yield stack
     stack.stop()

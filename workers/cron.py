@@ -16,6 +16,9 @@ def build_scheduler() -> CronScheduler:
     scheduler = CronScheduler(connection=rt.redis, name=f"{rt.settings.QUEUE_PREFIX}-cron-{os.getpid()}")
     scheduler.register(jobs.dispatch_due_work, rt.queue_name("default"), interval=interval,
                        job_timeout=120, result_ttl=60, ttl=max(10, 5 * interval))
+    poll_every = rt.settings.BILL_POLL_INTERVAL_S
+    scheduler.register(jobs.poll_bills, rt.queue_name("default"), interval=poll_every, job_timeout=max(60, poll_every),
+                       result_ttl=60, ttl=max(10, 5 * poll_every))
     scheduler.register(jobs.reconcile_daily, rt.queue_name("default"), cron=daily_cron(rt.settings.RECONCILE_AT),
                        job_timeout=3600, result_ttl=7 * 86400)
     return scheduler

@@ -2,10 +2,11 @@
 
 The database is the source of truth for what is owed (inbox rows to process, HIS writes to send, payments
 to query, expired orders to close, refunds to send or follow, no-shows to mark, registrations to bring in
-step). What is due is declared once, in `LEASES`: a model, its status column and the statuses that are
-worked on, and the time column that says when a row is due. A due row is leased by pushing that time
-forward (one conditional UPDATE per batch, so two dispatchers never both take a row) and enqueued; a job
-lost to a crash or a Redis restart comes back when its lease runs out, and every job is safe to run twice.
+step, messages to push to patients). What is due is declared once, in `LEASES`: a model, its status column
+and the statuses that are worked on, and the time column that says when a row is due. A due row is leased by
+pushing that time forward (one conditional UPDATE per batch, so two dispatchers never both take a row) and
+enqueued; a job lost to a crash or a Redis restart comes back when its lease runs out, and every job is safe
+to run twice.
 """
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from app.db.models import HisOutbox, NotificationInbox, Order, PaymentAttempt, Refund, RegistrationSync
+from app.db.models import HisOutbox, MessagePush, NotificationInbox, Order, PaymentAttempt, Refund, RegistrationSync
 from app.db.types import utcnow
 from app.domain import orders as o
 from app.domain.his_writes import HisWriteStatus, RegistrationSyncStatus
+from app.domain.messaging import PushStatus
 from app.domain.payments import InboxStatus, PaymentStatus
 from app.domain.refunds import IN_FLIGHT
 from app.runtime import Runtime
@@ -98,6 +100,8 @@ LEASES = [
               order_by=Order.appointment_at, ready=appointments_over),
     LeaseSpec("registration_syncs", RegistrationSync, RegistrationSync.status, (RegistrationSyncStatus.PENDING,),
               RegistrationSync.next_attempt_at, "his", "workers.jobs.sync_registration"),
+    LeaseSpec("message_pushes", MessagePush, MessagePush.status, (PushStatus.PENDING,), MessagePush.next_attempt_at,
+              "channel", "workers.jobs.send_message_push"),
 ]
 
 

@@ -1,7 +1,7 @@
 """RQ job functions: ids in, one service call, nothing else."""
 from __future__ import annotations
 
-from app.services import reconciliation
+from app.services import messaging, reconciliation
 from app.services.booking import no_shows, registration_sync
 from app.services.his import send
 from app.services.payments import expire_order as expire
@@ -41,6 +41,14 @@ def mark_no_show(order_id: int) -> str:
 
 def sync_registration(sync_id: int) -> str:
     return registration_sync.sync(runtime(), sync_id)
+
+
+def send_message_push(push_id: int) -> str:
+    return messaging.send(runtime(), push_id)
+
+
+def poll_bills() -> dict:
+    return messaging.poll_bills(runtime())
 
 
 def reconcile_run(run_id: int, attempt: int) -> dict:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from .alipay import AlipayChannel
+from .alipay_messages import AlipayMessenger
 from .base import (
     AlreadyPaid,
     BadAnswerSignature,
@@ -23,6 +24,8 @@ from .base import (
     TradeQueryResult,
     TradeState,
 )
+from .messaging import MessageRefused, MessageSender, MessageSent, MessengerUnavailable
+from .wechat_messages import WeChatMessenger
 from .wechat_pay import WeChatPayChannel
 
 
@@ -35,9 +38,21 @@ def channel_for(config: MerchantConfig, timeout_s: float = 10.0) -> PaymentChann
     raise ValueError(f"unknown payment channel {config.channel!r}")
 
 
+def messenger_for(config: MerchantConfig, redis, token_prefix: str, timeout_s: float = 10.0) -> MessageSender:
+    """The production sender of a channel app's template messages; WeChat keeps its access token in `redis`
+    under `token_prefix`, shared by every process."""
+    if config.channel == "wechat":
+        return WeChatMessenger(config, redis, token_prefix, timeout_s)
+    if config.channel == "alipay":
+        return AlipayMessenger(config, timeout_s)
+    raise ValueError(f"unknown channel {config.channel!r}")
+
+
 __all__ = [
-    "AlipayChannel", "AlreadyPaid", "BadAnswerSignature", "ChannelError", "ChannelRejected", "ChannelUnavailable",
-    "InvalidNotification", "InvalidResponse", "LoginIdentity", "MerchantConfig", "NotificationKind",
-    "PaymentChannel", "PaymentNotification", "PrepayResult", "RefundNotification", "RefundQueryResult",
-    "RefundResult", "RefundState", "TradeQueryResult", "TradeState", "WeChatPayChannel", "channel_for",
+    "AlipayChannel", "AlipayMessenger", "AlreadyPaid", "BadAnswerSignature", "channel_for", "ChannelError",
+    "ChannelRejected", "ChannelUnavailable", "InvalidNotification", "InvalidResponse", "LoginIdentity",
+    "MerchantConfig", "MessageRefused", "MessageSender", "MessageSent", "messenger_for", "MessengerUnavailable",
+    "NotificationKind", "PaymentChannel", "PaymentNotification", "PrepayResult", "RefundNotification",
+    "RefundQueryResult", "RefundResult", "RefundState", "TradeQueryResult", "TradeState", "WeChatMessenger",
+    "WeChatPayChannel",
 ]

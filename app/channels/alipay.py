@@ -163,6 +163,11 @@ class AlipayChannel(PaymentChannel):
                                    alipay_public_key_string=previous, sign_type="RSA2")
         return verifier.verify(dict(signed), signature)
 
+    def call_method(self, method: str, biz_content: dict) -> dict:
+        """A gateway method without a helper of its own (signed request, verified answer), e.g. a template
+        message; a code other than 10000 raises ChannelRejected or ChannelUnavailable."""
+        return _call(self._ali.server_api, method, biz_content)
+
     # --- login ------------------------------------------------------------
     def login(self, code: str) -> LoginIdentity:
         try:

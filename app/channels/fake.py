@@ -4,7 +4,8 @@ refunds kept in this process, with outcomes and failures a test scripts. It neve
 The Runtime is given a `FakeChannels` as its channel factory (app.runtime); every merchant account then gets
 a `FakeChannel` over the same ledger, so a test can act as the payer (`pay`), as the channel's support desk
 (`refund_outside`), or as an outage (`fail_next`, `refuse_refunds`). Notifications are JSON bodies signed with
-the account's API key (HMAC-SHA256), made by `payment_notification` and `refund_notification`.
+the account's API key (HMAC-SHA256), made by `payment_notification` and `refund_notification`. `FakeMessages`
+is the Runtime's messenger factory: it keeps the template messages delivered.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from app.channels.base import (
     TradeQueryResult,
     TradeState,
 )
+from app.channels.messaging import MessageError, MessageSender, MessageSent
 
 
 @dataclass
@@ -239,3 +241,46 @@ class FakeChannel(PaymentChannel):
     def download_bill(self, bill_date: date, dest: str | Path) -> Path | None:
         self.world._call("download_bill", bill_date.isoformat())
         return None
+
+
+# --- template messages ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FakeMessage:
+    app_id: str
+    to: str
+    template_id: str
+    page: str | None
+    data: dict
+
+
+@dataclass
+class FakeMessages:
+    """The channels' message delivery, shared by every fake sender built from it: what was delivered, and the
+    failures a test scripts (`fail_next`: an outage, or a refusal such as no subscription left)."""
+
+    delivered: list[FakeMessage] = field(default_factory=list)
+    attempts: int = 0
+    _failures: list[MessageError] = field(default_factory=list)
+
+    def __call__(self, config: MerchantConfig, _settings=None, _redis=None) -> FakeMessenger:
+        return FakeMessenger(self, config)
+
+    def fail_next(self, error: MessageError, times: int = 1) -> None:
+        self._failures.extend([error] * times)
+
+    def to(self, user: str) -> list[FakeMessage]:
+        return [m for m in self.delivered if m.to == user]
+
+
+class FakeMessenger(MessageSender):
+    def __init__(self, world: FakeMessages, config: MerchantConfig) -> None:
+        self.world = world
+        self.config = config
+
+    def send(self, to: str, template_id: str, page: str | None, data: dict[str, dict[str, str]]) -> MessageSent:
+        self.world.attempts += 1
+        if self.world._failures:
+            raise self.world._failures.pop(0)
+        self.world.delivered.append(FakeMessage(self.config.app_id, to, template_id, page, data))
+        return MessageSent(f"FAKEMSG{len(self.world.delivered):06d}")

@@ -1,5 +1,5 @@
 """Flask CLI commands: `flask --app wsgi db-upgrade | db-current | db-history | seed-demo | create-user | reconcile |
-rotate-data-key`, and setting clinics up: `clinic …`, `channel-app …`, `user create`.
+rotate-data-key | bill-push-mode`, and setting clinics up: `clinic …`, `channel-app …`, `user create`.
 
 An entry point above the app factory: `create_cli_app` is the app with its commands (wsgi.py serves it).
 """
@@ -10,6 +10,7 @@ from flask import Flask, current_app
 
 from app.cli.data_keys import rotate_data_key_command
 from app.cli.demo import seed_demo as run_seed
+from app.cli.messaging import bill_push_mode_command
 from app.cli.migrations import db_current_command, db_history_command
 from app.cli.onboarding import COMMANDS as ONBOARDING_COMMANDS
 from app.cli.reconcile import reconcile_command
@@ -33,8 +34,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(rotate_data_key_command)
     app.cli.add_command(db_current_command)
     app.cli.add_command(db_history_command)
-    for command in ONBOARDING_COMMANDS:
-        app.cli.add_command(command)
+rotate-data-key | bill-push-mode`, and setting clinics up: `clinic …`, `channel-app …`, `user create`.
 
     @app.cli.command("db-upgrade")
     def db_upgrade():

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from app.db.models import Clinic, Item, ItemInventory, MerchantAccount, Slot
 from app.runtime import Runtime
+from app.services.messaging import seed_from_channel
 from app.services.people.staff_auth import seed_demo_users
 
 SHANGHAI = timezone(timedelta(hours=8))
@@ -31,7 +32,7 @@ def _fetch_sandbox(sandbox_url: str) -> dict:
     return resp.json()
 
 
-def _upsert_account(session, clinic: Clinic, channel: str, fields: dict) -> None:
+def _upsert_account(session, clinic: Clinic, channel: str, fields: dict, templates: list[dict]) -> None:
     account = session.scalar(select(MerchantAccount).where(MerchantAccount.channel == channel,
                                                            MerchantAccount.app_id == fields["app_id"]))
     if account is None:
@@ -39,6 +40,9 @@ def _upsert_account(session, clinic: Clinic, channel: str, fields: dict) -> None
         session.add(account)
     for key, value in fields.items():
         setattr(account, key, value)
+    session.flush()
+    # The app's message templates as the channel's console lists them (bills pushed to patients).
+    seed_from_channel(session, account.id, templates, "seed-demo")
     # A sandbox started on a fresh data directory has new keys: retire the old apps.
     for other in session.scalars(select(MerchantAccount).where(MerchantAccount.clinic_id == clinic.id,
                                                                MerchantAccount.channel == channel,
@@ -66,13 +70,13 @@ def seed_demo(rt: Runtime, sandbox_url: str, today: date | None = None) -> str:
             "app_secret": wechat["app_secret"], "sign_type": wechat["sign_type"],
             "api_base_url": f"{base}/wxpay/", "login_base_url": f"{base}/wxlogin/", "active": True,
             "refund_window_days": 365,
-        })
+        }, wechat.get("message_templates", []))
         _upsert_account(session, clinic, "alipay", {
             "app_id": alipay["app_id"], "mch_id": alipay.get("pid"), "sign_type": "RSA2",
             "app_private_key": alipay["app_private_key"], "alipay_public_key": alipay["alipay_public_key"],
             "api_base_url": f"{base}/alipay/gateway.do", "login_base_url": None, "active": True,
             "refund_window_days": 365,
-        })
+        }, alipay.get("message_templates", []))
         slots_added = 0
         for code, name, price_fen, capacity in DEMO_ITEMS:
             item = session.scalar(select(Item).where(Item.clinic_id == clinic.id, Item.code == code))

@@ -234,6 +234,10 @@ def _platform_env() -> dict[str, str]:
         "HPAY_WEB_WORKERS": os.environ.get("HPAY_WEB_WORKERS", "2"),
         # The platform the sandbox's H5 pages call (their origin is allowed by default: HPAY_CORS_ORIGINS).
         "SANDBOX_PLATFORM_URL": os.environ.get("SANDBOX_PLATFORM_URL", f"http://127.0.0.1:{WEB_PORT}"),
+        # The sandbox HIS announces each bill it opens or cancels to the platform (signed with the demo clinic's
+        # key, the sandbox's first), which pushes it to the card's patients.
+        "SANDBOX_HIS_EVENTS_URL": os.environ.get("SANDBOX_HIS_EVENTS_URL",
+                                                 f"http://127.0.0.1:{WEB_PORT}/api/his/v1/events"),
         "PYTHONUNBUFFERED": "1",
     }
 

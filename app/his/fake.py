@@ -64,6 +64,9 @@ class FakeHis(HisClient):
     def pay_at_window(self, bill_id: str) -> None:
         self.bills[bill_id] = replace(self.bills[bill_id], status="paid", paid_by="window")
 
+    def cancel_bill(self, bill_id: str) -> None:
+        self.bills[bill_id] = replace(self.bills[bill_id], status="cancelled")
+
     def fail_next(self, operation: str, error: HisError, times: int = 1) -> None:
         """The next `times` calls of `operation` (recharge, refund_restore, …) raise `error`."""
         self._failures[operation].extend([error] * times)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import time
+import weakref
 from pathlib import Path
 
 import requests
@@ -13,6 +15,34 @@ SCREENSHOTS = Path(os.environ.get("HPAY_SCREENSHOT_DIR", Path(__file__).parent /
 ADMIN = "/api/admin/v1"
 # What Chromium logs for an HTTP answer of 4xx/5xx to a fetch: allowed only where a test expects that refusal.
 _HTTP_ERROR = re.compile(r"Failed to load resource: the server responded with a status of (\d{3})")
+# The console keeps its live-event stream open for as long as the page: a request that never settles.
+LIVE_STREAM = "/api/admin/v1/events/stream"
+
+
+class InFlight:
+    """The page's requests still waiting for their answer, but for the live-event stream (Playwright's
+    `networkidle` never comes while that stream is open)."""
+
+    def __init__(self, page) -> None:
+        self.open: set = set()
+        page.on("request", lambda request: self.open.add(request) if LIVE_STREAM not in request.url else None)
+        page.on("requestfinished", lambda request: self.open.discard(request))
+        page.on("requestfailed", lambda request: self.open.discard(request))
+
+    def wait_quiet(self, page, quiet_ms: int = 500, timeout_s: float = 15.0) -> None:
+        deadline, quiet_since = time.monotonic() + timeout_s, None
+        while time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+            if self.open:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= quiet_ms / 1000:
+                return
+        raise AssertionError(f"requests still open after {timeout_s}s: {[r.url for r in self.open]}")
+
+
+_in_flight: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class ConsoleErrors:
@@ -51,6 +81,7 @@ class Console:
         context.set_default_timeout(15_000)
         self.contexts.append(context)
         page = context.new_page()
+        _in_flight[page] = InFlight(page)
         page.on("console", lambda message: self.errors.seen.append(f"{page.url}: {message.text}")
                 if message.type == "error" else None)
         page.on("pageerror", lambda error: self.errors.seen.append(f"{page.url}: uncaught {error}"))
@@ -85,7 +116,12 @@ def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.mouse.move(0, VIEWPORT["height"] - 1)
-    page.wait_for_load_state("networkidle")
+    tracked = _in_flight.get(page)
+    if tracked is None:
+        page.wait_for_load_state("networkidle")
+    else:
+        page.wait_for_load_state("load")
+        tracked.wait_quiet(page)
     page.wait_for_timeout(300)
     page.screenshot(path=str(path), animations="disabled")
     return path

@@ -1,6 +1,7 @@
 """The use cases on the session's real PostgreSQL (a database of their own, so they never race a running
-platform), with the channels and the HIS replaced by the in-memory fakes through the Runtime's factories:
-no processes, no sandbox, no Redis; the whole directory runs in seconds.
+platform), with the channels (payments and messages) and the HIS replaced by the in-memory fakes through the
+Runtime's factories: no processes, no sandbox, no Redis (a test of live events passes the session's Redis);
+the whole directory runs in seconds.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 import pytest
 from cryptography.fernet import Fernet
 
-from app.channels.fake import FakeChannels
+from app.channels.fake import FakeChannels, FakeMessages
 from app.his.fake import FakeHis
 from app.runtime import Runtime
 from config.settings import TestSettings
@@ -39,22 +40,24 @@ class World:
     channels: FakeChannels
     his: FakeHis
     runtime: Callable[..., Runtime]
+    messages: FakeMessages
 
 
 @pytest.fixture()
 def world(services_database, data_keys):
-    channels, his = FakeChannels(), FakeHis()
+    channels, his, messages = FakeChannels(), FakeHis(), FakeMessages()
     built: list[Runtime] = []
 
     def runtime(**overrides) -> Runtime:
-        settings = TestSettings(DATABASE_URL=services_database, REDIS_URL="redis://127.0.0.1:1/0", SANDBOX_URL="",
-                                PUBLIC_BASE_URL="https://pay.example.test", DATA_KEYS=data_keys, LOG_JSON=False,
-                                SECRET_KEY=secrets.token_urlsafe(48), **overrides)
-        rt = Runtime(settings, channel_factory=channels, his_factory=his)
+        values = dict(DATABASE_URL=services_database, REDIS_URL="redis://127.0.0.1:1/0", SANDBOX_URL="",
+                      PUBLIC_BASE_URL="https://pay.example.test", DATA_KEYS=data_keys, LOG_JSON=False,
+                      SECRET_KEY=secrets.token_urlsafe(48))
+        settings = TestSettings(**{**values, **overrides})
+        rt = Runtime(settings, channel_factory=channels, his_factory=his, messenger_factory=messages)
         built.append(rt)
         return rt
 
-    yield World(channels, his, runtime)
+    yield World(channels, his, runtime, messages)
     for rt in built:
         rt.close()
 

@@ -11,6 +11,7 @@ import pytest
 from app.domain.cards import CARD_VERIFICATION
 from app.domain.errors import InvalidTransition
 from app.domain.his_writes import HIS_WRITE, REGISTRATION_SYNC
+from app.domain.messaging import PUSH
 from app.domain.orders import MACHINES, transition
 from app.domain.payments import INBOX_NOTIFICATION, PAYMENT_ATTEMPT
 from app.domain.reconciliation_runs import DISCREPANCY, RECONCILIATION_RUN
@@ -66,6 +67,7 @@ LEGAL = {
         ("running", "done"), ("running", "failed"), ("done", "running"), ("failed", "running"),
     }),
     "discrepancy": (DISCREPANCY, {("open", "resolved")}),
+    "message push": (PUSH, {("pending", "sent"), ("pending", "refused"), ("pending", "failed")}),
 }
 
 PAIRS = [(name, origin, target) for name, (machine, _) in LEGAL.items()

@@ -1,4 +1,5 @@
-"""POST /api/his/v1/refunds (window refunds) and GET /api/his/v1/reconciliation/{date}.
+"""POST /api/his/v1/refunds (window refunds), POST /api/his/v1/events (bills announced) and
+GET /api/his/v1/reconciliation/{date}.
 
 Every view is `@his_signed` directly under `@blp.route`: the signature is checked before the body.
 """
@@ -12,8 +13,11 @@ from marshmallow import Schema, fields, validate
 
 from app.api.his.security import SCHEME_DESCRIPTION, his_clinic_id, his_signed
 from app.api.schemas import ApiErrorSchema, RefundRequestSchema
+from app.domain.messaging import MessageKind
 from app.extensions import runtime
+from app.identifiers import bill_id as valid_bill_id
 from app.identifiers import his_reference
+from app.services import messaging
 from app.services.his import ledger
 from app.services.refunds import card_refunds
 
@@ -41,6 +45,16 @@ class WindowRefundSchema(Schema):
     amount_fen = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=10**9))
     request_no = fields.String(required=True, validate=his_reference,
                                metadata={"description": "the HIS's own number for this request (idempotency)"})
+
+
+class BillEventSchema(Schema):
+    type = fields.String(required=True, validate=validate.OneOf([str(k) for k in MessageKind]))
+    card_no = fields.String(required=True, validate=his_reference)
+    bill_id = fields.String(required=True, validate=valid_bill_id)
+
+
+class EventAcceptedSchema(Schema):
+    accepted = fields.Boolean(required=True)
 
 
 class HisWriteSchema(Schema):
@@ -76,6 +90,26 @@ def window_refund(body):
                                              amount_fen=body["amount_fen"], origin="window", account_ids=None,
                                              external_request_no=body["request_no"])
     return card_refunds.describe(rt, request_no)
+
+
+@blp.route("/events", methods=["POST"])
+@his_signed
+@blp.doc(security=_HMAC)
+@blp.arguments(BillEventSchema)
+@blp.response(202, EventAcceptedSchema)
+@blp.alt_response(401, schema=ApiErrorSchema, description=UNSIGNED)
+@blp.alt_response(503, schema=ApiErrorSchema,
+                  description="`his_unavailable`: the platform could not read the bill back from the HIS; announce it "
+                              "again (new nonce) after Retry-After")
+def bill_event(body):
+    """The HIS announces a visit bill opened (`bill_created`) or cancelled (`bill_cancelled`) on a card.
+
+    The platform reads the bill back from the HIS (its card, title, amount and status are the HIS's, not the
+    announcement's), gives every mini-program user holding the card a message, and pushes a new bill to those
+    who subscribed. The answer is 202 whatever the card (one nobody holds changes nothing); announcing again
+    changes nothing either."""
+    messaging.receive(runtime(), his_clinic_id(), MessageKind(body["type"]), body["card_no"], body["bill_id"])
+    return {"accepted": True}
 
 
 @blp.route("/reconciliation/<string:day>", methods=["GET"])

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-MODULES = ["auth", "patients", "cards", "catalog", "orders", "refunds"]
+MODULES = ["auth", "patients", "cards", "catalog", "orders", "refunds", "messages"]
 
 
 def blueprints():

@@ -5,6 +5,7 @@ from app.db.models.clinic import Clinic, MerchantAccount
 from app.db.models.his_api import HisApiNonce
 from app.db.models.messaging import HisOutbox, NotificationInbox
 from app.db.models.orders import IdempotencyRecord, Order, OrderEvent, PaymentAttempt
+from app.db.models.patient_messages import MessagePush, MessageSubscription, MessageTemplate, MpMessage, PolledBill
 from app.db.models.people import Card, CardVerification, MpUser, Patient
 from app.db.models.reconciliation import ReconciliationDiscrepancy, ReconciliationRepair, ReconciliationRun
 from app.db.models.refunds import Refund, RefundRequest
@@ -26,4 +27,5 @@ __all__ = [
     "StaffUserClinic",
     "Coupon", "Settlement", "Statement", "StatementLine",
     "ReconciliationDiscrepancy", "ReconciliationRepair", "ReconciliationRun", "StatusEvent",
+    "MessagePush", "MessageSubscription", "MessageTemplate", "MpMessage", "PolledBill",
 ]

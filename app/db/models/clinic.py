@@ -41,6 +41,9 @@ class Clinic(Base):
     his_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     his_check_ok: Mapped[bool | None] = mapped_column(Boolean)
     his_check_detail: Mapped[str | None] = mapped_column(String(500))
+    # How new visit bills reach us: `push` (the HIS announces them, POST /api/his/v1/events) or `poll` (the
+    # platform reads the unpaid bills of subscribed patients' cards every HPAY_BILL_POLL_INTERVAL_S).
+    bill_push_mode: Mapped[str] = mapped_column(String(8), default="push", server_default="push")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, onupdate=utcnow)
 

@@ -21,6 +21,7 @@ from app.db.models import (
     CardVerification,
     Coupon,
     HisOutbox,
+    MessagePush,
     NotificationInbox,
     PaymentAttempt,
     ReconciliationDiscrepancy,
@@ -35,6 +36,7 @@ from app.db.models import (
 from app.db.types import utcnow
 from app.domain.cards import CARD_VERIFICATION
 from app.domain.his_writes import HIS_WRITE, REGISTRATION_SYNC
+from app.domain.messaging import PUSH
 from app.domain.payments import INBOX_NOTIFICATION, PAYMENT_ATTEMPT
 from app.domain.reconciliation_runs import DISCREPANCY, RECONCILIATION_RUN
 from app.domain.refunds import REFUND, REFUND_REQUEST
@@ -54,6 +56,7 @@ MACHINES: dict[type, StateMachine] = {
     Coupon: COUPON_MACHINE,
     ReconciliationRun: RECONCILIATION_RUN,
     ReconciliationDiscrepancy: DISCREPANCY,
+    MessagePush: PUSH,
 }
 REASON_MAX, ACTOR_MAX = 200, 100
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from app import live_events
 from app.db.models import Clinic, HisOutbox, Order
 from app.db.types import utcnow
 from app.domain.backoff import HIS_RETRY_HORIZON_S, HIS_RETRY_SCHEDULE, delay_after
@@ -149,12 +150,19 @@ def _retry_or_flag(rt: Runtime, session: Session, row: HisOutbox, error: str) ->
             record_system_event(session, row.clinic_id, "his_write_flagged", "his_outbox", row.id,
                                 after={"idempotency_key": row.idempotency_key, "kind": row.kind,
                                        "attempts": attempts, "last_error": last_error})
+            live_events.announce(session, row.clinic_id, live_events.HIS_WRITE_FLAGGED,
+                                 {"kind": row.kind, "order_no": row.payload.get("order_no") or _order_no(session, row),
+                                  "attempts": attempts, "last_error": last_error})
         return
     delay = delay_after(HIS_RETRY_SCHEDULE, attempts) * rt.settings.RETRY_TIME_SCALE
     update_while(session, row, PENDING, attempts=attempts, last_error=last_error,
                  next_attempt_at=now + timedelta(seconds=delay))
     log.warning("HIS write %s failed (attempt %s), retrying in %.1fs: %s", row.idempotency_key, attempts, delay,
                 error)
+
+
+def _order_no(session: Session, row: HisOutbox) -> str | None:
+    return session.get(Order, row.order_id).order_no if row.order_id is not None else None
 
 
 def _reject(session: Session, row: HisOutbox, kind: WriteKind, exc: HisRejected) -> None:

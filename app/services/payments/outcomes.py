@@ -15,7 +15,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import HisOutbox, Order, PaymentAttempt, RefundRequest
+from app import live_events
+from app.db.models import HisOutbox, Item, Order, PaymentAttempt, RefundRequest
 from app.db.types import utcnow
 from app.domain import ids
 from app.domain import orders as o
@@ -58,6 +59,7 @@ def record_payment(session: Session, attempt: PaymentAttempt, channel_trade_no: 
     if order.status == o.CREATED:
         move(session, order, o.PAID, f"paid via {source}", paid_at=paid_at, paid_attempt_id=attempt.id)
         record_write_for_paid_order(session, order)
+        _announce_paid_booking(session, order)
         return PaymentOutcome.PAID
     if order.status == o.CLOSED:
         return _late_payment(session, order, attempt, source)
@@ -87,6 +89,7 @@ def _late_payment(session: Session, order: Order, attempt: PaymentAttempt, sourc
         move(session, order, o.PAID, f"late payment via {source} honoured", paid_at=attempt.paid_at,
              paid_attempt_id=attempt.id)
         record_write_for_paid_order(session, order)
+        _announce_paid_booking(session, order)
         outcome = PaymentOutcome.LATE_HONOURED
     else:
         refund_whole_payment(session, order, attempt, RefundOrigin.LATE_PAYMENT,
@@ -96,7 +99,21 @@ def _late_payment(session: Session, order: Order, attempt: PaymentAttempt, sourc
     record_system_event(session, order.clinic_id, "late_payment", "order", order.order_no,
                         after={"out_trade_no": attempt.out_trade_no, "amount_fen": attempt.amount_fen,
                                "outcome": str(outcome)})
+    live_events.announce(session, order.clinic_id, live_events.LATE_PAYMENT,
+                         {"order_no": order.order_no, "order_type": order.type, "channel": attempt.channel,
+                          "amount_fen": attempt.amount_fen, "outcome": str(outcome)})
     return outcome
+
+
+def _announce_paid_booking(session: Session, order: Order) -> None:
+    """Staff of the clinic see a paid booking waiting for confirmation at once (after this transaction commits)."""
+    if order.type != o.BOOKING:
+        return
+    item = session.get(Item, order.item_id) if order.item_id is not None else None
+    live_events.announce(session, order.clinic_id, live_events.BOOKING_PAID,
+                         {"order_no": order.order_no, "item": item.name if item else None, "channel": order.channel,
+                          "amount_fen": order.amount_fen,
+                          "appointment_at": order.appointment_at.isoformat() if order.appointment_at else None})
 
 
 def _duplicate_payment(session: Session, order: Order, attempt: PaymentAttempt, source: str) -> PaymentOutcome:

@@ -15,6 +15,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app import live_events
 from app.db.models import Clinic, MerchantAccount, ReconciliationDiscrepancy, ReconciliationRun
 from app.db.types import utcnow
 from app.domain.errors import Conflict, InvalidInput
@@ -140,6 +141,10 @@ def finish_run(rt: Runtime, ticket: RunTicket, outcome: RunOutcome) -> bool:
                      after={"date": ticket.business_date.isoformat(), "source": ticket.source,
                             "matched": run.matched_count, "discrepancies": run.discrepancy_count,
                             "repaired": run.repaired_count, "held": run.held_count})
+        if counts[OPEN]:
+            live_events.announce(session, ticket.clinic_id, live_events.DISCREPANCY_FOUND,
+                                 {"run_id": run.id, "date": ticket.business_date.isoformat(), "source": ticket.source,
+                                  "open": counts[OPEN]})
         return True
 
 

@@ -523,7 +523,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the record's current state (`error` says why) */
+                /** @description Refused in the booking's current state */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -618,7 +618,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the record's current state (`error` says why) */
+                /** @description Refused in the booking's current state */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -704,7 +704,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the record's current state (`error` says why) */
+                /** @description Refused in the booking's current state */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -785,7 +785,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the record's current state (`error` says why) */
+                /** @description Refused in the booking's current state */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -812,7 +812,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/admin/v1/channel-apps/{app_id}": {
+    "/api/admin/v1/channel-apps/{app_id}/message-templates": {
         parameters: {
             query?: never;
             header?: never;
@@ -821,7 +821,7 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** One channel app. */
+        /** The app's message templates (a purpose without one is never pushed). */
         get: {
             parameters: {
                 query?: never;
@@ -839,7 +839,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["ChannelApp"];
+                        "application/json": components["schemas"]["MessageTemplate"][];
                     };
                 };
                 /** @description Not signed in, or the session expired */
@@ -872,565 +872,19 @@ export interface paths {
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        /**
-         * Change an app (not its channel or app_id). A new API key or Alipay public key is used at once; the old
-         *     one still verifies notifications for HPAY_KEY_ROTATION_GRACE_S.
-         */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    app_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["ChannelAppPatch"];
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ChannelApp"];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Not found in your clinics */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Invalid input */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        trace?: never;
-    };
-    "/api/admin/v1/channel-apps/{app_id}/check": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                app_id: number;
-            };
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** A signed call to the channel (the query of an order that cannot exist): `ok`, or which key is wrong. */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    app_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["CheckResult"];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Not found in your clinics */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/admin/v1/clinics": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Every clinic on the platform, with its HIS connection and how many channel apps it runs. */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Clinic"][];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        put?: never;
-        /** A new clinic (active, with no HIS or channel apps yet: it takes no money until they are set). */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    "Idempotency-Key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["ClinicCreate"];
-                };
-            };
-            responses: {
-                /** @description Created */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Clinic"];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Refused in the record's current state (`error` says why) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Invalid input */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/admin/v1/clinics/{code}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                code: string;
-            };
-            cookie?: never;
-        };
-        /** One clinic. */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    code: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Clinic"];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Not found in your clinics */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        /** Rename, deactivate (no new logins, orders or schedules; money in flight settles) or reactivate. */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    code: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["ClinicPatch"];
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Clinic"];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Not found in your clinics */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Invalid input */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        trace?: never;
-    };
-    "/api/admin/v1/clinics/{code}/channel-apps": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                code: string;
-            };
-            cookie?: never;
-        };
-        /** The clinic's channel apps (several per channel when it runs several mini-programs). */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    code: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ChannelApp"][];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Not found in your clinics */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        put?: never;
-        /** A new channel app of the clinic; secrets are encrypted at rest and never shown again. */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    "Idempotency-Key"?: string;
-                };
-                path: {
-                    code: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["ChannelAppCreate"];
-                };
-            };
-            responses: {
-                /** @description Created */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ChannelApp"];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Not found in your clinics */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Refused in the record's current state (`error` says why) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Invalid input */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/admin/v1/clinics/{code}/his": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                code: string;
-            };
-            cookie?: never;
-        };
-        get?: never;
-        /**
-         * Connect the clinic's HIS: its API root and the key pair both directions sign with (the secret is
-         *     write-only). Check it afterwards.
-         */
+        /** Replace the app's message templates (one per purpose; an empty list turns pushing off for the app). */
         put: {
             parameters: {
                 query?: never;
                 header?: never;
                 path: {
-                    code: string;
+                    app_id: number;
                 };
                 cookie?: never;
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["HisConnection"];
+                    "application/json": components["schemas"]["MessageTemplateIn"][];
                 };
             };
             responses: {
@@ -1440,7 +894,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["Clinic"];
+                        "application/json": components["schemas"]["MessageTemplate"][];
                     };
                 };
                 /** @description Not signed in, or the session expired */
@@ -1463,15 +917,6 @@ export interface paths {
                 };
                 /** @description Not found in your clinics */
                 404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Refused in the record's current state (`error` says why) */
-                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1492,74 +937,6 @@ export interface paths {
             };
         };
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/admin/v1/clinics/{code}/his/check": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                code: string;
-            };
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** A real signed call to the clinic's HIS: `ok`, or what is wrong (unreachable, refused key, not a HIS). */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    code: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["CheckResult"];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Not found in your clinics */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
         delete?: never;
         options?: never;
         head?: never;
@@ -1650,64 +1027,37 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/admin/v1/items": {
+    "/api/admin/v1/events/stream": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** Every item and package of your clinics (or the one named), inactive ones too. */
+        /** The live events of your clinics (Server-Sent Events). */
         get: {
             parameters: {
-                query?: {
-                    /** @description one of your clinics (required if you have several) */
-                    clinic_code?: string;
+                query?: never;
+                header?: {
+                    /** @description the `id:` of the last event received: the stream resumes right after it */
+                    "Last-Event-ID"?: string;
                 };
-                header?: never;
                 path?: never;
                 cookie?: never;
             };
             requestBody?: never;
             responses: {
-                /** @description OK */
+                /** @description `text/event-stream`: `ready` (the starting position), then `booking_paid`, `late_payment`, `discrepancy_found`, `his_write_flagged` as they happen, each with `id:` (send it back as Last-Event-ID to resume) and JSON `data`; comment lines as a heartbeat; the stream ends after a few minutes (reconnect) */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["AdminItem"][];
+                        "text/event-stream": string;
                     };
                 };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Not found in your clinics */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Invalid input */
-                422: {
+                /** @description `too_many_streams`: this server holds as many streams as it may (Retry-After); `live_events_unavailable`: Redis is unreachable */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1718,168 +1068,12 @@ export interface paths {
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
-        put?: never;
-        /**
-         * A new item or package. Set its stock per channel with PUT /items/{id}/inventory, its slots with
-         *     POST /items/{id}/schedules.
-         */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    "Idempotency-Key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["ItemCreate"];
-                };
-            };
-            responses: {
-                /** @description Created */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminItem"];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Not found in your clinics */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Refused in the record's current state (`error` says why) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Invalid input */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/admin/v1/items/{item_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                item_id: number;
-            };
-            cookie?: never;
-        };
-        get?: never;
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
-        /** Change an item (not its code); orders already placed keep their price. */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    item_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["ItemFields"];
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminItem"];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Not found in your clinics */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Invalid input */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
+        patch?: never;
         trace?: never;
     };
     "/api/admin/v1/items/{item_id}/inventory": {
@@ -1994,7 +1188,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the record's current state (`error` says why) */
+                /** @description Refused in the booking's current state */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2015,179 +1209,6 @@ export interface paths {
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/admin/v1/items/{item_id}/schedules": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                item_id: number;
-            };
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Slots from a weekly pattern (at most 92 days and 2,000 slots a posting). Posting the same schedule again
-         *     creates none twice: the answer counts the slots made and those already there.
-         */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    item_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["Schedule"];
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ScheduleResult"];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Not found in your clinics */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Refused in the record's current state (`error` says why) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Invalid input */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/admin/v1/items/{item_id}/slots": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                item_id: number;
-            };
-            cookie?: never;
-        };
-        /** The item's slots starting on those Asia/Shanghai days, with places taken, closed and unreleased ones. */
-        get: {
-            parameters: {
-                query: {
-                    from: string;
-                    to: string;
-                };
-                header?: never;
-                path: {
-                    item_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminSlot"][];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Not found in your clinics */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Invalid input */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -2260,7 +1281,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the record's current state (`error` says why) */
+                /** @description Refused in the booking's current state */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2373,124 +1394,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/admin/v1/platform/channel-apps": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The platform's own channel apps, which collect platform-collected items of every clinic. */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ChannelApp"][];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        put?: never;
-        /** A new channel app of the platform (its notifications arrive under /notify/…/platform). */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    "Idempotency-Key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["ChannelAppCreate"];
-                };
-            };
-            responses: {
-                /** @description Created */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ChannelApp"];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Refused in the record's current state (`error` says why) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Invalid input */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/api/admin/v1/reconciliation/discrepancies/{discrepancy_id}/resolve": {
         parameters: {
             query?: never;
@@ -2557,7 +1460,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the record's current state (`error` says why) */
+                /** @description Refused in the booking's current state */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2715,7 +1618,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the record's current state (`error` says why) */
+                /** @description Refused in the booking's current state */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -3022,7 +1925,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the record's current state (`error` says why) */
+                /** @description Refused in the booking's current state */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -3176,7 +2079,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the record's current state (`error` says why) */
+                /** @description Refused in the booking's current state */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -3269,99 +2172,6 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
-        trace?: never;
-    };
-    "/api/admin/v1/slots/{slot_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                slot_id: number;
-            };
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        /**
-         * Change a slot's capacity (never below the places taken: 409 `capacity_below_taken`), close or reopen it,
-         *     or move its release.
-         */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    slot_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["SlotPatch"];
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminSlot"];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Not found in your clinics */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Refused in the record's current state (`error` says why) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Invalid input */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
         trace?: never;
     };
     "/api/admin/v1/statements": {
@@ -3493,7 +2303,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the record's current state (`error` says why) */
+                /** @description Refused in the booking's current state */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -3647,7 +2457,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the record's current state (`error` says why) */
+                /** @description Refused in the booking's current state */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -3827,208 +2637,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/admin/v1/users": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The users you manage: an admin, those of your clinics; an operator, the clinics' admins. */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ManagedUser"][];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        put?: never;
-        /** A new user: an admin makes staff, finance and admin users of their clinics; an operator makes admins. */
-        post: {
-            parameters: {
-                query?: never;
-                header?: {
-                    "Idempotency-Key"?: string;
-                };
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["UserCreate"];
-                };
-            };
-            responses: {
-                /** @description Created */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ManagedUser"];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Refused in the record's current state (`error` says why) */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Invalid input */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/admin/v1/users/{user_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                user_id: number;
-            };
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        /**
-         * Change a user's role or clinics, deactivate (ends their sessions) or reset the password (ends them too).
-         *     Nobody changes their own role or deactivates themselves.
-         */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    user_id: number;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["UserPatch"];
-                };
-            };
-            responses: {
-                /** @description OK */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["ManagedUser"];
-                    };
-                };
-                /** @description Not signed in, or the session expired */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Your role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Not found in your clinics */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                /** @description Invalid input */
-                422: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AdminError"];
-                    };
-                };
-                default: components["responses"]["DEFAULT_ERROR"];
-            };
-        };
-        trace?: never;
-    };
     "/api/admin/v1/users/{user_id}/unlock": {
         parameters: {
             query?: never;
@@ -4070,7 +2678,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Admins and operators only */
+                /** @description Admins only */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -4079,7 +2687,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description `user_not_found`: no such user among yours */
+                /** @description `user_not_found`: no such user in your clinics */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -4107,37 +2715,6 @@ export interface components {
                 [key: string]: unknown;
             };
             message: string;
-        };
-        AdminItem: {
-            active: boolean;
-            channels: string[];
-            clinic_code: string;
-            code: string;
-            collected_by: string;
-            /** Format: date-time */
-            created_at: string;
-            description?: string | null;
-            id: number;
-            kind: string;
-            name: string;
-            price_fen: number;
-            purchase_price_fen: {
-                [key: string]: number;
-            };
-        };
-        AdminSlot: {
-            capacity: number;
-            closed: boolean;
-            /** Format: date-time */
-            ends_at: string;
-            id: number;
-            item_id: number;
-            /** Format: date-time */
-            release_at?: string | null;
-            remaining: number;
-            reserved: number;
-            /** Format: date-time */
-            starts_at: string;
         };
         AmountCount: {
             amount_fen: number;
@@ -4252,123 +2829,6 @@ export interface components {
         CancelBooking: {
             reason: string;
         };
-        ChannelApp: {
-            active: boolean;
-            alipay_public_key: components["schemas"]["SecretState"];
-            api_base_url: string;
-            api_key: components["schemas"]["SecretState"];
-            app_id: string;
-            app_private_key: components["schemas"]["SecretState"];
-            app_secret: components["schemas"]["SecretState"];
-            cert_pem: components["schemas"]["SecretState"];
-            channel: string;
-            clinic_code?: string | null;
-            /** Format: date-time */
-            created_at: string;
-            id: number;
-            key_pem: components["schemas"]["SecretState"];
-            last_check?: (Record<string, never> | null) | components["schemas"]["LastCheck"];
-            login_base_url?: string | null;
-            mch_id?: string | null;
-            name?: string | null;
-            /** @description clinic or platform */
-            owner: string;
-            /** @description a key being rotated out, still accepted until then */
-            previous_key?: components["schemas"]["PreviousKey"] | (Record<string, never> | null);
-            refund_window_days: number;
-            sign_type: string;
-        };
-        ChannelAppCreate: {
-            active?: boolean;
-            /** @description Alipay public key (PEM); replacing it keeps the old one valid for notifications for HPAY_KEY_ROTATION_GRACE_S */
-            alipay_public_key?: string;
-            api_base_url?: string;
-            /** @description WeChat API v2 key (32 characters); replacing it keeps the old one valid for notifications for HPAY_KEY_ROTATION_GRACE_S */
-            api_key?: string;
-            app_id?: string;
-            /** @description Alipay app private key (RSA2048, PEM) */
-            app_private_key?: string;
-            /** @description WeChat mini-program secret (for logins) */
-            app_secret?: string;
-            /** @description WeChat merchant certificate (PEM), for refunds */
-            cert_pem?: string;
-            /** @enum {string} */
-            channel: "wechat" | "alipay";
-            /** @description its private key (PEM) */
-            key_pem?: string;
-            /** @description WeChat code2session host */
-            login_base_url?: string;
-            /** @description WeChat merchant number; Alipay pid (optional) */
-            mch_id?: string | null;
-            /** @description a label, e.g. the mini-program's name */
-            name?: string | null;
-            refund_window_days?: number;
-            /**
-             * @description WeChat
-             * @enum {string}
-             */
-            sign_type?: "MD5" | "HMAC-SHA256";
-        };
-        ChannelAppPatch: {
-            active?: boolean;
-            /** @description Alipay public key (PEM); replacing it keeps the old one valid for notifications for HPAY_KEY_ROTATION_GRACE_S */
-            alipay_public_key?: string;
-            api_base_url?: string;
-            /** @description WeChat API v2 key (32 characters); replacing it keeps the old one valid for notifications for HPAY_KEY_ROTATION_GRACE_S */
-            api_key?: string;
-            app_id?: string;
-            /** @description Alipay app private key (RSA2048, PEM) */
-            app_private_key?: string;
-            /** @description WeChat mini-program secret (for logins) */
-            app_secret?: string;
-            /** @description WeChat merchant certificate (PEM), for refunds */
-            cert_pem?: string;
-            /**
-             * @description cannot change
-             * @enum {string}
-             */
-            channel?: "wechat" | "alipay";
-            /** @description its private key (PEM) */
-            key_pem?: string;
-            /** @description WeChat code2session host */
-            login_base_url?: string;
-            /** @description WeChat merchant number; Alipay pid (optional) */
-            mch_id?: string | null;
-            /** @description a label, e.g. the mini-program's name */
-            name?: string | null;
-            refund_window_days?: number;
-            /**
-             * @description WeChat
-             * @enum {string}
-             */
-            sign_type?: "MD5" | "HMAC-SHA256";
-        };
-        CheckResult: {
-            /** Format: date-time */
-            checked_at: string;
-            /** @description what the answer showed, or what is wrong */
-            detail: string;
-            ok: boolean;
-        };
-        Clinic: {
-            active: boolean;
-            active_channel_apps: number;
-            code: string;
-            /** Format: date-time */
-            created_at: string;
-            his: components["schemas"]["HisState"];
-            name: string;
-        };
-        ClinicCreate: {
-            /** @description fixed once made: it is in the notify URLs */
-            code: string;
-            name: string;
-        };
-        ClinicPatch: {
-            /** @description false: no new logins, orders or schedules */
-            active?: boolean;
-            name?: string;
-        };
         Confirm: {
             /** Format: date-time */
             appointment_at: string;
@@ -4473,19 +2933,6 @@ export interface components {
             /** @description pending, created, rejected or flagged */
             status: string;
         };
-        HisConnection: {
-            /** @description the HIS API root */
-            base_url: string;
-            key_id: string;
-            /** @description write-only; at least 16 characters */
-            secret: string;
-        };
-        HisState: {
-            base_url?: string | null;
-            key_id?: string | null;
-            last_check?: (Record<string, never> | null) | components["schemas"]["LastCheck"];
-            secret: components["schemas"]["SecretState"];
-        };
         InventoryEntry: {
             /** @enum {string} */
             channel: "wechat" | "alipay";
@@ -4497,51 +2944,6 @@ export interface components {
             quantity: number;
             /** @description held by unpaid orders and sold */
             reserved: number;
-        };
-        ItemCreate: {
-            active?: boolean;
-            /** @description offered on (the inventory is the stock per channel) */
-            channels?: ("wechat" | "alipay")[];
-            /** @description may be left out by a user of one clinic */
-            clinic_code?: string;
-            code: string;
-            /**
-             * @description who takes the money: the clinic's apps (default) or the platform's
-             * @enum {string}
-             */
-            collected_by?: "clinic" | "platform";
-            /** @description shown to patients */
-            description?: string | null;
-            /** @enum {string} */
-            kind?: "item" | "package";
-            name: string;
-            price_fen: number;
-            /** @description what the platform pays the clinic per redeemed order; required per channel when collected_by is platform */
-            purchase_price_fen?: components["schemas"]["PurchasePrice"] | (Record<string, never> | null);
-        };
-        ItemFields: {
-            active?: boolean;
-            /** @description offered on (the inventory is the stock per channel) */
-            channels?: ("wechat" | "alipay")[];
-            /**
-             * @description who takes the money: the clinic's apps (default) or the platform's
-             * @enum {string}
-             */
-            collected_by?: "clinic" | "platform";
-            /** @description shown to patients */
-            description?: string | null;
-            /** @enum {string} */
-            kind?: "item" | "package";
-            name?: string;
-            price_fen?: number;
-            /** @description what the platform pays the clinic per redeemed order; required per channel when collected_by is platform */
-            purchase_price_fen?: components["schemas"]["PurchasePrice"] | (Record<string, never> | null);
-        };
-        LastCheck: {
-            /** Format: date-time */
-            at: string;
-            detail?: string | null;
-            ok: boolean;
         };
         LastRun: {
             date: string;
@@ -4558,18 +2960,38 @@ export interface components {
             /** @description running, done or failed */
             status: string;
         };
-        ManagedUser: {
-            active: boolean;
-            clinic_codes: string[];
+        MessageTemplate: {
+            /** @description template keyword -> the fact it shows (bill_created: title, amount, time, clinic, card_no, bill_kind, bill_id; payment_succeeded: order_no, amount, time, title, clinic; refund_succeeded: order_no, amount, time, status, clinic), e.g. {"thing1": "title", "amount2": "amount", "time3": "time", "thing4": "clinic"} */
+            fields: {
+                [key: string]: string;
+            };
+            /**
+             * @description the page a message opens (its card is added as ?card_no=)
+             * @default pages/bills/index
+             */
+            page: string;
+            /** @enum {string} */
+            purpose: "bill_created" | "payment_succeeded" | "refund_succeeded";
+            /** @description the template's id in the channel's console */
+            template_id: string;
             /** Format: date-time */
-            created_at: string;
-            id: number;
-            /** Format: date-time */
-            last_login_at?: string | null;
-            /** @description failed sign-ins lock it out now */
-            locked: boolean;
-            role: string;
-            username: string;
+            updated_at: string;
+            updated_by?: string | null;
+        };
+        MessageTemplateIn: {
+            /** @description template keyword -> the fact it shows (bill_created: title, amount, time, clinic, card_no, bill_kind, bill_id; payment_succeeded: order_no, amount, time, title, clinic; refund_succeeded: order_no, amount, time, status, clinic), e.g. {"thing1": "title", "amount2": "amount", "time3": "time", "thing4": "clinic"} */
+            fields: {
+                [key: string]: string;
+            };
+            /**
+             * @description the page a message opens (its card is added as ?card_no=)
+             * @default pages/bills/index
+             */
+            page: string;
+            /** @enum {string} */
+            purpose: "bill_created" | "payment_succeeded" | "refund_succeeded";
+            /** @description the template's id in the channel's console */
+            template_id: string;
         };
         NewPatient: {
             id_number?: string;
@@ -4586,15 +3008,6 @@ export interface components {
             /** @description from the 1st to today */
             month: components["schemas"]["Totals"];
             today: components["schemas"]["Totals"];
-        };
-        PreviousKey: {
-            field: string;
-            /** Format: date-time */
-            valid_until: string;
-        };
-        PurchasePrice: {
-            alipay?: number;
-            wechat?: number;
         };
         Redeem: {
             /** @description charges outside the package: unpaid HIS bills */
@@ -4661,42 +3074,6 @@ export interface components {
             offset: number;
             total: number;
         };
-        Schedule: {
-            capacity: number;
-            closed_dates?: string[];
-            end: unknown;
-            /** Format: date */
-            from: string;
-            /**
-             * Format: date-time
-             * @description every slot of this posting is shown from then
-             */
-            release_at?: string;
-            release_days_before?: number;
-            /** @description with release_days_before: each slot is shown at this time, so many days before its day */
-            release_time?: unknown;
-            slot_minutes: number;
-            /** @description "HH:MM", Asia/Shanghai */
-            start: unknown;
-            /** Format: date */
-            to: string;
-            /** @description 1 = Monday ... 7 */
-            weekdays: number[];
-        };
-        ScheduleResult: {
-            created: number;
-            /** @description already there, left as they are */
-            existing: number;
-            /** Format: date-time */
-            first_starts_at?: string | null;
-            /** Format: date-time */
-            last_starts_at?: string | null;
-        };
-        SecretState: {
-            configured: boolean;
-            /** @description first 12 hex of the SHA-256 */
-            fingerprint?: string | null;
-        };
         Settlement: {
             amount_fen: number;
             bank_account?: components["schemas"]["SettlementBankAccount"];
@@ -4742,14 +3119,6 @@ export interface components {
             /** @description the HIS settlement type (default platform_<channel>) */
             settlement_type?: string;
         };
-        SlotPatch: {
-            /** @description never below the places taken */
-            capacity?: number;
-            /** @description closed slots are not offered; their bookings stay */
-            closed?: boolean;
-            /** Format: date-time */
-            release_at?: string | null;
-        };
         SourceState: {
             /** @description the channel app, for a channel source */
             app_id?: string | null;
@@ -4781,7 +3150,7 @@ export interface components {
             clinic_codes: string[];
             id: number;
             /** @enum {string} */
-            role: "staff" | "finance" | "admin" | "operator";
+            role: "staff" | "finance" | "admin";
             username: string;
         };
         StartRun: {
@@ -4856,23 +3225,6 @@ export interface components {
             username: string;
             /** @description whether a lockout was in force */
             was_locked: boolean;
-        };
-        UserCreate: {
-            active?: boolean;
-            clinic_codes: string[];
-            password: string;
-            /** @enum {string} */
-            role: "staff" | "finance" | "admin" | "operator";
-            username: string;
-        };
-        UserPatch: {
-            /** @description false ends every session of the user */
-            active?: boolean;
-            clinic_codes?: string[];
-            /** @description a reset: every session of the user ends */
-            password?: string;
-            /** @enum {string} */
-            role?: "staff" | "finance" | "admin" | "operator";
         };
     };
     responses: {

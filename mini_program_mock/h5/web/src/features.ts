@@ -7,10 +7,12 @@ export interface Features {
   inquiry: boolean
   /** GET /orders/{order_no}/receipt: a PDF receipt. */
   receipt: boolean
+  /** GET /messages and GET, POST /subscriptions: bills pushed to the patient, and what they subscribed to. */
+  messages: boolean
 }
 
 const MP = '/api/mp/v1'
-export const NONE: Features = { inquiry: false, receipt: false }
+export const NONE: Features = { inquiry: false, receipt: false, messages: false }
 
 function has(paths: Record<string, Record<string, unknown>>, path: RegExp, method: string): boolean {
   return Object.entries(paths).some(([p, ops]) => path.test(p) && !!ops && method in ops)
@@ -24,6 +26,7 @@ export function featuresOf(spec: unknown): Features {
   return {
     inquiry: has(paths, new RegExp(`${order}/inquiry$`), 'post'),
     receipt: has(paths, new RegExp(`${order}/receipt$`), 'get'),
+    messages: has(paths, new RegExp(`^${MP}/messages$`), 'get') && has(paths, new RegExp(`^${MP}/subscriptions$`), 'post'),
   }
 }
 

@@ -21,6 +21,7 @@ const routes: RouteRecordRaw[] = [
   { path: '/orders', component: () => import('./views/OrdersView.vue'), meta: { title: '我的订单', tab: true } },
   { path: '/orders/:orderNo', component: () => import('./views/OrderView.vue'), meta: { title: '订单详情' } },
   { path: '/me', component: () => import('./views/MeView.vue'), meta: { title: '我的', tab: true } },
+  { path: '/messages', component: () => import('./views/MessagesView.vue'), meta: { title: '消息' } },
   { path: '/sandbox/sms', component: () => import('./views/SmsInboxView.vue'), meta: { title: '沙箱短信收件箱' } },
   { path: '/:rest(.*)*', redirect: '/' },
 ]

@@ -4,6 +4,7 @@ import { codeIn, matchesMasked } from '@/api/sandbox'
 import type { Bill, Order } from '@/api/types'
 import { resolveConfig } from '@/config'
 import { featuresOf } from '@/features'
+import { billTemplate, lastSeen, markSeen, pageOf, unread } from '@/live/messages'
 import { formatClock, formatFen, formatTime, nextDates, shanghaiDate, yuanToFen } from '@/format'
 import { pollingBillFeed } from '@/live/bills'
 import { finished, waitForOrder } from '@/payment/checkout'
@@ -65,14 +66,21 @@ describe('the sandbox inbox', () => {
 
 describe('platform features', () => {
   it('switches on inquiry and receipts when the OpenAPI document publishes them', () => {
-    expect(featuresOf({ paths: { '/api/mp/v1/orders/{order_no}': { get: {} } } })).toEqual({ inquiry: false, receipt: false })
+    expect(featuresOf({ paths: { '/api/mp/v1/orders/{order_no}': { get: {} } } }))
+      .toEqual({ inquiry: false, receipt: false, messages: false })
     expect(featuresOf({ paths: {
       '/api/mp/v1/orders/{order_no}/inquiry': { post: {} },
       '/api/mp/v1/orders/{order_no}/receipt': { get: {} },
-    } })).toEqual({ inquiry: true, receipt: true })
+    } })).toEqual({ inquiry: true, receipt: true, messages: false })
     // The admin API's receipt is not the patient's.
     expect(featuresOf({ paths: { '/api/admin/v1/orders/{order_no}/receipt': { get: {} } } }).receipt).toBe(false)
-    expect(featuresOf(null)).toEqual({ inquiry: false, receipt: false })
+    expect(featuresOf(null)).toEqual({ inquiry: false, receipt: false, messages: false })
+  })
+
+  it('switches on messages when both the inbox and the subscriptions are published', () => {
+    expect(featuresOf({ paths: { '/api/mp/v1/messages': { get: {} } } }).messages).toBe(false)
+    expect(featuresOf({ paths: { '/api/mp/v1/messages': { get: {} },
+      '/api/mp/v1/subscriptions': { get: {}, post: {} } } }).messages).toBe(true)
   })
 })
 
@@ -127,5 +135,29 @@ describe('live bills', () => {
     feed.watch('C1', () => {})()
     await new Promise((r) => setTimeout(r, 0))
     expect(reads).toBe(0)
+  })
+})
+
+describe('messages', () => {
+  const message = (id: number) => ({ id, kind: 'bill_created', title: '待缴费：血常规', bill_id: `B${id}`, card_no: 'D0000001',
+    created_at: '2026-12-05T02:00:00+00:00' })
+
+  it('counts what this phone has not seen and remembers the newest it showed', () => {
+    const storage = new Map<string, string>()
+    const fake = { getItem: (k: string) => storage.get(k) ?? null, setItem: (k: string, v: string) => storage.set(k, v) } as unknown as Storage
+    expect(lastSeen(7, fake)).toBe(0)
+    expect(unread([message(3), message(2)], lastSeen(7, fake))).toBe(2)
+    markSeen(7, [message(3), message(2)], fake)
+    expect(lastSeen(7, fake)).toBe(3)
+    markSeen(7, [message(1)], fake)
+    expect(lastSeen(7, fake)).toBe(3)
+    expect(unread([message(4), message(3)], lastSeen(7, fake))).toBe(1)
+    expect(lastSeen(8, fake)).toBe(0)
+  })
+
+  it('opens the card of the bill, and finds the bill template', () => {
+    expect(pageOf(message(1))).toBe('/cards/D0000001')
+    expect(billTemplate([{ template_id: 'p', purpose: 'payment_succeeded', allowance: 0 },
+      { template_id: 'b', purpose: 'bill_created', allowance: 1 }])?.template_id).toBe('b')
   })
 })

@@ -1,8 +1,8 @@
 // The mini-program API, one function per call (paths and fields of API.md).
 import { platform } from '@/session'
 
-import type { Bill, Card, CardRef, CodeSent, Item, NewOrder, NewPatient, Order, Patient, PayResult, RefundRequest,
-  Slot } from './types'
+import type { Bill, Card, CardRef, CodeSent, Item, MessagePage, NewOrder, NewPatient, Order, Patient, PayResult,
+  RefundRequest, Slot, Subscription } from './types'
 
 const post = (body?: unknown, idempotencyKey?: string) => ({ method: 'POST' as const, body: body ?? {}, idempotencyKey })
 const seg = encodeURIComponent
@@ -38,3 +38,10 @@ export const receipt = (orderNo: string) => platform.blob(`/orders/${seg(orderNo
 export const requestCardRefund = (cardNo: string, amountFen: number, key?: string) =>
   platform.json<RefundRequest>(`/cards/${seg(cardNo)}/refunds`, post({ amount_fen: amountFen }, key))
 export const getRefund = (no: string) => platform.json<RefundRequest>(`/refunds/${seg(no)}`)
+
+/** The message templates of this mini-program, with how many messages of each may still be sent to this user. */
+export const listSubscriptions = () => platform.json<Subscription[]>('/subscriptions')
+/** What the patient answered in wx.requestSubscribeMessage / my.requestSubscribeMessage. */
+export const answerSubscriptions = (templateIds: string[], result: 'accept' | 'reject', key?: string) =>
+  platform.json<Subscription[]>('/subscriptions', post({ template_ids: templateIds, result }, key))
+export const listMessages = (limit = 20, offset = 0) => platform.json<MessagePage>('/messages', { query: { limit, offset } })

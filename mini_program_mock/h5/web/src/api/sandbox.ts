@@ -48,6 +48,14 @@ export class SandboxClient {
     await this.request(`/sandbox/${channel}/pay`, body)
   }
 
+  /** wx.requestSubscribeMessage / my.requestSubscribeMessage: the patient's answer for these templates, which the
+   * channel records (each accept lets the app send one message of that template). */
+  async subscribe(channel: Channel, appId: string, userId: string, templateIds: string[],
+    result: 'accept' | 'reject'): Promise<void> {
+    const who = channel === 'wechat' ? { appid: appId, openid: userId } : { app_id: appId, user_id: userId }
+    await this.request(`/sandbox/${channel}/subscriptions`, { ...who, template_ids: templateIds, result })
+  }
+
   /** Texts the SMS gateway stand-in delivered (to one phone, or to all), oldest first. */
   async texts(phone?: string): Promise<SandboxText[]> {
     return this.request<SandboxText[]>(`/sandbox/sms${phone ? `?phone=${encodeURIComponent(phone)}` : ''}`)

@@ -65,3 +65,20 @@ export interface RefundRequest {
   created_at?: string
   parts: RefundPart[]
 }
+
+export interface Subscription { template_id: string; purpose: string; allowance: number }
+export interface Message {
+  id: number
+  kind: 'bill_created' | 'bill_cancelled' | string
+  title: string
+  bill_id: string
+  card_no: string
+  amount_fen?: number | null
+  bill_kind?: string | null
+  bill_title?: string | null
+  page?: string | null
+  created_at: string
+  /** null: not pushed (no subscription); else the push's status: pending, sent, refused, failed */
+  pushed?: string | null
+}
+export interface MessagePage { items: Message[]; total: number; limit: number; offset: number }
