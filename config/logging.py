@@ -1,4 +1,8 @@
-"""Structured JSON logs with a request id on every line and personal data masked."""
+"""Structured JSON logs with a request id on every line and personal data masked.
+
+A web request's lines carry its request id; a worker job's lines carry the job (id, function, the row it works
+on and that row's order number) and the cron scheduler's lines its name, through `log_context`.
+"""
 from __future__ import annotations
 
 import contextvars
@@ -6,9 +10,15 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+# Fields every line of the current job (or process) carries, e.g. {"job": "workers.jobs.send_his_write",
+# "job_id": "…", "row": "his_outbox:12", "order_no": "…"}.
+log_context_var: contextvars.ContextVar[dict | None] = contextvars.ContextVar("log_context", default=None)
+_CONTEXT_FIELDS = ("scheduler", "job", "job_id", "row", "order_no")
 
 # Mainland mobile numbers and resident ID numbers; masked wherever they appear in a message.
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
@@ -40,14 +50,36 @@ def mask_text(text: str) -> str:
     return _PHONE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
 
 
+@contextmanager
+def log_context(**fields) -> Iterator[None]:
+    """Every line logged in this block (this thread or task) carries `fields` (None values are left out)."""
+    token = log_context_var.set({**(log_context_var.get() or {}),
+                                 **{key: value for key, value in fields.items() if value is not None}})
+    try:
+        yield
+    finally:
+        log_context_var.reset(token)
+
+
+def _stamp(record: logging.LogRecord) -> None:
+    record.request_id = request_id_var.get()
+    context = log_context_var.get() or {}
+    for key, value in context.items():
+        if key in _CONTEXT_FIELDS:
+            setattr(record, key, value)
+    record.log_context = "".join(f" {key}={context[key]}" for key in _CONTEXT_FIELDS if key in context)
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        if not hasattr(record, "log_context"):
+            _stamp(record)
         return True
 
 
 class JsonFormatter(logging.Formatter):
-    _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "request_id", "asctime"}
+    _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "request_id", "asctime",
+                                                                            "log_context"}
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -75,7 +107,7 @@ _base_factory = logging.getLogRecordFactory()
 
 def _record_with_request_id(*args, **kwargs) -> logging.LogRecord:
     record = _base_factory(*args, **kwargs)
-    record.request_id = request_id_var.get()
+    _stamp(record)
     return record
 
 
@@ -85,7 +117,7 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if json_logs else PlainFormatter(
-        "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+        "%(asctime)s %(levelname)s [%(request_id)s%(log_context)s] %(name)s: %(message)s"))
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_hpay", False):

@@ -118,24 +118,33 @@ def demo_clinic(rt, sandbox):
 
 class PlatformStack:
     def __init__(self, database_url: str, redis_url: str, sandbox_url: str, secret_key: str,
-                 workers: int = 2) -> None:
+                 workers: int = 2, env: dict[str, str] | None = None) -> None:
         import sys
+        import tempfile
 
-        from tests.processes import ManagedProcess
+        from tests.processes import ROOT, ManagedProcess
         from tests.servers import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Every process of this stack counts its metrics into one fresh directory (config/metrics_files.py).
+        self.metrics_dir = tempfile.mkdtemp(prefix="hpay-metrics-")
         self.env = {
             "HPAY_ENV": "test", "HPAY_DATABASE_URL": database_url, "HPAY_REDIS_URL": redis_url,
             "HPAY_SANDBOX_URL": sandbox_url, "HPAY_PUBLIC_BASE_URL": self.url, "HPAY_RETRY_TIME_SCALE": "0.001",
             "HPAY_LOG_LEVEL": "INFO", "HPAY_DISPATCH_INTERVAL_S": "1", "HPAY_JOB_LEASE_S": "10",
             "HPAY_SECRET_KEY": secret_key,
+            # /readyz turns red this soon after the dispatcher stops (a test stops the cron to see it).
+            "HPAY_DISPATCHER_STALE_S": "10",
+            "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         bindir = os.path.dirname(sys.executable)
-        self.web = ManagedProcess([os.path.join(bindir, "gunicorn"), "wsgi:app", "--bind", f"127.0.0.1:{self.port}",
-                                   "--workers", "3", "--timeout", "60"], self.env, "web")
+        # The production settings file (its metrics hooks among them), with this stack's address and shape.
+        self.web = ManagedProcess([os.path.join(bindir, "gunicorn"), "-c", str(ROOT / "config" / "gunicorn.conf.py"),
+                                   "wsgi:app", "--bind", f"127.0.0.1:{self.port}", "--workers", "3",
+                                   "--worker-class", "sync", "--timeout", "60"], self.env, "web")
         self.workers = [ManagedProcess([sys.executable, "-m", "workers"] + ([] if i == 0 else ["--no-scheduler"]),
                                        self.env, f"worker{i}") for i in range(workers)]
         self.cron = ManagedProcess([sys.executable, "-m", "workers.cron"], self.env, "cron")
