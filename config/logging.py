@@ -63,10 +63,9 @@ def log_context(**fields) -> Iterator[None]:
 
 def _stamp(record: logging.LogRecord) -> None:
     record.request_id = request_id_var.get()
-    context = log_context_var.get() or {}
-    for key, value in context.items():
-        if key in _CONTEXT_FIELDS:
-            setattr(record, key, value)
+    # Kept apart from the record's own attributes: a caller's `extra` (rq passes job_id) may name the same field.
+    context = {key: value for key, value in (log_context_var.get() or {}).items() if key in _CONTEXT_FIELDS}
+    record.hpay_context = context
     record.log_context = "".join(f" {key}={context[key]}" for key in _CONTEXT_FIELDS if key in context)
 
 
@@ -79,7 +78,7 @@ class RequestIdFilter(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "request_id", "asctime",
-                                                                            "log_context"}
+                                                                            "log_context", "hpay_context"}
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -89,6 +88,7 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", request_id_var.get()),
             "message": mask_text(record.getMessage()),
         }
+        entry.update(getattr(record, "hpay_context", None) or {})
         for key, value in vars(record).items():
             if key not in self._RESERVED and not key.startswith("_"):
                 entry[key] = mask_text(value) if isinstance(value, str) else value

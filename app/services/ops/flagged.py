@@ -13,6 +13,7 @@ from app.runtime import Runtime
 from app.services.common.audit import record_staff_event
 from app.services.common.principals import StaffPrincipal
 from app.services.his import redrive
+from app.services.ops.rows import narrowed
 from config.logging import mask_text
 
 FLAGGED = HisWriteStatus.FLAGGED
@@ -52,11 +53,9 @@ def _rows(scope: tuple[int, ...] | None):
 def flagged_writes(rt: Runtime, scope: tuple[int, ...] | None, clinic_code: str | None = None, limit: int = 50,
                    offset: int = 0) -> tuple[list[dict], int]:
     """The flagged HIS writes the caller may see (scope None: every clinic's), newest first; (page, total)."""
-    conditions = [HisOutbox.status == str(FLAGGED), *_in_scope(scope)]
-    if clinic_code is not None:
-        conditions.append(HisOutbox.clinic_id == select(Clinic.id).where(Clinic.code == clinic_code)
-                          .scalar_subquery())
     with rt.db.session() as session:
+        scope = narrowed(session, scope, clinic_code)
+        conditions = [HisOutbox.status == str(FLAGGED), *_in_scope(scope)]
         total = session.scalar(select(func.count(HisOutbox.id)).where(*conditions))
         rows = session.execute(_rows(scope).where(*conditions).order_by(HisOutbox.id.desc())
                                .limit(limit).offset(offset)).all()

@@ -16,12 +16,14 @@ from datetime import datetime
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job
 from rq.results import Result
+from sqlalchemy import select
 
+from app.db.models import Clinic
 from app.domain.errors import NotFound
 from app.runtime import QUEUE_NAMES, Runtime
 from app.services.common.audit import record_staff_event
 from app.services.common.principals import StaffPrincipal
-from app.services.ops.rows import clinic_ids_of
+from app.services.ops.rows import clinic_ids_of, narrowed
 from config.logging import mask_text
 
 # The most recent failed jobs looked at per queue (a failed job is kept 7 days; beyond this, use rq's tools).
@@ -63,6 +65,7 @@ class FailedJob:
     failed_at: datetime | None
     row_id: int | None
     clinic_id: int | None
+    clinic_code: str | None = None
 
 
 def _masked_args(job: Job) -> str:
@@ -98,12 +101,18 @@ def _describe(rt: Runtime, jobs: list[tuple[str, Job]], job_rows: Mapping[str, t
             for model, ids in rows_by_model.items():
                 clinics.update(((model, row_id), clinic)
                                for row_id, clinic in clinic_ids_of(session, model, ids).items())
+    codes: dict[int, str] = {}
+    if clinics:
+        with rt.db.session() as session:
+            codes = {clinic_id: code for clinic_id, code in
+                     session.execute(select(Clinic.id, Clinic.code).where(Clinic.id.in_(set(clinics.values()))))}
     found = []
     for name, job in jobs:
         model, row_id = job_rows.get(job.func_name or ""), _row_id(job)
+        clinic = clinics.get((model, row_id)) if model is not None and row_id is not None else None
         error, failed_at = _failure(job)
         found.append(FailedJob(job.id, name, job.func_name or "", _masked_args(job), error, failed_at, row_id,
-                               clinics.get((model, row_id)) if model is not None and row_id is not None else None))
+                               clinic, codes.get(clinic) if clinic is not None else None))
     return found
 
 
@@ -112,8 +121,12 @@ def _visible(job: FailedJob, scope: tuple[int, ...] | None) -> bool:
 
 
 def failed_jobs(rt: Runtime, scope: tuple[int, ...] | None, job_rows: Mapping[str, type], queue: str | None = None,
-                limit: int = 50, offset: int = 0) -> tuple[list[FailedJob], int]:
-    """The failed jobs the caller may see (scope None: platform-wide), newest first; (page, total)."""
+                clinic_code: str | None = None, limit: int = 50, offset: int = 0) -> tuple[list[FailedJob], int]:
+    """The failed jobs the caller may see (scope None: platform-wide), of one clinic when named, newest first;
+    (page, total)."""
+    if clinic_code is not None:
+        with rt.db.session() as session:
+            scope = narrowed(session, scope, clinic_code)
     jobs: list[tuple[str, Job]] = []
     for name in QUEUE_NAMES if queue is None else tuple(n for n in QUEUE_NAMES if n == queue):
         ids = rt.queue(name).failed_job_registry.get_job_ids(0, SCAN_LIMIT - 1, desc=True)

@@ -10,6 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import Clinic, NotificationInbox, Order, PaymentAttempt
+from app.domain.errors import NotFound
+from app.services.common.staff_scope import clinic_ids_in_scope
 
 
 def clinic_ids_of(session: Session, model: type, ids: list[int]) -> dict[int, int]:
@@ -39,3 +41,16 @@ def order_no_of(session: Session, model: type, row_id: int) -> str | None:
         return session.scalar(select(Order.order_no).join(model, model.order_id == Order.id)
                               .where(model.id == row_id))
     return None
+
+
+def narrowed(session: Session, scope: tuple[int, ...] | None, clinic_code: str | None) -> tuple[int, ...] | None:
+    """The scope narrowed to the clinic named (NotFound when it is not the caller's); None stays platform-wide
+    unless a clinic is named."""
+    if clinic_code is None:
+        return scope
+    if scope is not None:
+        return clinic_ids_in_scope(session, scope, clinic_code)
+    clinic_id = session.scalar(select(Clinic.id).where(Clinic.code == clinic_code))
+    if clinic_id is None:
+        raise NotFound(f"no clinic {clinic_code}", "clinic_not_found")
+    return (clinic_id,)
