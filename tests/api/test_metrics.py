@@ -80,7 +80,12 @@ def test_requests_are_counted_by_endpoint_name_and_status_never_by_path(client):
     for order_no in ("B20250101000000000001", "B20250101000000000002", "B20250101000000000003"):
         client.get(f"/api/mp/v1/orders/{order_no}")
     client.get("/no/such/path/here")
+    for made_up in ("FROB", "X-" + secrets.token_hex(4).upper()):
+        client.open("/no/such/path/here", method=made_up)
     after = scrape(client)
+    methods = {s.labels["method"] for f in text_string_to_metric_families(after) for s in f.samples
+               if s.name == "hpay_http_requests_total"}
+    assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"}
     labels = {"endpoint": "mp_orders.get_order", "method": "GET", "status": "401"}
     assert sample(after, "hpay_http_requests_total", **labels) - sample(before, "hpay_http_requests_total",
                                                                         **labels) == 3
