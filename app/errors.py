@@ -1,15 +1,25 @@
 """The error format of API.md: JSON with `message` and, for business refusals, `error`.
 
 A 503 (a HIS or channel that did not answer) carries `Retry-After`, as does any DomainError that
-sets `retry_after_s`.
+sets `retry_after_s`. The platform's own dependencies going away is a 503 too, never a 500: the
+database (restarted, unreachable, out of connections) is `database_unavailable`, Redis on a path that
+needs it (queueing work) `redis_unavailable`, both with Retry-After, and every operation of the
+OpenAPI document declares it (`document_unavailable`). The connections recover by themselves: the
+pool pings a connection before handing it out and replaces the broken ones.
 """
 from __future__ import annotations
 
 import logging
 
+import psycopg
 from flask import Flask, jsonify
+from flask_smorest import Api
+from flask_smorest.spec.plugins import FlaskPlugin
+from redis import exceptions as redis_errors
+from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from app.db.availability import database_unavailable
 from app.domain.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -17,6 +27,12 @@ log = logging.getLogger(__name__)
 # When to try again after a dependency did not answer: the HIS client already retried its reads
 # within the request, so the next try is worth a few seconds' wait, not an immediate repeat.
 UNAVAILABLE_RETRY_AFTER_S = 5
+# A database restart takes a few seconds; a client asking again sooner only adds to the queue.
+DATABASE_RETRY_AFTER_S = 5
+DATABASE_UNAVAILABLE = "database_unavailable"
+REDIS_UNAVAILABLE = "redis_unavailable"
+# Operations that answer 503 in their own format (the channels' FAIL) or are the probes themselves.
+UNDECLARED_BLUEPRINTS = frozenset({"health", "monitoring", "notify"})
 
 
 def error_response(status: int, message: str, code: str | None = None, details=None, headers=None):
@@ -62,3 +78,50 @@ def register_error_handlers(app: Flask) -> None:
     def unexpected(exc: Exception):
         log.exception("unhandled error")
         return error_response(500, InternalServerError.description, "internal_error")
+
+    def database_error(exc: Exception):
+        if not database_unavailable(exc):
+            return unexpected(exc)
+        log.warning("the database did not answer: %s", exc.__class__.__name__)
+        return error_response(503, "the database is not answering right now; try again shortly", DATABASE_UNAVAILABLE,
+                              headers=[("Retry-After", str(DATABASE_RETRY_AFTER_S))])
+
+    for error_class in (sa_exc.DBAPIError, sa_exc.TimeoutError, psycopg.OperationalError, psycopg.InterfaceError):
+        app.register_error_handler(error_class, database_error)
+
+    def redis_error(exc: Exception):
+        log.warning("Redis did not answer: %s", exc.__class__.__name__)
+        return error_response(503, "a service the platform needs is not answering right now; try again shortly",
+                              REDIS_UNAVAILABLE, headers=[("Retry-After", str(UNAVAILABLE_RETRY_AFTER_S))])
+
+    for error_class in (redis_errors.ConnectionError, redis_errors.TimeoutError):
+        app.register_error_handler(error_class, redis_error)
+
+
+UNAVAILABLE_DOC = ("`database_unavailable`: the database did not answer (e.g. while it restarts); "
+                   "`redis_unavailable`: Redis did not answer where the operation needs it (queueing work); "
+                   "ask again after `Retry-After` seconds")
+
+
+def document_unavailable(app: Flask, api: Api) -> None:
+    """Declare the 503 of an unavailable database or Redis on every operation (merged with any 503 it already
+    documents, e.g. a HIS that did not answer); call after the blueprints are registered."""
+    paths = api.spec._paths  # apispec keeps the registered operations here until the document is built
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.split(".", 1)[0] in UNDECLARED_BLUEPRINTS:
+            continue
+        operations = paths.get(FlaskPlugin.flaskpath2openapi(rule.rule), {})
+        for method in rule.methods or ():
+            operation = operations.get(method.lower())
+            if operation is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            existing = responses.get("503", {}).get("description")
+            if existing and UNAVAILABLE_DOC in existing:
+                continue
+            responses["503"] = {
+                **responses.get("503", {}),
+                "description": f"{existing}; {UNAVAILABLE_DOC}" if existing else UNAVAILABLE_DOC,
+                "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}},
+            }

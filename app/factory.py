@@ -1,5 +1,5 @@
-"""create_app(): settings, logging, the Runtime, the APIs, rate limits, security headers, error mapping and the
-console's files. The CLI (app.cli.create_cli_app) is built on it."""
+"""create_app(): settings, logging, the Runtime, the APIs, metrics, rate limits, security headers, error mapping and
+the console's files. The CLI (app.cli.create_cli_app) is built on it."""
 from __future__ import annotations
 
 import logging
@@ -13,7 +13,7 @@ from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from admin_api import blueprints as admin_blueprints
-from app import ratelimit
+from app import monitoring, ratelimit
 from app.api.contracts import register_contracts
 from app.api.health import blp as health_blp
 from app.api.his.views import blp as his_blp
@@ -21,7 +21,7 @@ from app.api.mp import blueprints as mp_blueprints
 from app.api.notify import blp as notify_blp
 from app.console import register_console
 from app.cors import install_cors
-from app.errors import register_error_handlers
+from app.errors import document_unavailable, register_error_handlers
 from app.runtime import Runtime
 from config.logging import configure_logging, request_id_var
 from config.settings import Settings, load_settings
@@ -65,8 +65,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     }}})
     app.extensions["hpay_api"] = api
     _register_blueprints(api)
+    # Before the rate limits, so that a refused request is counted too.
+    monitoring.install(app, api)
     # After the Api, whose own HTTPException handler ours replaces.
     register_error_handlers(app)
+    document_unavailable(app, api)
     ratelimit.install(app, api, settings)
     install_cors(app, settings)
 

@@ -30,6 +30,7 @@ from flask_smorest import Api
 from flask_smorest.spec.plugins import FlaskPlugin
 from limits import parse_many
 
+from app import metrics
 from app.errors import error_response
 from app.extensions import runtime
 from app.services.people.mp_auth import signed_principal
@@ -250,6 +251,8 @@ def _remember_breach(request_limit) -> None:
 
 def _rate_limited_response(exc: RateLimitExceeded):
     retry_after = _retry_after_s(exc)
+    scope = exc.limit.scope if isinstance(exc.limit.scope, str) else "other"
+    metrics.RATE_LIMITED.labels(scope.removeprefix("RATE_").lower()).inc()
     log.warning("rate limited %s %s (%s)", request.method, request.path, exc.description)
     return error_response(429, f"too many requests; try again in {retry_after} seconds", RATE_LIMITED,
                           headers=[("Retry-After", str(retry_after))])

@@ -35,10 +35,23 @@ request https or rewrite its path on a header from an untrusted hop.
 
 Access log off: the app logs every request itself (hpay.access, JSON, with the request id and
 duration); gunicorn's error log goes to stderr.
+
+Metrics: the workers count into PROMETHEUS_MULTIPROC_DIR (config/metrics_files.py), which the process
+starters set to a directory shared with the rq workers (make run: $HPAY_VAR_DIR/metrics; the image:
+/var/lib/hpay-metrics, a volume in compose). Left unset, a temporary directory of this server's own is
+used, so that the web workers at least add up. At start the files of processes that are gone are
+removed; a worker that exits is marked dead (its live gauges go, its counters stay in the totals).
 """
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
+from pathlib import Path
+
+# Loaded by path, before the app: the repository root is where `config` is importable from.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from config import metrics_files  # noqa: E402
 
 
 def _int(name: str, default: int) -> int:
@@ -73,3 +86,14 @@ control_socket_disable = not control_socket
 # Request size limits in front of the app's own (MAX_CONTENT_LENGTH, 2 MiB).
 limit_request_line = 8190
 limit_request_fields = 100
+
+
+def on_starting(server) -> None:
+    # In the master, before any worker exists: the workers inherit the variable (the app is loaded after the fork).
+    if metrics_files.directory() is None:
+        os.environ[metrics_files.ENV] = tempfile.mkdtemp(prefix="hpay-metrics-")
+    metrics_files.prepare()
+
+
+def child_exit(server, worker) -> None:
+    metrics_files.mark_dead(worker.pid)

@@ -1,4 +1,8 @@
-"""Structured JSON logs with a request id on every line and personal data masked."""
+"""Structured JSON logs with a request id on every line and personal data masked.
+
+A web request's lines carry its request id; a worker job's lines carry the job (id, function, the row it works
+on and that row's order number) and the cron scheduler's lines its name, through `log_context`.
+"""
 from __future__ import annotations
 
 import contextvars
@@ -6,9 +10,15 @@ import json
 import logging
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+# Fields every line of the current job (or process) carries, e.g. {"job": "workers.jobs.send_his_write",
+# "job_id": "…", "row": "his_outbox:12", "order_no": "…"}.
+log_context_var: contextvars.ContextVar[dict | None] = contextvars.ContextVar("log_context", default=None)
+_CONTEXT_FIELDS = ("scheduler", "job", "job_id", "row", "order_no")
 
 # Mainland mobile numbers and resident ID numbers; masked wherever they appear in a message.
 _PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
@@ -43,14 +53,35 @@ def mask_text(text: str) -> str:
 SECRET_BEARING_LOGGERS = ("wechatpy.pay.utils", "urllib3.connectionpool")
 
 
+@contextmanager
+def log_context(**fields) -> Iterator[None]:
+    """Every line logged in this block (this thread or task) carries `fields` (None values are left out)."""
+    token = log_context_var.set({**(log_context_var.get() or {}),
+                                 **{key: value for key, value in fields.items() if value is not None}})
+    try:
+        yield
+    finally:
+        log_context_var.reset(token)
+
+
+def _stamp(record: logging.LogRecord) -> None:
+    record.request_id = request_id_var.get()
+    # Kept apart from the record's own attributes: a caller's `extra` (rq passes job_id) may name the same field.
+    context = {key: value for key, value in (log_context_var.get() or {}).items() if key in _CONTEXT_FIELDS}
+    record.hpay_context = context
+    record.log_context = "".join(f" {key}={context[key]}" for key in _CONTEXT_FIELDS if key in context)
+
+
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = request_id_var.get()
+        if not hasattr(record, "log_context"):
+            _stamp(record)
         return True
 
 
 class JsonFormatter(logging.Formatter):
-    _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "request_id", "asctime"}
+    _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "request_id", "asctime",
+                                                                            "log_context", "hpay_context"}
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -60,6 +91,7 @@ class JsonFormatter(logging.Formatter):
             "request_id": getattr(record, "request_id", request_id_var.get()),
             "message": mask_text(record.getMessage()),
         }
+        entry.update(getattr(record, "hpay_context", None) or {})
         for key, value in vars(record).items():
             if key not in self._RESERVED and not key.startswith("_"):
                 entry[key] = mask_text(value) if isinstance(value, str) else value
@@ -78,7 +110,7 @@ _base_factory = logging.getLogRecordFactory()
 
 def _record_with_request_id(*args, **kwargs) -> logging.LogRecord:
     record = _base_factory(*args, **kwargs)
-    record.request_id = request_id_var.get()
+    _stamp(record)
     return record
 
 
@@ -88,7 +120,7 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if json_logs else PlainFormatter(
-        "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"))
+        "%(asctime)s %(levelname)s [%(request_id)s%(log_context)s] %(name)s: %(message)s"))
     root = logging.getLogger()
     for existing in list(root.handlers):
         if getattr(existing, "_hpay", False):

@@ -36,6 +36,7 @@ DEV_SECRET_KEY_FILE = VAR_DIR / "secret_key"
 PUBLISHED_SECRET_KEYS = frozenset({"dev-insecure-secret-key-change-me",
                                    "bench-secret-key-not-for-production-0123456789"})
 SECRET_KEY_MIN_LEN = 32
+METRICS_TOKEN_MIN_LEN = 32
 DEV_DEMO_PASSWORD = "demo-password"
 _RATE_LIMIT_OPTIONS = frozenset({"RATE_LIMITS_ENABLED", "RATE_LIMIT_STORAGE_URL", "RATE_LIMIT_PREFIX",
                                  "RATE_LIMIT_SCALE"})
@@ -149,6 +150,13 @@ class Settings:
     SMS_PHONE_INTERVAL_S: int = 60
     SMS_PHONE_DAILY_MAX: int = 10
     SMS_USER_DAILY_MAX: int = 20
+    # Who may read /metrics (app/monitoring.py): with a token, any client that sends it as `Authorization: Bearer
+    # <token>`; without one, only loopback clients (the address as the app sees it, HPAY_PROXY_COUNT hops back),
+    # and only while METRICS_LOOPBACK_ONLY is on. Production sets one of the two on purpose.
+    METRICS_TOKEN: str = field(default="", repr=False)
+    METRICS_LOOPBACK_ONLY: bool = True
+    # /readyz fails when the dispatcher's last run is older than this (seconds).
+    DISPATCHER_STALE_S: int = 60
     # Web origins (comma list of exact `scheme://host[:port]`) whose pages may call the mini-program API from a
     # browser (app/cors.py), such as the sandbox's H5 pages. Empty: outside production the origin of
     # HPAY_SANDBOX_URL; in production none.
@@ -241,6 +249,8 @@ class Settings:
                self.BILL_POLL_INTERVAL_S) <= 0:
             raise ConfigurationError("HPAY_LIVE_HEARTBEAT_S, HPAY_LIVE_STREAM_MAX_S, HPAY_LIVE_STREAMS_PER_PROCESS and "
                                      "HPAY_BILL_POLL_INTERVAL_S must be positive")
+        if self.DISPATCHER_STALE_S <= 0:
+            raise ConfigurationError("HPAY_DISPATCHER_STALE_S must be positive")
 
     def rate_limits(self) -> dict[str, str]:
         """The RATE_* limit strings by field name."""
@@ -324,6 +334,8 @@ class ProductionSettings(Settings):
     ENV: str = "production"
     SANDBOX_URL: str = ""
     DEMO_PASSWORD: str = ""
+    # Off unless set: a deployment says how its Prometheus reads /metrics (a token, or from this host only).
+    METRICS_LOOPBACK_ONLY: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -352,6 +364,11 @@ class ProductionSettings(Settings):
             problems.append("HPAY_CORS_ORIGINS must list https:// origins only in production")
         if self.SMS_SECRET and (self.SMS_SECRET == SANDBOX_SMS_SECRET or len(self.SMS_SECRET) < 16):
             problems.append("HPAY_SMS_SECRET must be the provider's secret (16 characters or more), not a demo key")
+        if self.METRICS_TOKEN and len(self.METRICS_TOKEN) < METRICS_TOKEN_MIN_LEN:
+            problems.append(f"HPAY_METRICS_TOKEN must be at least {METRICS_TOKEN_MIN_LEN} random characters")
+        if not self.METRICS_TOKEN and not self.METRICS_LOOPBACK_ONLY:
+            problems.append("say who reads /metrics: HPAY_METRICS_TOKEN (a bearer token for your Prometheus) or "
+                            "HPAY_METRICS_LOOPBACK_ONLY=true (only clients on this host)")
         if problems:
             raise ConfigurationError("production settings refused: " + "; ".join(problems))
 

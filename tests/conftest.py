@@ -118,14 +118,17 @@ def demo_clinic(rt, sandbox):
 
 class PlatformStack:
     def __init__(self, database_url: str, redis_url: str, sandbox_url: str, secret_key: str,
-                 workers: int = 2) -> None:
+                 workers: int = 2, env: dict[str, str] | None = None) -> None:
         import sys
+        import tempfile
 
-        from tests.processes import ManagedProcess
+        from tests.processes import ROOT, ManagedProcess
         from tests.servers import free_port
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # Every process of this stack counts its metrics into one fresh directory (config/metrics_files.py).
+        self.metrics_dir = tempfile.mkdtemp(prefix="hpay-metrics-")
         self.env = {
             "HPAY_ENV": "test", "HPAY_DATABASE_URL": database_url, "HPAY_REDIS_URL": redis_url,
             "HPAY_SANDBOX_URL": sandbox_url, "HPAY_PUBLIC_BASE_URL": self.url, "HPAY_RETRY_TIME_SCALE": "0.001",
@@ -134,15 +137,19 @@ class PlatformStack:
             # A closed console page frees its live-event stream at the next heartbeat (the only write that finds
             # the connection gone): soon, since browser tests open and close many pages.
             "HPAY_LIVE_HEARTBEAT_S": "2",
+            # /readyz turns red this soon after the dispatcher stops (a test stops the cron to see it).
+            "HPAY_DISPATCHER_STALE_S": "10",
+            "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
             "PYTHONUNBUFFERED": "1",
+            **(env or {}),
         }
         bindir = os.path.dirname(sys.executable)
-        # gunicorn as production runs it (config/gunicorn.conf.py: gthread, so staff's live event streams hold a
-        # thread each and never a whole worker).
+        # gunicorn as production runs it (config/gunicorn.conf.py, its metrics hooks among them: gthread, so staff's
+        # live event streams hold a thread each and never a whole worker).
         self.web_env = {"HPAY_WEB_BIND": f"127.0.0.1:{self.port}", "HPAY_WEB_WORKERS": "2", "HPAY_WEB_THREADS": "8",
                         "HPAY_WEB_TIMEOUT_S": "60", "HPAY_WEB_LOG_LEVEL": "warning"}
-        self.web = ManagedProcess([os.path.join(bindir, "gunicorn"), "-c", "config/gunicorn.conf.py", "wsgi:app"],
-                                  {**self.env, **self.web_env}, "web")
+        self.web = ManagedProcess([os.path.join(bindir, "gunicorn"), "-c", str(ROOT / "config" / "gunicorn.conf.py"),
+                                   "wsgi:app"], {**self.env, **self.web_env}, "web")
         self.workers = [ManagedProcess([sys.executable, "-m", "workers"] + ([] if i == 0 else ["--no-scheduler"]),
                                        self.env, f"worker{i}") for i in range(workers)]
         self.cron = ManagedProcess([sys.executable, "-m", "workers.cron"], self.env, "cron")

@@ -1,13 +1,18 @@
-"""`python -m workers.cron`: rq's cron scheduler, running the periodic jobs."""
+"""`python -m workers.cron`: rq's cron scheduler, running the periodic jobs. Its log lines carry its name."""
 from __future__ import annotations
 
+import logging
 import os
 
 from rq.cron import CronScheduler
 
 from app.services.reconciliation import daily_cron
+from config import metrics_files
+from config.logging import log_context
 from workers import jobs
 from workers.context import runtime
+
+log = logging.getLogger(__name__)
 
 
 def build_scheduler() -> CronScheduler:
@@ -25,7 +30,12 @@ def build_scheduler() -> CronScheduler:
 
 
 def main() -> None:
-    build_scheduler().start()
+    metrics_files.prepare()
+    scheduler = build_scheduler()
+    with log_context(scheduler=scheduler.name):
+        log.info("cron scheduler %s started: the dispatcher every %s s, reconciliation daily at %s", scheduler.name,
+                 runtime().settings.DISPATCH_INTERVAL_S, runtime().settings.RECONCILE_AT)
+        scheduler.start()
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ and the statuses that are worked on, and the time column that says when a row is
 pushing that time forward (one conditional UPDATE per batch, so two dispatchers never both take a row) and
 enqueued; a job lost to a crash or a Redis restart comes back when its lease runs out, and every job is safe
 to run twice.
+Each run that gets through writes the dispatcher's heartbeat (`/readyz`), and the same specs say what the
+metrics and the administrators' queue screen measure as backlog (app.services.ops), so a new spec is covered.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from app.domain.messaging import PushStatus
 from app.domain.payments import InboxStatus, PaymentStatus
 from app.domain.refunds import IN_FLIGHT
 from app.runtime import Runtime
+from app.services import ops
 from app.services.booking.no_shows import appointments_over
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,8 @@ class LeaseSpec:
     order_by: InstrumentedAttribute | None = None
     ready: Callable[[Session, list[int], datetime], list[int]] | None = None
     """A last look, in Python, at the due rows (what SQL cannot say on both databases)."""
+    due_since: InstrumentedAttribute | None = None
+    """Since when a row whose `time` is NULL is due (`due_when_null`), for the age of the oldest due row."""
 
     def _conditions(self, now: datetime) -> list[ColumnElement]:
         due = or_(self.time.is_(None), self.time <= now) if self.due_when_null else self.time <= now
@@ -91,13 +96,14 @@ LEASES = [
               PaymentAttempt.next_query_at, "channel", "workers.jobs.query_payment"),
     # An unpaid order whose time is up; next_check_at leases it (NULL: never looked at).
     LeaseSpec("expired_orders", Order, Order.status, (o.CREATED,), Order.next_check_at, "channel",
-              "workers.jobs.expire_order", where=_expired, due_when_null=True, order_by=Order.expires_at),
+              "workers.jobs.expire_order", where=_expired, due_when_null=True, order_by=Order.expires_at,
+              due_since=Order.expires_at),
     LeaseSpec("refunds", Refund, Refund.status, IN_FLIGHT, Refund.next_query_at, "channel",
               "workers.jobs.advance_refund"),
     # A booking whose appointment ended without a redemption; the same lease column, other statuses.
     LeaseSpec("no_shows", Order, Order.status, o.AWAITING_VISIT, Order.next_check_at, "default",
               "workers.jobs.mark_no_show", where=_appointment_begun, due_when_null=True,
-              order_by=Order.appointment_at, ready=appointments_over),
+              order_by=Order.appointment_at, ready=appointments_over, due_since=Order.appointment_at),
     LeaseSpec("registration_syncs", RegistrationSync, RegistrationSync.status, (RegistrationSyncStatus.PENDING,),
               RegistrationSync.next_attempt_at, "his", "workers.jobs.sync_registration"),
     LeaseSpec("message_pushes", MessagePush, MessagePush.status, (PushStatus.PENDING,), MessagePush.next_attempt_at,
@@ -130,4 +136,5 @@ def dispatch(rt: Runtime) -> dict[str, int]:
     counts = {spec.name: dispatch_one(rt, spec) for spec in LEASES}
     if any(counts.values()):
         log.info("dispatched %s", counts)
+    ops.beat(rt)
     return counts

@@ -34,7 +34,9 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(rotate_data_key_command)
     app.cli.add_command(db_current_command)
     app.cli.add_command(db_history_command)
-rotate-data-key | bill-push-mode`, and setting clinics up: `clinic …`, `channel-app …`, `user create`.
+    app.cli.add_command(bill_push_mode_command)
+    for command in ONBOARDING_COMMANDS:
+        app.cli.add_command(command)
 
     @app.cli.command("db-upgrade")
     def db_upgrade():

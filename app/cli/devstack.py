@@ -12,7 +12,8 @@ held once its lease ends. Only Ctrl-C (SIGINT or SIGTERM to this process) stops 
 first. Supervisor events are printed and appended to $HPAY_VAR_DIR/log/devstack.log.
 
 Environment: HPAY_WEB_PORT (8000), SANDBOX_PORT (8100), HPAY_EMBEDDED_REDIS_PORT (6390) and
-HPAY_VAR_DIR (var/: the SQLite file, secret and data keys, Redis and sandbox data, logs).
+HPAY_VAR_DIR (var/: the SQLite file, secret and data keys, Redis and sandbox data, logs, and the
+processes' metrics files in var/metrics).
 """
 from __future__ import annotations
 
@@ -232,6 +233,8 @@ def _platform_env() -> dict[str, str]:
         "HPAY_PUBLIC_BASE_URL": f"http://127.0.0.1:{WEB_PORT}",
         "HPAY_WEB_BIND": f"127.0.0.1:{WEB_PORT}",
         "HPAY_WEB_WORKERS": os.environ.get("HPAY_WEB_WORKERS", "2"),
+        # Every process counts into the same files; /metrics adds them up (config/metrics_files.py).
+        "PROMETHEUS_MULTIPROC_DIR": str(VAR / "metrics"),
         # The platform the sandbox's H5 pages call (their origin is allowed by default: HPAY_CORS_ORIGINS).
         "SANDBOX_PLATFORM_URL": os.environ.get("SANDBOX_PLATFORM_URL", f"http://127.0.0.1:{WEB_PORT}"),
         # The sandbox HIS announces each bill it opens or cancels to the platform (signed with the demo clinic's
@@ -286,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         _wait_http(f"http://127.0.0.1:{WEB_PORT}/readyz", web)
         print(
             f"\nClinic payment platform is up:\n"
-            f"  platform     http://127.0.0.1:{WEB_PORT}   (API docs /docs, /openapi.json, /readyz)\n"
+            f"  platform     http://127.0.0.1:{WEB_PORT}   (API docs /docs, /openapi.json, /readyz, /metrics)\n"
             f"  console      http://127.0.0.1:{WEB_PORT}/admin/   ({console})\n"
             f"  sandbox      http://127.0.0.1:{SANDBOX_PORT}   (/sandbox/merchants, /sandbox/log)\n"
             f"  h5           http://127.0.0.1:{SANDBOX_PORT}/h5/   ({h5})\n"

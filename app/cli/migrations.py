@@ -6,52 +6,12 @@ release's latest migration, for a deploy step that must not start new code on an
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import click
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from app.db.migrate import alembic_config
-
-
-@dataclass(frozen=True)
-class Revisions:
-    current: tuple[str, ...]
-    """What the database's alembic_version table holds (empty: never migrated)."""
-    heads: tuple[str, ...]
-    """This release's latest migration(s)."""
-    known: tuple[str, ...]
-    """Every revision this release ships, oldest first."""
-
-    @property
-    def at_head(self) -> bool:
-        return bool(self.current) and set(self.current) == set(self.heads)
-
-    @property
-    def unknown(self) -> tuple[str, ...]:
-        """Revisions of the database that this release does not ship (a newer release migrated it)."""
-        return tuple(rev for rev in self.current if rev not in self.known)
-
-
-def _script(database_url: str) -> ScriptDirectory:
-    return ScriptDirectory.from_config(alembic_config(database_url))
-
-
-def revisions(database_url: str) -> Revisions:
-    script = _script(database_url)
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as conn:
-            current = tuple(MigrationContext.configure(conn).get_current_heads())
-    finally:
-        engine.dispose()
-    known = tuple(rev.revision for rev in reversed(list(script.walk_revisions())))
-    return Revisions(current=current, heads=tuple(script.get_heads()), known=known)
+from app.db.migrate import Revisions, revisions, script
 
 
 def describe(database_url: str, found: Revisions) -> list[str]:
@@ -90,8 +50,7 @@ def db_history_command() -> None:
     """This release's migrations, oldest first, marking the one the database is at."""
     url = current_app.config["HPAY_SETTINGS"].DATABASE_URL
     found = revisions(url)
-    script = _script(url)
-    for rev in reversed(list(script.walk_revisions())):
+    for rev in reversed(list(script().walk_revisions())):
         marks = [mark for mark, on in (("current", rev.revision in found.current),
                                        ("latest", rev.revision in found.heads)) if on]
         title = " ".join((rev.doc or "").split())

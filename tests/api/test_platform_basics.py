@@ -4,22 +4,42 @@ from __future__ import annotations
 import json
 import logging
 
+from app.db.migrate import upgrade
 from app.factory import create_app
+from app.services import ops
 from config.settings import TestSettings
+from tests.conftest import _create_database
 
 
-def test_healthz_and_readyz_answer_when_dependencies_are_up(client):
+def test_healthz_and_readyz_answer_when_dependencies_are_up(client, rt):
     assert client.get("/healthz").get_json() == {"status": "ok"}
+    ops.beat(rt)  # the dispatcher ran just now (no cron runs in this process)
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.get_json()["checks"] == {"database": "ok", "redis": "ok"}
+    assert ready.get_json()["checks"] == {"database": "ok", "redis": "ok", "migrations": "ok", "dispatcher": "ok"}
 
 
 def test_readyz_is_503_when_redis_is_unreachable(database_url):
     broken = create_app(TestSettings(DATABASE_URL=database_url, REDIS_URL="redis://127.0.0.1:1/0"))
     resp = broken.test_client().get("/readyz")
     assert resp.status_code == 503
-    assert resp.get_json()["checks"] == {"database": "ok", "redis": "unreachable"}
+    assert resp.get_json()["checks"] == {"database": "ok", "redis": "unreachable", "migrations": "ok",
+                                         "dispatcher": "unknown"}
+
+
+def test_readyz_is_503_while_the_database_lacks_this_releases_migrations(postgres_url, redis_url, rt):
+    url = _create_database(postgres_url, "hpay_behind")
+    upgrade(url, "0008")
+    behind = create_app(TestSettings(DATABASE_URL=url, REDIS_URL=redis_url))
+    ops.beat(rt)
+    resp = behind.test_client().get("/readyz")
+    assert resp.status_code == 503
+    checks = resp.get_json()["checks"]
+    assert checks["migrations"].startswith("behind (0008; this release's latest is ") and checks["database"] == "ok"
+    assert checks["dispatcher"] == "ok"
+    upgrade(url)
+    assert behind.test_client().get("/readyz").get_json()["checks"]["migrations"] == "ok"
+    behind.extensions["hpay_runtime"].close()
 
 
 def test_wrong_method_is_405_with_allow_header_and_json_message(client):

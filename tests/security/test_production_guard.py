@@ -25,6 +25,7 @@ PRODUCTION_ENV = {
     "HPAY_DATABASE_URL": "postgresql+psycopg://pay@127.0.0.1:1/pay",
     "HPAY_PUBLIC_BASE_URL": "https://pay.example-hospital.cn",
     "HPAY_DATA_KEYS": "bm90LWEtcmVhbC1rZXktanVzdC0zMi1ieXRlcyEhISE=",
+    "HPAY_METRICS_LOOPBACK_ONLY": "true",
 }
 
 

@@ -137,7 +137,10 @@ def test_the_stack_starts_in_order_with_health_checks():
     declared = set(compose()["volumes"])
     named = {volume.split(":")[0] for spec in services.values() for volume in spec.get("volumes", [])
              if not volume.startswith(("./", "/"))}
-    assert named == declared == {"pgdata", "redisdata", "backups"}
+    assert named == declared == {"pgdata", "redisdata", "backups", "metrics"}
+    # Every platform process counts into one volume, so /metrics adds up the workers' counts too.
+    for name in ("web", "worker", "scheduler", "cron"):
+        assert "metrics:/var/lib/hpay-metrics" in services[name]["volumes"]
     for spec in services.values():
         for volume in spec.get("volumes", []):
             if volume.startswith("./"):
@@ -310,6 +313,8 @@ def test_nginx_forwards_what_the_apps_proxy_count_of_one_expects():
     assert re.search(r"server web:8000;", conf)
     assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in conf
     assert "proxy_set_header X-Forwarded-Proto $scheme;" in conf
+    # /metrics is never served on the public address (the app also answers it only to loopback or a token).
+    assert re.search(r"location = /metrics \{\s*return 404;\s*\}", conf)
     assert "return 301 https://$host$request_uri;" in conf
     mounted = compose()["services"]["proxy"]["volumes"]
     assert "./nginx.conf:/etc/nginx/conf.d/default.conf:ro" in mounted

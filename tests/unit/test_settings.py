@@ -22,6 +22,7 @@ SAFE_PRODUCTION = {
     "HPAY_DATABASE_URL": "postgresql+psycopg://pay@db/pay",
     "HPAY_PUBLIC_BASE_URL": "https://pay.example-hospital.cn",
     "HPAY_DATA_KEYS": "bm90LWEtcmVhbC1rZXktanVzdC0zMi1ieXRlcyEhISE=",
+    "HPAY_METRICS_LOOPBACK_ONLY": "true",
 }
 
 

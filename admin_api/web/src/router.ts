@@ -20,6 +20,8 @@ const COMPONENTS: Record<string, Lazy> = {
   'settlement-types': () => import('@/views/admin/SettlementTypes.vue'),
   inventory: () => import('@/views/admin/InventoryView.vue'),
   audit: () => import('@/views/admin/AuditEvents.vue'),
+  'ops-queues': () => import('@/views/ops/QueuesView.vue'),
+  'ops-flagged': () => import('@/views/ops/FlaggedWrites.vue'),
 }
 
 const screens: RouteRecordRaw[] = SCREENS.map((screen) => ({

@@ -16,7 +16,7 @@ describe('role-based navigation', () => {
   })
 
   it('admins see every screen, as the API lets them do everything', () => {
-    expect(menuFor('admin').map((g) => g.title)).toEqual(['前台', '财务', '诊所设置'])
+    expect(menuFor('admin').map((g) => g.title)).toEqual(['前台', '财务', '诊所设置', '运维'])
     expect(titles('admin')).toEqual(SCREENS.filter((s) => s.inMenu).map((s) => s.name))
   })
 
@@ -32,6 +32,11 @@ describe('role-based navigation', () => {
     expect(canUse('finance', 'audit')).toBe(false)
     expect(canUse('staff', 'audit')).toBe(false)
     expect(canUse('admin', 'audit')).toBe(true)
+    for (const role of ['staff', 'finance']) {
+      expect(canUse(role, 'ops-queues')).toBe(false)
+      expect(canUse(role, 'ops-flagged')).toBe(false)
+    }
+    expect(canUse('admin', 'ops-flagged')).toBe(true)
   })
 
   it('unknown or missing roles see nothing and land on the empty page', () => {

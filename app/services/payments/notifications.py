@@ -8,7 +8,8 @@ Redis on this path: a dispatcher enqueues the processing, and re-enqueues anythi
 a crash or a Redis restart dropped. Processing applies the payment once, by
 conditional updates, after matching it again through the account that verified it
 (notification_match). A notification with nothing to act on is still verified
-before it is acknowledged.
+before it is acknowledged. When the database does not answer (a restart), the channel
+is answered FAIL with a 503, and sends the notification again.
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.channels.base import InvalidNotification, NotificationKind, PaymentChannel, RefundState
+from app.db.availability import database_unavailable
 from app.db.models import MerchantAccount, NotificationInbox, PaymentAttempt, Refund
 from app.db.types import utcnow
 from app.domain.payments import InboxStatus
@@ -45,6 +48,13 @@ class IngestResult:
     reply: bytes
     content_type: str
     reason: str = ""
+    kind: str = "unknown"
+    """payment, refund, other, or unknown (not read far enough to tell)."""
+    cause: str = "stored"
+    """The reason class counted in the metrics: stored, nothing_to_act_on; unknown_clinic, unreadable,
+    verification_failed, no_such_payment, amount_mismatch, refund_refused, database_unavailable."""
+    status: int = 200
+    """503 when the database did not answer: the channel sends the notification again."""
 
 
 class _AccountCache:
@@ -70,52 +80,77 @@ class _AccountCache:
 _accounts = _AccountCache()
 
 
-def _reject(adapter: PaymentChannel | None, channel: str, reason: str, clinic_code: str) -> IngestResult:
+def _fail_body(channel: str, message: bytes = b"rejected") -> tuple[bytes, str]:
+    if channel == "wechat":
+        return (b"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[" + message +
+                b"]]></return_msg></xml>", "text/xml")
+    return b"fail", "text/plain"
+
+
+def _reject(adapter: PaymentChannel | None, channel: str, cause: str, reason: str, clinic_code: str,
+            kind: str = "unknown") -> IngestResult:
     log.warning("rejected %s notification for clinic %s: %s", channel, clinic_code, reason)
-    if adapter is None:
-        body, ctype = (b"<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[rejected]]>"
-                       b"</return_msg></xml>", "text/xml") if channel == "wechat" else (b"fail", "text/plain")
-    else:
-        body, ctype = adapter.notification_ack(False)
-    return IngestResult(False, body, ctype, reason)
+    body, ctype = _fail_body(channel) if adapter is None else adapter.notification_ack(False)
+    return IngestResult(False, body, ctype, reason, kind, cause)
 
 
 def ingest(rt: Runtime, channel: str, clinic_code: str, body: bytes, content_type: str | None,
            expected_kind: NotificationKind | None = None) -> IngestResult:
+    """Verify and store a notification; the answer for the channel (FAIL, to be sent again, when the database did
+    not answer). Every verdict is counted (hpay_notifications_total)."""
+    try:
+        result = _ingest(rt, channel, clinic_code, body, content_type, expected_kind)
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        log.warning("%s notification for clinic %s not stored, the database did not answer (%s); the channel will "
+                    "send it again", channel, clinic_code, exc.__class__.__name__)
+        reply, ctype = _fail_body(channel, b"retry later")
+        kind = expected_kind.value if expected_kind is not None else "unknown"
+        result = IngestResult(False, reply, ctype, "the database did not answer", kind, "database_unavailable", 503)
+    metrics.NOTIFICATIONS.labels(channel, result.kind, "accepted" if result.accepted else "rejected",
+                                 result.cause).inc()
+    return result
+
+
+def _ingest(rt: Runtime, channel: str, clinic_code: str, body: bytes, content_type: str | None,
+            expected_kind: NotificationKind | None) -> IngestResult:
     adapters = _accounts.adapters(rt, clinic_code, channel)
+    expected = expected_kind.value if expected_kind is not None else "unknown"
     if not adapters:
-        return _reject(None, channel, "unknown clinic or channel", clinic_code)
+        return _reject(None, channel, "unknown_clinic", "unknown clinic or channel", clinic_code, expected)
     first = adapters[0][1]
     try:
         kind = expected_kind or first.notification_kind(body, content_type)
     except InvalidNotification as exc:
-        return _reject(first, channel, f"unreadable: {exc.reason}", clinic_code)
+        return _reject(first, channel, "unreadable", f"unreadable: {exc.reason}", clinic_code, expected)
     reason = ""
     for account_id, adapter in adapters:
         try:
             if kind == NotificationKind.OTHER:
                 adapter.verify_notification(body, content_type)
                 log.info("%s notification for clinic %s verified; nothing to act on", channel, clinic_code)
-                return IngestResult(True, *adapter.notification_ack(True), reason="nothing to act on")
+                return IngestResult(True, *adapter.notification_ack(True), reason="nothing to act on",
+                                    kind=kind.value, cause="nothing_to_act_on")
             parsed = (adapter.parse_payment_notification(body, content_type) if kind == NotificationKind.PAYMENT
                       else adapter.parse_refund_notification(body, content_type))
         except InvalidNotification as exc:
             reason = exc.reason
             continue
-        stored = _store(rt, channel, kind, clinic_code, account_id, parsed, body, content_type)
-        if stored is None:
-            return IngestResult(True, *adapter.notification_ack(True))
-        if stored:
-            return _reject(adapter, channel, stored, clinic_code)
-        return IngestResult(True, *adapter.notification_ack(True))
-    return _reject(first, channel, f"verification failed: {reason}", clinic_code)
+        refused = _store(rt, channel, kind, clinic_code, account_id, parsed, body, content_type)
+        if refused is not None:
+            return _reject(adapter, channel, refused[0], refused[1], clinic_code, kind.value)
+        return IngestResult(True, *adapter.notification_ack(True), kind=kind.value)
+    return _reject(first, channel, "verification_failed", f"verification failed: {reason}", clinic_code, kind.value)
 
 
 class _InboxConnections:
     """Each thread keeps one autocommit connection for the inbox insert. A checkout from the pool pings
     the server first (pool_pre_ping), a second round trip on the busiest path. A connection found broken
-    is replaced and the insert sent again, as the ping would have done: if the first one was stored after
-    all, the inbox holds a duplicate, which processing ignores like the channels' own repeats."""
+    (the server restarted) is replaced and the insert sent again, as the ping would have done: if the first
+    one was stored after all, the inbox holds a duplicate, which processing ignores like the channels' own
+    repeats. When no new connection can be had (the server is still down), the error goes up and the next
+    insert of this thread connects afresh."""
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -130,8 +165,9 @@ class _InboxConnections:
 
     def _connection(self, engine: Engine) -> Connection:
         held = getattr(self._local, "held", None)
-        if held is not None and held[0] is engine and not held[1].invalidated:
+        if held is not None and held[0] is engine and not (held[1].invalidated or held[1].closed):
             return held[1]
+        self._local.held = None
         if held is not None:
             held[1].close()
         connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -163,8 +199,8 @@ _INSERT_REFUND = _inbox_insert(check_amount=False)
 
 
 def _store(rt: Runtime, channel: str, kind: NotificationKind, clinic_code: str, account_id: int, parsed,
-           body: bytes, content_type: str | None) -> str | None:
-    """Insert into the inbox; returns a rejection reason, or None when stored."""
+           body: bytes, content_type: str | None) -> tuple[str, str] | None:
+    """Insert into the inbox; returns (cause, reason) of a rejection, or None when stored."""
     now = utcnow()
     params = dict(channel=channel, kind=kind.value, clinic_code=clinic_code, merchant_account_id=account_id,
                   out_trade_no=parsed.out_trade_no, body=body.decode("utf-8", errors="replace"),
@@ -177,7 +213,7 @@ def _store(rt: Runtime, channel: str, kind: NotificationKind, clinic_code: str, 
             try:
                 refund_target(session, account_id, parsed)
             except NotificationRefused as exc:
-                return exc.reason
+                return "refund_refused", exc.reason
         statement = _INSERT_REFUND
     engine = rt.db.engine
     if engine.dialect.name == "postgresql":
@@ -192,8 +228,8 @@ def _store(rt: Runtime, channel: str, kind: NotificationKind, clinic_code: str, 
         attempt = session.scalar(select(PaymentAttempt).where(PaymentAttempt.out_trade_no == parsed.out_trade_no,
                                                               PaymentAttempt.merchant_account_id == account_id))
     if attempt is None:
-        return f"no payment {parsed.out_trade_no} on merchant account {account_id}"
-    return f"amount {parsed.amount_fen} fen does not match the order's {attempt.amount_fen} fen"
+        return "no_such_payment", f"no payment {parsed.out_trade_no} on merchant account {account_id}"
+    return "amount_mismatch", f"amount {parsed.amount_fen} fen does not match the order's {attempt.amount_fen} fen"
 
 
 def process(rt: Runtime, inbox_id: int) -> str:

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.db.models import LoginThrottle
 from app.db.types import utcnow
 from app.domain.errors import TooManyRequests
@@ -50,6 +51,7 @@ def refuse_if_locked(session: Session, username: str, address: str, now: datetim
         .order_by(LoginThrottle.locked_until.desc()).limit(1))
     if locked_until is not None:
         wait_s = int((locked_until - now).total_seconds()) + 1
+        metrics.LOGIN_FAILURES.labels("staff", "login_locked").inc()
         raise TooManyRequests(f"too many failed sign-ins; try again in {wait_s} seconds", "login_locked",
                               details={"retry_after_s": wait_s}, retry_after_s=wait_s)
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app import metrics
 from app.channels.base import ChannelRejected, ChannelUnavailable
 from app.db.models import MpUser
 from app.db.types import utcnow
@@ -42,6 +43,7 @@ def login(rt: Runtime, clinic_code: str, channel: str, code: str, app_id: str | 
     try:
         identity = adapter.login(code)
     except ChannelRejected as exc:
+        metrics.LOGIN_FAILURES.labels("mini_program", "invalid_login_code").inc()
         raise Unauthorized(f"the {channel} login code was refused: {exc.message}", "invalid_login_code") from None
     except ChannelUnavailable:
         raise Unavailable(f"{channel} did not answer; try again", "channel_unavailable") from None

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 from redis.exceptions import RedisError
 
+from app import metrics
 from app.domain.errors import TooManyRequests, Unavailable
 from app.runtime import Runtime
 
@@ -57,6 +58,7 @@ def _take(rt: Runtime, kind: str, value: str, interval_s: int, daily_max: int, w
         raise Unavailable("text messages cannot be sent right now; try again in a moment",
                           "sms_unavailable") from None
     if verdict:
+        metrics.RATE_LIMITED.labels(f"sms_{kind}_{'interval' if verdict == 1 else 'daily'}").inc()
         refuse(-(-int(wait_ms) // 1000), what if verdict == 1 else f"{what} today")
 
 

@@ -17,6 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from app import metrics
 from app.db.models import Clinic, StaffUser, StaffUserClinic
 from app.db.types import utcnow
 from app.domain.errors import Forbidden, InvalidInput, NotFound, Unauthorized
@@ -171,6 +172,7 @@ def login(rt: Runtime, username: str, password: str, client_address: str) -> Sta
     matches = _password_matches(stored_hash, password)
     if not (known and matches):
         login_throttle.record_failure(rt, key, client_address)
+        metrics.LOGIN_FAILURES.labels("staff", "invalid_credentials").inc()
         raise Unauthorized("wrong username or password", "invalid_credentials")
     with rt.db.session() as session:
         login_throttle.refuse_if_locked(session, key, client_address, utcnow())

@@ -80,7 +80,7 @@ def start_from_admin(rt: Runtime, principal: StaffPrincipal, business_date: date
                    failure_ttl=7 * 24 * 3600)
     except Exception as exc:  # Redis unreachable: the run must not stay `running` with nobody doing it
         fail_run(rt, ticket, f"could not be queued: {exc}")
-        raise Unavailable("the job queue did not answer; start the run again", "queue_unavailable") from None
+        raise Unavailable("the job queue did not answer; start the run again", "redis_unavailable") from None
     with rt.db.session() as session:
         return load_run_view(session, ticket.run_id)
 

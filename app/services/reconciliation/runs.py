@@ -15,7 +15,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app import live_events
+from app import live_events, metrics
 from app.db.models import Clinic, MerchantAccount, ReconciliationDiscrepancy, ReconciliationRun
 from app.db.types import utcnow
 from app.domain.errors import Conflict, InvalidInput
@@ -145,16 +145,21 @@ def finish_run(rt: Runtime, ticket: RunTicket, outcome: RunOutcome) -> bool:
             live_events.announce(session, ticket.clinic_id, live_events.DISCREPANCY_FOUND,
                                  {"run_id": run.id, "date": ticket.business_date.isoformat(), "source": ticket.source,
                                   "open": counts[OPEN]})
-        return True
+    metrics.RECONCILIATION_RUNS.labels(ticket.source, str(DONE)).inc()
+    for status, count in counts.items():
+        metrics.RECONCILIATION_FINDINGS.labels(ticket.source, str(status)).inc(count)
+    return True
 
 
 def fail_run(rt: Runtime, ticket: RunTicket, error: str) -> None:
     """Mark the run failed; the discrepancies of its last complete result stay as they were."""
     with rt.db.session() as session:
         run = session.get(ReconciliationRun, ticket.run_id)
-        if run.status == RUNNING:
-            set_status(session, run, FAILED, reason=error[:200], actor=ticket.started_by,
-                       where=(ReconciliationRun.attempt == ticket.attempt,), error=error[:1000], finished_at=utcnow())
+        failed = run.status == RUNNING and set_status(
+            session, run, FAILED, reason=error[:200], actor=ticket.started_by,
+            where=(ReconciliationRun.attempt == ticket.attempt,), error=error[:1000], finished_at=utcnow())
+    if failed:
+        metrics.RECONCILIATION_RUNS.labels(ticket.source, str(FAILED)).inc()
 
 
 def run_view(run: ReconciliationRun, clinic_code: str, app_id: str | None) -> dict:

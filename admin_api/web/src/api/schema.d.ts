@@ -75,6 +75,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -139,6 +150,17 @@ export interface paths {
                         "application/json": components["schemas"]["ApiError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -183,6 +205,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -225,6 +258,17 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -296,6 +340,17 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -381,6 +436,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -447,6 +513,17 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -539,6 +616,17 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -636,6 +724,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -711,6 +810,17 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -801,6 +911,17 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -1016,6 +1137,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -1133,6 +1265,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -1206,9 +1349,448 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/ops/failed-jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Jobs that failed (kept 7 days), newest first, with the error that ended each; yours only. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description one of your clinics (required if you have several) */
+                    clinic_code?: string;
+                    limit?: number;
+                    offset?: number;
+                    queue?: "notifications" | "his" | "channel" | "default";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["FailedJobPage"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/ops/failed-jobs/{job_id}/requeue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Put a failed job back on its queue (every job is safe to run again); audited. `job_not_found` otherwise. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    job_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["FailedJob"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/ops/flagged": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** HIS writes flagged for a person (not sent within the retry horizon), newest first, with their history. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description one of your clinics (required if you have several) */
+                    clinic_code?: string;
+                    limit?: number;
+                    offset?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["FlaggedPage"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/ops/flagged/{outbox_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                outbox_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a flagged HIS write again under its own idempotency key (the HIS records it once); audited.
+         *     `his_write_not_flagged` (409) when it is not flagged (any more).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    outbox_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["Retry"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["FlaggedWrite"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the booking's current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/ops/queues": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The job queues' depths, the backlog of every table of work, and the dispatcher's last run. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OpsOverview"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -1299,13 +1881,15 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description The hospital system did not answer; try again */
+                /** @description The hospital system did not answer; try again; `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["AdminError"];
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -1381,6 +1965,17 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -1478,6 +2073,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -1558,6 +2164,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -1636,13 +2253,15 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description The hospital system did not answer; try again */
+                /** @description The hospital system did not answer; try again; `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["AdminError"];
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -1709,6 +2328,17 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -1793,6 +2423,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -1869,6 +2510,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -1941,6 +2593,17 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -2020,6 +2683,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -2097,6 +2771,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -2161,6 +2846,17 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -2244,6 +2940,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -2321,6 +3028,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -2385,6 +3103,17 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -2464,6 +3193,17 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -2546,6 +3286,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -2626,6 +3377,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -2696,6 +3458,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -2758,6 +3531,17 @@ export interface components {
             limit: number;
             offset: number;
             total: number;
+        };
+        Backlog: {
+            /** @description rows owed work, due now or waiting */
+            backlog: number;
+            /** @description rows whose time has come */
+            due: number;
+            /** @description the lease spec: inbox, his_outbox, refunds, … */
+            name: string;
+            /** @description how long the oldest due row has waited (0: none due) */
+            oldest_due_age_s: number;
+            queue: string;
         };
         BankAccount: {
             account_no: string;
@@ -2908,6 +3692,12 @@ export interface components {
             offset: number;
             total: number;
         };
+        Dispatcher: {
+            /** @description seconds since its last run */
+            age_s?: number | null;
+            /** @description ok, stale (N s) or unknown */
+            status: string;
+        };
         Error: {
             /** @description Error code */
             code?: number;
@@ -2931,6 +3721,50 @@ export interface components {
             card_no: string;
             name: string;
             /** @description pending, created, rejected or flagged */
+            status: string;
+        };
+        FailedJob: {
+            /** @description its arguments (phones, ID numbers and secret-named arguments masked) */
+            args: string;
+            clinic_code?: string | null;
+            /** @description the exception that ended it */
+            error: string;
+            /** Format: date-time */
+            failed_at?: string | null;
+            /** @description e.g. workers.jobs.send_his_write */
+            function: string;
+            id: string;
+            queue: string;
+            /** @description the row it works on */
+            row_id?: number | null;
+        };
+        FailedJobPage: {
+            items: components["schemas"]["FailedJob"][];
+            limit: number;
+            offset: number;
+            total: number;
+        };
+        FlaggedPage: {
+            items: components["schemas"]["FlaggedWrite"][];
+            limit: number;
+            offset: number;
+            total: number;
+        };
+        FlaggedWrite: {
+            attempts: number;
+            clinic_code: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            flagged_at?: string | null;
+            /** @description every status change, oldest first */
+            history: components["schemas"]["StatusEvent"][];
+            id: number;
+            idempotency_key: string;
+            /** @description recharge, bill_settlement, registration, … */
+            kind: string;
+            last_error?: string | null;
+            order_no?: string | null;
             status: string;
         };
         InventoryEntry: {
@@ -3000,6 +3834,11 @@ export interface components {
             /** @enum {string} */
             relation?: "self" | "spouse" | "child" | "parent" | "other";
         };
+        OpsOverview: {
+            dispatcher: components["schemas"]["Dispatcher"];
+            queues: components["schemas"]["QueueDepth"][];
+            work: components["schemas"]["Backlog"][];
+        };
         PasswordChange: {
             current_password: string;
             new_password: string;
@@ -3008,6 +3847,15 @@ export interface components {
             /** @description from the 1st to today */
             month: components["schemas"]["Totals"];
             today: components["schemas"]["Totals"];
+        };
+        QueueDepth: {
+            deferred: number;
+            failed: number;
+            /** @description notifications, his, channel, default */
+            name: string;
+            queued: number;
+            scheduled: number;
+            started: number;
         };
         Redeem: {
             /** @description charges outside the package: unpaid HIS bills */
@@ -3031,6 +3879,10 @@ export interface components {
             note: string;
             /** @enum {string} */
             resolution: "trust_channel" | "trust_platform" | "ignore";
+        };
+        Retry: {
+            /** @description why (kept in the audit trail) */
+            note?: string;
         };
         Run: {
             /** @description the merchant account's app id */
@@ -3213,6 +4065,14 @@ export interface components {
             limit: number;
             offset: number;
             total: number;
+        };
+        StatusEvent: {
+            actor: string;
+            /** Format: date-time */
+            at: string;
+            from_status: string;
+            reason: string;
+            to_status: string;
         };
         Totals: {
             amount_fen: number;

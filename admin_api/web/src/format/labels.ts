@@ -24,6 +24,16 @@ const INVOICE_TYPE: Record<string, string> = { normal: '普通发票', special: 
 const ROLE: Record<string, string> = { staff: '前台', finance: '财务', admin: '管理员', operator: '平台运营' }
 const SYNC_STATUS: Record<string, string> = { pending: '同步中', done: '已同步', stopped: '已停止' }
 const EXTRA_STATUS: Record<string, string> = { pending: '待开单', created: '已开单', rejected: '被拒绝', flagged: '需人工处理' }
+const HIS_WRITE_KIND: Record<string, string> = {
+  recharge: '充值入账', bill_settlement: '缴费结算', registration: '挂号', registration_revert: '退号', charge: '核销记账',
+  extra_charge: '额外收费开单', refund_hold: '退款冻结', refund_restore: '退款解冻',
+}
+const HIS_WRITE_STATUS: Record<string, string> = { pending: '待发送', sent: '已写入', rejected: '被拒绝', flagged: '需人工处理' }
+const QUEUE: Record<string, string> = { notifications: '渠道通知', his: 'HIS 写入', channel: '渠道查询与退款', default: '其他任务' }
+const WORK: Record<string, string> = {
+  inbox: '通知收件箱', his_outbox: 'HIS 写入', payment_queries: '待查询支付', expired_orders: '过期未付订单', refunds: '退款',
+  no_shows: '爽约标记', registration_syncs: '挂号同步',
+}
 
 function label(table: Record<string, string>) {
   return (code: string | null | undefined): string => (code ? (table[code] ?? code) : '—')
@@ -44,6 +54,10 @@ export const invoiceType = label(INVOICE_TYPE)
 export const roleName = label(ROLE)
 export const syncStatus = label(SYNC_STATUS)
 export const extraChargeStatus = label(EXTRA_STATUS)
+export const hisWriteKind = label(HIS_WRITE_KIND)
+export const hisWriteStatus = label(HIS_WRITE_STATUS)
+export const queueName = label(QUEUE)
+export const workName = label(WORK)
 
 export const CHANNELS = Object.keys(CHANNEL)
 export const SOURCES = Object.keys(SOURCE)

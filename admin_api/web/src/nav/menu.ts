@@ -15,9 +15,9 @@ export interface Screen {
   inMenu: boolean
 }
 
-export type GroupKey = 'desk' | 'finance' | 'setup'
+export type GroupKey = 'desk' | 'finance' | 'setup' | 'ops'
 
-export const GROUPS: Record<GroupKey, string> = { desk: '前台', finance: '财务', setup: '诊所设置' }
+export const GROUPS: Record<GroupKey, string> = { desk: '前台', finance: '财务', setup: '诊所设置', ops: '运维' }
 
 // `admin` may do everything in the API (admin_api/security.py): it sees every screen.
 const DESK: readonly Role[] = ['staff', 'admin']
@@ -37,6 +37,10 @@ export const SCREENS: readonly Screen[] = [
   { name: 'settlement-types', path: 'setup/settlement-types', title: '结算类型', group: 'setup', roles: ADMIN, inMenu: true },
   { name: 'inventory', path: 'setup/inventory', title: '渠道库存', group: 'setup', roles: ADMIN, inMenu: true },
   { name: 'audit', path: 'setup/audit', title: '审计日志', group: 'setup', roles: ADMIN, inMenu: true },
+  // Queues and stuck work (admin_api/ops.py): an admin sees its clinics' rows; the platform-wide view is the
+  // operator's once the operator API admits it.
+  { name: 'ops-queues', path: 'ops/queues', title: '任务队列', group: 'ops', roles: ADMIN, inMenu: true },
+  { name: 'ops-flagged', path: 'ops/flagged', title: '待处理 HIS 写入', group: 'ops', roles: ADMIN, inMenu: true },
 ]
 
 const LANDING: Record<Role, string> = {

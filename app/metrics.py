@@ -1,0 +1,34 @@
+"""The platform's counters and histograms (Prometheus), counted where things happen.
+
+In multiprocess mode (PROMETHEUS_MULTIPROC_DIR set, config/metrics_files.py) every value lives in this
+process's files, named by host and process id, and `/metrics` (app/monitoring.py) adds up the files of every
+process; without it they live in this process's memory. What is read from the database or Redis when scraped
+(backlogs, queue depths) is not here: app/monitoring.py computes it at scrape time.
+
+Labels are bounded sets: endpoint names, never paths; reason classes, never messages.
+"""
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram, values
+
+from config import metrics_files
+
+if metrics_files.directory() is not None:
+    # Before any metric exists: each value is created in files named by host and pid (config/metrics_files.py).
+    values.ValueClass = values.MultiProcessValue(process_identifier=metrics_files.identifier)
+
+REQUESTS = Counter("hpay_http_requests_total", "HTTP requests answered, by endpoint (the Flask endpoint name) and "
+                   "status", ["endpoint", "method", "status"])
+REQUEST_SECONDS = Histogram("hpay_http_request_duration_seconds", "Time to answer an HTTP request, by endpoint",
+                            ["endpoint", "method"],
+                            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
+NOTIFICATIONS = Counter("hpay_notifications_total", "Channel notifications received, by channel, kind, verdict "
+                        "(accepted, rejected) and reason class", ["channel", "kind", "verdict", "reason"])
+RECONCILIATION_RUNS = Counter("hpay_reconciliation_runs_total", "Reconciliation runs finished, by source and outcome "
+                              "(done, failed)", ["source", "outcome"])
+RECONCILIATION_FINDINGS = Counter("hpay_reconciliation_findings_total", "What finished reconciliation runs found, by "
+                                  "source and status (open, held, repaired, resolved)", ["source", "status"])
+LOGIN_FAILURES = Counter("hpay_login_failures_total", "Refused sign-ins, by who (staff, mini_program) and reason",
+                         ["who", "reason"])
+RATE_LIMITED = Counter("hpay_rate_limited_total", "Requests refused by a rate limit, by the limit's name",
+                       ["limit"])
