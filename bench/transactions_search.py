@@ -16,7 +16,6 @@ phone_last4 does not exist yet. The plans of the slowest shapes are printed, bef
 from __future__ import annotations
 
 import argparse
-import io
 import random
 import statistics
 import sys
@@ -172,8 +171,9 @@ def load(url: str, payments: int, refund_share: float, seed: int) -> Data:
                 refund_id += 1
                 refunded = amount if rnd.random() < 0.5 else amount // 2
                 at = created + timedelta(days=1)
-                requests_.row(refund_id, f"R{(at + timedelta(hours=8)).strftime('%Y%m%d%H%M%S')}{refund_id % 10**6:06d}",
-                              clinic, "patient", oid, refunded, "succeeded", _ts(at), _ts(at))
+                stamp = (at + timedelta(hours=8)).strftime("%Y%m%d%H%M%S")
+                requests_.row(refund_id, f"R{stamp}{refund_id % 10**6:06d}", clinic, "patient", oid, refunded,
+                              "succeeded", _ts(at), _ts(at))
                 refund_channel_id = (f"5030{rnd.randrange(10**25):025d}" if channel == "wechat" else None)
                 refunds.row(refund_id, f"{order_no}P{seq:02d}R01", refund_id, attempt_id, oid, refunded,
                             "succeeded", refund_channel_id, 0, _ts(at), _ts(at), _ts(at))

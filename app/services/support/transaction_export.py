@@ -106,7 +106,7 @@ def _rows(rt: Runtime, selects) -> Iterator[list[str | int]]:
         return
     with rt.db.session() as session:
         names: dict[int, tuple[str, str]] = {}
-        codes = dict(session.execute(select(Clinic.id, Clinic.code)))
+        codes = dict(session.execute(select(Clinic.id, Clinic.code)).all())
         result = session.execute(newest_first(selects).execution_options(yield_per=READ_BATCH))
         for batch in result.partitions():
             wanted = {row.patient_id for row in batch if row.patient_id and row.patient_id not in names}

@@ -210,7 +210,7 @@ def present(session: Session, rows) -> list[dict]:
     patients = {p.id: p for p in session.scalars(select(Patient).where(Patient.id.in_(patient_ids)))} \
         if patient_ids else {}
     codes = dict(session.execute(select(Clinic.id, Clinic.code).where(
-        Clinic.id.in_({row.clinic_id for row in rows})))) if rows else {}
+        Clinic.id.in_({row.clinic_id for row in rows}))).all()) if rows else {}
     return [_row_view(row, codes, patients.get(row.patient_id)) for row in rows]
 
 
