@@ -63,12 +63,21 @@ class TransactionSchema(Schema):
     patient = fields.Nested(TransactionPatientSchema, allow_none=True)
 
 
+class ChannelLookupSchema(Schema):
+    channel = fields.String(required=True)
+    out_trade_no = fields.String(required=True, metadata={"description": "the payment the channel named"})
+    state = fields.String(required=True, metadata={"description": "the channel's state of the trade (SUCCESS, …)"})
+
+
 class TransactionPageSchema(Schema):
     items = fields.List(fields.Nested(TransactionSchema), required=True)
     total = fields.Integer(required=True, metadata={"description": f"counted up to {MAX_PAGE_DEPTH}"})
     total_exact = fields.Boolean(required=True, metadata={"description": f"false: more than {MAX_PAGE_DEPTH} match"})
     limit = fields.Integer(required=True)
     offset = fields.Integer(required=True)
+    channel_lookup = fields.Nested(ChannelLookupSchema, allow_none=True, metadata={
+        "description": "a trade number none of our records held, looked up at the channel: the payment it names "
+                       "(ask the channel on its order to record it)"})
 
 
 def _filters(query: dict) -> dict:
@@ -82,7 +91,8 @@ def _filters(query: dict) -> dict:
 @documented_errors(blp, 404, 422)
 def search_transactions(query):
     """Payments and refunds of every order type, newest first: `q` is recognised by its shape; filters narrow it.
-    Pages go `offset + limit` <= 10000 rows deep (422 `page_too_deep`): narrow the search instead."""
+    Pages go `offset + limit` <= 10000 rows deep (422 `page_too_deep`): narrow the search instead. A channel trade
+    number none of our records holds (its notification was lost) is looked up at the channel."""
     return list_transactions(runtime(), clinic_scope(), clinic_code=query.get("clinic_code"), limit=query["limit"],
                              offset=query["offset"], **_filters(query))
 

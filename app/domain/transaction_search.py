@@ -58,3 +58,18 @@ def recognise(text: str) -> SearchTerm | None:
     if _REFERENCE.fullmatch(value):
         return SearchTerm(SearchShape.REFERENCE, value)
     return None
+
+
+_TRADE_NO = re.compile(r"[0-9]{16,32}")
+
+
+def channels_of_trade_no(value: str) -> tuple[str, ...]:
+    """The channels whose trade number `value` may be, most likely first (none: not a trade number's shape).
+    WeChat's transaction ids begin with 4 (4200…), Alipay's trade numbers with the date (20…)."""
+    if not _TRADE_NO.fullmatch(value):
+        return ()
+    if value.startswith("4"):
+        return ("wechat",)
+    if value.startswith("20"):
+        return ("alipay",)
+    return ("wechat", "alipay")

@@ -184,6 +184,25 @@ def test_a_payment_the_channel_took_after_we_closed_the_order_is_found_by_asking
     assert [a["actor_name"] for a in answer["audit"] if a["action"] == "order_inquiry"] == ["support-test"]
 
 
+def test_a_trade_number_we_never_heard_of_is_looked_up_at_the_channel_and_then_asked_about(rt, world):
+    clinic = new_clinic(rt)
+    holder = new_holder(rt, world, clinic)
+    order_no, out_trade_no = _unpaid_at_our_side(rt, world, holder)
+    trade_no = world.channels.trades[out_trade_no].trade_no
+    assert attempt_of(rt, out_trade_no).channel_trade_no is None
+
+    page = list_transactions(rt, (clinic.id,), q=trade_no)
+
+    assert [(r["out_trade_no"], r["status"]) for r in page["items"]] == [(out_trade_no, "pending")]
+    assert page["channel_lookup"] == {"channel": "wechat", "out_trade_no": out_trade_no, "state": "PAID"}
+    assert order(rt, order_no).status == "created"
+    assert staff_inquiry(rt, _staff(clinic), order_no)["order"]["status"] == "paid"
+    # Another clinic's staff cannot reach it by its number, even at the channel.
+    other = new_clinic(rt)
+    assert list_transactions(rt, (other.id,), q=trade_no) == {**list_transactions(rt, (other.id,), q="0" * 20),
+                                                              "channel_lookup": None}
+
+
 def test_staff_ask_about_their_own_clinics_orders_only(rt, world):
     clinic, other = new_clinic(rt), new_clinic(rt)
     holder = new_holder(rt, world, clinic)

@@ -17,7 +17,7 @@ console's pager (jump to a page, page size) and a total.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import Select, func, literal, null, select, union, union_all
@@ -30,6 +30,7 @@ from app.domain.refunds import RefundStatus
 from app.domain.transaction_search import SearchShape, SearchTerm, recognise
 from app.runtime import Runtime
 from app.services.common.staff_scope import SHANGHAI, clinic_ids_in_scope
+from app.services.support.channel_lookup import find_at_channel
 from config.logging import mask_phone
 
 PAYMENT, REFUND = "payment", "refund"
@@ -242,7 +243,19 @@ def search(session: Session, query: TransactionQuery, limit: int, offset: int) -
 
 def list_transactions(rt: Runtime, scope: tuple[int, ...], *, clinic_code: str | None = None, limit: int = 50,
                       offset: int = 0, **filters) -> dict:
-    """The search within the user's clinics (or the one named); `filters` are TransactionQuery's fields."""
+    """The search within the user's clinics (or the one named); `filters` are TransactionQuery's fields.
+
+    A trade number that matches nothing of ours is looked up at the channel (channel_lookup): when the channel
+    names one of our payments, that payment is the answer, with `channel_lookup` saying so."""
     with rt.db.session() as session:
         query = TransactionQuery(clinic_ids_in_scope(session, scope, clinic_code), **filters)
-        return search(session, query, limit, offset)
+        page = search(session, query, limit, offset)
+        term = query.term()
+        if page["items"] or offset or term is None or term.shape != SearchShape.REFERENCE:
+            return {**page, "channel_lookup": None}
+        finding = find_at_channel(rt, session, query.clinic_ids, term.value)
+        if finding is None:
+            return {**page, "channel_lookup": None}
+        found = search(session, replace(query, q=finding.out_trade_no), limit, offset)
+        return {**found, "channel_lookup": {"channel": finding.channel, "out_trade_no": finding.out_trade_no,
+                                            "state": finding.state}}
