@@ -1036,6 +1036,234 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/orders/{order_no}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_no: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * An order of any type with its whole history: status events, payment attempts, notifications received, HIS
+         *     writes, refunds and audit events.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    order_no: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OrderStory"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/orders/{order_no}/inquiry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_no: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask the channel now (not at the janitor's next turn) about the order's payments that hold no money with us;
+         *     a payment the channel confirms is recorded at once. Answers the story with `inquiry`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    order_no: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OrderStory"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description The hospital system did not answer; try again */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/orders/{order_no}/receipt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_no: string;
+            };
+            cookie?: never;
+        };
+        /** The payment receipt of an order that received money, as a PDF. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    order_no: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the payment receipt */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/pdf": string;
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the booking's current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/orders/{order_no}/redeem": {
         parameters: {
             query?: never;
@@ -2457,6 +2685,190 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/transactions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Payments and refunds of every order type, newest first: `q` is recognised by its shape; filters narrow it.
+         *     Pages go `offset + limit` <= 10000 rows deep (422 `page_too_deep`): narrow the search instead. A channel trade
+         *     number none of our records holds (its notification was lost) is looked up at the channel.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description one of your clinics (default: all of them) */
+                    clinic_code?: string;
+                    limit?: number;
+                    /** @description offset + limit may reach 10000 rows */
+                    offset?: number;
+                    /** @description an order number, out_trade_no, refund number, refund request number, the channel's trade or refund number, a card number, a phone number or its last 4 digits */
+                    q?: string;
+                    kind?: "payment" | "refund";
+                    channel?: "wechat" | "alipay";
+                    /** @description a payment's (pending, paid, closed) or a refund's (waiting, pending, processing, succeeded, failed) */
+                    status?: "closed" | "failed" | "paid" | "pending" | "processing" | "succeeded" | "waiting";
+                    /** @description created on or after (Asia/Shanghai date) */
+                    from?: string;
+                    /** @description created on or before (Asia/Shanghai date) */
+                    to?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["TransactionPage"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/transactions/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download the search as CSV (UTF-8 with BOM) or XLSX, streamed. More rows than
+         *     HPAY_TRANSACTION_EXPORT_MAX_ROWS is refused (422 `export_too_large`) before anything is sent.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description one of your clinics (default: all of them) */
+                    clinic_code?: string;
+                    /** @description an order number, out_trade_no, refund number, refund request number, the channel's trade or refund number, a card number, a phone number or its last 4 digits */
+                    q?: string;
+                    kind?: "payment" | "refund";
+                    channel?: "wechat" | "alipay";
+                    /** @description a payment's (pending, paid, closed) or a refund's (waiting, pending, processing, succeeded, failed) */
+                    status?: "closed" | "failed" | "paid" | "pending" | "processing" | "succeeded" | "waiting";
+                    /** @description created on or after (Asia/Shanghai date) */
+                    from?: string;
+                    /** @description created on or before (Asia/Shanghai date) */
+                    to?: string;
+                    format: "csv" | "xlsx";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the transactions as a file, newest first; names and phones masked */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                        "text/csv; charset=utf-8": string;
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/users/{user_id}/unlock": {
         parameters: {
             query?: never;
@@ -2649,6 +3061,13 @@ export interface components {
         CancelBooking: {
             reason: string;
         };
+        ChannelLookup: {
+            channel: string;
+            /** @description the payment the channel named */
+            out_trade_no: string;
+            /** @description the channel's state of the trade (SUCCESS, …) */
+            state: string;
+        };
         Confirm: {
             /** Format: date-time */
             appointment_at: string;
@@ -2786,6 +3205,19 @@ export interface components {
             phone: string;
             /** @enum {string} */
             relation?: "self" | "spouse" | "child" | "parent" | "other";
+        };
+        OrderStory: {
+            audit: components["schemas"]["StoryAudit"][];
+            /** @description every status change, oldest first */
+            events: components["schemas"]["StoryEvent"][];
+            his_writes: components["schemas"]["StoryHisWrite"][];
+            /** @description after asking the channel: what it said */
+            inquiry?: components["schemas"]["StoryInquiry"];
+            notifications: components["schemas"]["StoryNotification"][];
+            order: components["schemas"]["StoryOrder"];
+            payments: components["schemas"]["StoryPayment"][];
+            receipt_available: boolean;
+            refunds: components["schemas"]["StoryRefund"][];
         };
         PasswordChange: {
             current_password: string;
@@ -3001,11 +3433,204 @@ export interface components {
             offset: number;
             total: number;
         };
+        StoryAudit: {
+            action: string;
+            actor_name?: string | null;
+            actor_type: string;
+            after?: {
+                [key: string]: unknown;
+            } | null;
+            /** Format: date-time */
+            at: string;
+            before?: {
+                [key: string]: unknown;
+            } | null;
+            note?: string | null;
+            target_id?: string | null;
+            target_type?: string | null;
+        };
+        StoryEvent: {
+            actor: string;
+            /** Format: date-time */
+            at: string;
+            from_status: string;
+            reason: string;
+            /** @description order, payment attempt, refund, refund request, HIS write or inbox notification */
+            record: string;
+            /** @description which one: its number, or a HIS write's kind */
+            ref: string;
+            to_status: string;
+        };
+        StoryHisWrite: {
+            attempts: number;
+            /** Format: date-time */
+            created_at: string;
+            his_record_id?: string | null;
+            kind: string;
+            last_error?: string | null;
+            /** Format: date-time */
+            next_attempt_at?: string | null;
+            /** Format: date-time */
+            sent_at?: string | null;
+            /** @description pending, sent, rejected or flagged */
+            status: string;
+        };
+        StoryInquiry: {
+            asked: number;
+            hint: string;
+            /** @description paid_now, already_paid, not_paid, no_payment */
+            outcome: string;
+        };
+        StoryItem: {
+            code?: string;
+            id?: number;
+            name?: string;
+            price_fen?: number;
+        };
+        StoryNotification: {
+            attempts: number;
+            channel: string;
+            id: number;
+            /** @description payment or refund */
+            kind: string;
+            out_trade_no?: string | null;
+            /** Format: date-time */
+            processed_at?: string | null;
+            /** @description why processing refused it */
+            reason?: string | null;
+            /** Format: date-time */
+            received_at: string;
+            /** @description received, processed or failed */
+            status: string;
+            /** @description always true: a notification is stored only once verified; refused ones are only logged */
+            verified: boolean;
+        };
+        StoryOrder: {
+            amount_fen: number;
+            /** Format: date-time */
+            appointment_at?: string | null;
+            bill_ids?: string[] | null;
+            card_no?: string | null;
+            channel: string;
+            clinic_code: string;
+            /** Format: date-time */
+            closed_at?: string | null;
+            /** Format: date-time */
+            completed_at?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            description: string;
+            /** Format: date-time */
+            expires_at: string;
+            item?: components["schemas"]["StoryItem"];
+            order_no: string;
+            /** Format: date-time */
+            paid_at?: string | null;
+            patient?: components["schemas"]["StoryPatient"];
+            /** Format: date-time */
+            redeemed_at?: string | null;
+            refunded_fen: number;
+            status: string;
+            type: string;
+        };
+        StoryPatient: {
+            id?: number;
+            name?: string;
+            /** @description masked */
+            phone?: string | null;
+        };
+        StoryPayment: {
+            amount_fen: number;
+            channel: string;
+            channel_trade_no?: string | null;
+            /** Format: date-time */
+            closed_at?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            late: boolean;
+            /** Format: date-time */
+            next_query_at?: string | null;
+            out_trade_no: string;
+            /** Format: date-time */
+            paid_at?: string | null;
+            /** @description times the janitor asked the channel */
+            query_count: number;
+            status: string;
+        };
+        StoryRefund: {
+            amount_fen: number;
+            /** Format: date-time */
+            created_at: string;
+            origin: string;
+            /** @description this order's parts (a card refund may span other orders) */
+            parts: components["schemas"]["StoryRefundPart"][];
+            reason?: string | null;
+            refund_request_no: string;
+            status: string;
+        };
+        StoryRefundPart: {
+            amount_fen: number;
+            channel_refund_id?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            failure_reason?: string | null;
+            out_trade_no?: string | null;
+            refund_no: string;
+            status: string;
+            /** Format: date-time */
+            succeeded_at?: string | null;
+        };
         Totals: {
             amount_fen: number;
             by_channel: components["schemas"]["AmountCount"][];
             by_order_type: components["schemas"]["AmountCount"][];
             count: number;
+        };
+        Transaction: {
+            amount_fen: number;
+            card_no?: string | null;
+            channel: string;
+            /** @description the refund's at the channel */
+            channel_refund_id?: string | null;
+            /** @description the payment's at the channel */
+            channel_trade_no?: string | null;
+            clinic_code: string;
+            /** Format: date-time */
+            created_at: string;
+            /** @description payment or refund */
+            kind: string;
+            /** @description a payment that came after its order closed */
+            late: boolean;
+            order_no: string;
+            order_type: string;
+            /** @description the payment's (a refund's too) */
+            out_trade_no?: string | null;
+            patient?: (Record<string, never> | null) | components["schemas"]["TransactionPatient"];
+            refund_no?: string | null;
+            refund_request_no?: string | null;
+            /**
+             * Format: date-time
+             * @description paid, or the refund succeeded
+             */
+            settled_at?: string | null;
+            status: string;
+        };
+        TransactionPage: {
+            /** @description a trade number none of our records held, looked up at the channel: the payment it names (ask the channel on its order to record it) */
+            channel_lookup?: components["schemas"]["ChannelLookup"] | (Record<string, never> | null);
+            items: components["schemas"]["Transaction"][];
+            limit: number;
+            offset: number;
+            /** @description counted up to 10000 */
+            total: number;
+            /** @description false: more than 10000 match */
+            total_exact: boolean;
+        };
+        TransactionPatient: {
+            id: number;
+            name: string;
+            /** @description masked */
+            phone?: string | null;
         };
         UnlockResult: {
             id: number;
