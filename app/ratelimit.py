@@ -109,6 +109,11 @@ def by_path_card() -> str:
     return f"card:{_clinic_of_token()}:{card_no}"
 
 
+def by_path_order() -> str:
+    """The order named in the path (order numbers are unique across clinics)."""
+    return f"order:{str((request.view_args or {}).get('order_no', ''))[:32]}"
+
+
 def by_his_key() -> str:
     return f"his:{request.headers.get('X-HIS-Key-Id', '')[:_HIS_KEY_ID_MAX_LEN]}"
 
@@ -180,6 +185,11 @@ LIMITS: dict[str, tuple[Rule, ...]] = {
         # Not counting 404s: asking about someone else's card must not use up its holder's refunds.
         Rule("RATE_CARD_REFUND_PER_CARD", by_path_card, exempt_when=not_signed_in, deduct_when=not_404),
         Rule("RATE_CARD_REFUND_PER_ADDRESS", by_address),
+    ),
+    # Each inquiry asks the channel: per user, and per order so that one order is not asked about in a loop.
+    "mp_orders.inquire": (
+        Rule("RATE_INQUIRY_PER_USER", by_mp_user, exempt_when=not_signed_in),
+        Rule("RATE_INQUIRY_PER_ORDER", by_path_order, exempt_when=not_signed_in, deduct_when=not_404),
     ),
     # Key ids are not secret: only calls whose signature passed count against a key, so that nobody
     # can use up a hospital's budget by sending garbage under its key id.

@@ -132,6 +132,9 @@ class Settings:
     RATE_CARD_REFUND_PER_USER: str = "10/minute;60/hour"
     RATE_CARD_REFUND_PER_CARD: str = "10/minute;60/hour"
     RATE_CARD_REFUND_PER_ADDRESS: str = "5000/minute"
+    # "I paid but it does not show" (POST /api/mp/v1/orders/{order_no}/inquiry): each one asks the channel.
+    RATE_INQUIRY_PER_USER: str = "10/minute;60/hour"
+    RATE_INQUIRY_PER_ORDER: str = "5/minute;30/hour"
     RATE_HIS_PER_KEY: str = "1200/minute"
     RATE_HIS_PER_ADDRESS: str = "6000/minute"
     # The SMS provider that sends card-binding codes (HTTP API of app/channels/sms.py). Left empty outside
@@ -157,6 +160,9 @@ class Settings:
     METRICS_LOOPBACK_ONLY: bool = True
     # /readyz fails when the dispatcher's last run is older than this (seconds).
     DISPATCHER_STALE_S: int = 60
+    # The most rows one transaction export (GET /api/admin/v1/transactions/export) may hold; a wider filter is
+    # refused (422 export_too_large) before anything is sent.
+    TRANSACTION_EXPORT_MAX_ROWS: int = 100_000
     # Web origins (comma list of exact `scheme://host[:port]`) whose pages may call the mini-program API from a
     # browser (app/cors.py), such as the sandbox's H5 pages. Empty: outside production the origin of
     # HPAY_SANDBOX_URL; in production none.
@@ -243,6 +249,8 @@ class Settings:
                                          "'3/minute;10/hour'") from None
         if self.SMS_CODE_TTL_S <= 0 or not 1 <= self.SMS_CODE_MAX_TRIES <= 10:
             raise ConfigurationError("HPAY_SMS_CODE_TTL_S must be positive and HPAY_SMS_CODE_MAX_TRIES 1 to 10")
+        if self.TRANSACTION_EXPORT_MAX_ROWS <= 0:
+            raise ConfigurationError("HPAY_TRANSACTION_EXPORT_MAX_ROWS must be positive")
         if min(self.SMS_PHONE_INTERVAL_S, self.SMS_PHONE_DAILY_MAX, self.SMS_USER_DAILY_MAX) < 0:
             raise ConfigurationError("the HPAY_SMS_* limits must not be negative")
         if min(self.LIVE_HEARTBEAT_S, self.LIVE_STREAM_MAX_S, self.LIVE_STREAMS_PER_PROCESS,

@@ -204,21 +204,18 @@ class AlipayChannel(PaymentChannel):
             if exc.code == "ACQ.TRADE_NOT_EXIST":
                 return TradeQueryResult(out_trade_no, TradeState.NOT_FOUND, raw_state=exc.code)
             raise
-        raw_state = answer.get("trade_status") or ""
-        with reading_answer("trade.query"):
-            paid_at, amount_fen = _time(answer.get("send_pay_date")), _fen(answer.get("total_amount"))
-        if raw_state in _PAID_STATUSES:
-            state = TradeState.PAID
-        elif raw_state == "WAIT_BUYER_PAY":
-            state = TradeState.PENDING
-        elif raw_state == "TRADE_CLOSED":
-            # A full refund closes a trade too; only a paid trade has a send_pay_date.
-            state = TradeState.REFUNDED if paid_at else TradeState.CLOSED
-        else:
-            raise InvalidResponse(f"trade.query answered an unknown trade_status {raw_state!r}")
-        return TradeQueryResult(out_trade_no=out_trade_no, state=state, raw_state=raw_state, amount_fen=amount_fen,
-                                channel_trade_no=answer.get("trade_no"), paid_at=paid_at,
-                                payer_id=answer.get("buyer_user_id") or answer.get("buyer_open_id"))
+        return _trade_result(answer, out_trade_no)
+
+    def find_payment(self, channel_trade_no: str) -> TradeQueryResult | None:
+        try:
+            answer = _call(self._ali.api_alipay_trade_query, trade_no=channel_trade_no)
+        except ChannelRejected as exc:
+            if exc.code == "ACQ.TRADE_NOT_EXIST":
+                return None
+            raise
+        if not answer.get("out_trade_no"):
+            raise InvalidResponse("trade.query answered without an out_trade_no")
+        return _trade_result(answer, answer["out_trade_no"])
 
     def close_payment(self, out_trade_no: str) -> None:
         try:
@@ -371,3 +368,21 @@ class AlipayChannel(PaymentChannel):
                 return stream_to_file(res.iter_content(BILL_CHUNK), Path(dest))
         except requests.RequestException as exc:
             raise ChannelUnavailable(f"bill download failed: {exc}") from exc
+
+
+def _trade_result(answer: dict, out_trade_no: str) -> TradeQueryResult:
+    raw_state = answer.get("trade_status") or ""
+    with reading_answer("trade.query"):
+        paid_at, amount_fen = _time(answer.get("send_pay_date")), _fen(answer.get("total_amount"))
+    if raw_state in _PAID_STATUSES:
+        state = TradeState.PAID
+    elif raw_state == "WAIT_BUYER_PAY":
+        state = TradeState.PENDING
+    elif raw_state == "TRADE_CLOSED":
+        # A full refund closes a trade too; only a paid trade has a send_pay_date.
+        state = TradeState.REFUNDED if paid_at else TradeState.CLOSED
+    else:
+        raise InvalidResponse(f"trade.query answered an unknown trade_status {raw_state!r}")
+    return TradeQueryResult(out_trade_no=out_trade_no, state=state, raw_state=raw_state, amount_fen=amount_fen,
+                            channel_trade_no=answer.get("trade_no"), paid_at=paid_at,
+                            payer_id=answer.get("buyer_user_id") or answer.get("buyer_open_id"))

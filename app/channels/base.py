@@ -215,6 +215,12 @@ class PaymentChannel(ABC):
         ...
 
     @abstractmethod
+    def find_payment(self, channel_trade_no: str) -> TradeQueryResult | None:
+        """The trade the channel numbered `channel_trade_no` on this merchant account (its out_trade_no, state,
+        amount), or None when it has none: what support asks when a patient reads out the number on their bill
+        and we have not heard of it yet."""
+
+    @abstractmethod
     def close_payment(self, out_trade_no: str) -> None:
         """Close an unpaid trade (closing a closed one is fine); AlreadyPaid if the payer paid."""
 

@@ -81,7 +81,7 @@ class FakeChannels:
         """The payer pays the trade (even one we closed: a late payment); returns the channel's trade number."""
         trade = self.trades[out_trade_no]
         trade.state, trade.paid_at = TradeState.PAID, at or datetime.now(UTC)
-        trade.trade_no = trade.trade_no or f"FAKE{next(self._numbers):012d}"
+        trade.trade_no = trade.trade_no or self._trade_no()
         return trade.trade_no
 
     def fail_next(self, operation: str, error: ChannelError, times: int = 1) -> None:
@@ -122,7 +122,8 @@ class FakeChannels:
             raise self._failures[operation].pop(0)
 
     def _trade_no(self) -> str:
-        return f"FAKE{next(self._numbers):012d}"
+        """Shaped like a WeChat transaction id (28 digits, 42…), unique within this world."""
+        return f"42{id(self) % 10**8:08d}{next(self._numbers):018d}"
 
 
 def _signature(config: MerchantConfig, payload: bytes) -> str:
@@ -161,6 +162,12 @@ class FakeChannel(PaymentChannel):
             return TradeQueryResult(out_trade_no, TradeState.NOT_FOUND, "NOTEXIST")
         return TradeQueryResult(out_trade_no, trade.state, trade.state.value.upper(), trade.amount_fen,
                                 trade.trade_no or None, trade.paid_at)
+
+    def find_payment(self, channel_trade_no: str) -> TradeQueryResult | None:
+        self.world._call("find_payment", channel_trade_no)
+        trade = next((t for t in self.world.trades.values()
+                      if t.trade_no == channel_trade_no and t.app_id == self.config.app_id), None)
+        return None if trade is None else self.query_payment(trade.out_trade_no)
 
     def close_payment(self, out_trade_no: str) -> None:
         self.world._call("close_payment", out_trade_no)

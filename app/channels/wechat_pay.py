@@ -209,14 +209,18 @@ class WeChatPayChannel(PaymentChannel):
             if exc.code == "ORDERNOTEXIST":
                 return TradeQueryResult(out_trade_no, TradeState.NOT_FOUND, raw_state=exc.code)
             raise
-        raw_state = answer.get("trade_state") or ""
-        if raw_state not in _TRADE_STATES:
-            raise InvalidResponse(f"orderquery answered an unknown trade_state {raw_state!r}")
-        with reading_answer("orderquery"):
-            return TradeQueryResult(
-                out_trade_no=out_trade_no, state=_TRADE_STATES[raw_state], raw_state=raw_state,
-                amount_fen=_fen(answer.get("total_fee")), channel_trade_no=answer.get("transaction_id"),
-                paid_at=_compact_time(answer.get("time_end")), payer_id=answer.get("openid"))
+        return _trade_result(answer, out_trade_no)
+
+    def find_payment(self, channel_trade_no: str) -> TradeQueryResult | None:
+        try:
+            answer = _call(self._pay.order.query, transaction_id=channel_trade_no)
+        except ChannelRejected as exc:
+            if exc.code == "ORDERNOTEXIST":
+                return None
+            raise
+        if not answer.get("out_trade_no"):
+            raise InvalidResponse("orderquery answered without an out_trade_no")
+        return _trade_result(answer, answer["out_trade_no"])
 
     def close_payment(self, out_trade_no: str) -> None:
         try:
@@ -380,3 +384,14 @@ class WeChatPayChannel(PaymentChannel):
     # --- bills ------------------------------------------------------------
     def download_bill(self, bill_date: date, dest: str | Path) -> Path | None:
         return wechat_wire.download_bill(self.config, self.timeout_s, bill_date, Path(dest))
+
+
+def _trade_result(answer: dict, out_trade_no: str) -> TradeQueryResult:
+    raw_state = answer.get("trade_state") or ""
+    if raw_state not in _TRADE_STATES:
+        raise InvalidResponse(f"orderquery answered an unknown trade_state {raw_state!r}")
+    with reading_answer("orderquery"):
+        return TradeQueryResult(
+            out_trade_no=out_trade_no, state=_TRADE_STATES[raw_state], raw_state=raw_state,
+            amount_fen=_fen(answer.get("total_fee")), channel_trade_no=answer.get("transaction_id"),
+            paid_at=_compact_time(answer.get("time_end")), payer_id=answer.get("openid"))

@@ -5,18 +5,24 @@ import { canUse, landingFor, menuFor, SCREENS } from '@/nav/menu'
 const titles = (role: string | null) => menuFor(role).flatMap((group) => group.items.map((item) => item.name))
 
 describe('role-based navigation', () => {
-  it('staff see the front desk only', () => {
-    expect(menuFor('staff').map((g) => g.title)).toEqual(['前台'])
-    expect(titles('staff')).toEqual(['bookings-pending', 'bookings-today', 'bookings-search'])
+  it('staff see the front desk and the payment search only', () => {
+    expect(menuFor('staff').map((g) => g.title)).toEqual(['前台', '查询'])
+    expect(titles('staff')).toEqual(['bookings-pending', 'bookings-today', 'bookings-search', 'transactions'])
   })
 
-  it('finance see the finance screens only', () => {
-    expect(menuFor('finance').map((g) => g.title)).toEqual(['财务'])
-    expect(titles('finance')).toEqual(['finance-dashboard', 'reconciliation-runs', 'statements', 'settlements'])
+  it('finance see the finance screens and the payment search only', () => {
+    expect(menuFor('finance').map((g) => g.title)).toEqual(['查询', '财务'])
+    expect(titles('finance')).toEqual(['transactions', 'finance-dashboard', 'reconciliation-runs', 'statements',
+      'settlements'])
+  })
+
+  it('an order\'s story is reached from a list, by staff and finance', () => {
+    expect(titles('admin')).not.toContain('order-story')
+    expect(canUse('staff', 'order-story') && canUse('finance', 'order-story')).toBe(true)
   })
 
   it('admins see every screen, as the API lets them do everything', () => {
-    expect(menuFor('admin').map((g) => g.title)).toEqual(['前台', '财务', '诊所设置', '运维'])
+    expect(menuFor('admin').map((g) => g.title)).toEqual(['前台', '查询', '财务', '诊所设置', '运维'])
     expect(titles('admin')).toEqual(SCREENS.filter((s) => s.inMenu).map((s) => s.name))
   })
 

@@ -103,3 +103,15 @@ class PayResultSchema(Schema):
     out_trade_no = fields.String(required=True)
     pay_params = fields.Nested(PayParamsSchema, metadata={"description": "WeChat: wx.requestPayment arguments"})
     trade_no = fields.String(metadata={"description": "Alipay: the tradeNO for my.tradePay"})
+
+
+class InquirySchema(Schema):
+    outcome = fields.String(required=True, metadata={
+        "description": "`paid_now` (the channel had the money: recorded now), `already_paid`, `not_paid` (the "
+                       "order is unchanged), `no_payment` (never sent to a channel)"})
+    asked = fields.Integer(required=True, metadata={"description": "payment attempts the channel was asked about"})
+    hint = fields.String(required=True, metadata={"description": "what to tell the patient"})
+
+
+class InquiredOrderSchema(OrderSchema):
+    inquiry = fields.Nested(InquirySchema, required=True)

@@ -1,12 +1,13 @@
-"""Mini-program orders: place, list, read, pay and cancel."""
+"""Mini-program orders: place, list, read, pay, cancel, "I paid but it does not show" and the receipt."""
 from __future__ import annotations
 
-from flask import request
+from flask import Response, request
 from flask_smorest import Blueprint
 
 from app.api.mp.order_schemas import (
     CancelOrderSchema,
     CreateOrderSchema,
+    InquiredOrderSchema,
     ListOrdersQuerySchema,
     OrderSchema,
     PayResultSchema,
@@ -18,6 +19,7 @@ from app.idempotent import answer_once
 from app.identifiers import use_identifier_converters
 from app.services.booking import orders
 from app.services.payments import attempts
+from app.services.support import patient_inquiry, patient_receipt
 
 blp = Blueprint("mp_orders", __name__, url_prefix="/api/mp/v1", description="Mini-program orders")
 use_identifier_converters(blp)
@@ -102,3 +104,37 @@ def cancel_order(body, order_no):
     """Cancel an order: an unpaid one at once; a paid booking (until the cancellation deadline) is refunded
     in full along its channel after its HIS registration is reverted."""
     return orders.cancel_order(runtime(), current_principal(), order_no, body.get("reason"))
+
+
+@blp.route("/orders/<order_no:order_no>/inquiry", methods=["POST"])
+@login_required
+@blp.doc(security=_AUTH)
+@blp.response(200, InquiredOrderSchema)
+@blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
+@blp.alt_response(404, schema=ApiErrorSchema, description=NO_SUCH_ORDER)
+@blp.alt_response(503, schema=ApiErrorSchema,
+                  description="`channel_unavailable`: the channel did not answer; try again after Retry-After")
+def inquire(order_no):
+    """"I paid but it does not show": the platform asks the channel now and answers with the order. If the channel
+    has the money the order is paid at once (its HIS write follows); otherwise it is unchanged, and `inquiry`
+    says what to tell the patient."""
+    return patient_inquiry(runtime(), current_principal(), order_no)
+
+
+@blp.route("/orders/<order_no:order_no>/receipt", methods=["GET"])
+@login_required
+@blp.doc(security=_AUTH, responses={"200": {"description": "the payment receipt",
+                                            "content": {"application/pdf": {"schema": {"type": "string",
+                                                                                       "format": "binary"}}}}})
+@blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
+@blp.alt_response(404, schema=ApiErrorSchema, description=NO_SUCH_ORDER)
+@blp.alt_response(409, schema=ApiErrorSchema, description="`no_receipt`: the order has received no money")
+def receipt(order_no):
+    """The payment receipt of one of this user's paid orders, as a PDF (patient masked, refunds listed)."""
+    return pdf_response(patient_receipt(runtime(), current_principal(), order_no))
+
+
+def pdf_response(receipt) -> Response:
+    response = Response(receipt.content, mimetype=receipt.mimetype)
+    response.headers.set("Content-Disposition", "attachment", filename=receipt.filename)
+    return response

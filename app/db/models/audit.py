@@ -13,6 +13,8 @@ class AuditEvent(Base):
     """Who did what, when, with the state before and after. Rows are only ever inserted."""
 
     __tablename__ = "audit_events"
+    # An order's story reads the events about it (and its payments, refunds and HIS writes).
+    __table_args__ = (Index("ix_audit_events_target", "target_type", "target_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -17,6 +17,8 @@ class Order(Base):
         CheckConstraint("amount_fen > 0", name="amount_positive"),
         CheckConstraint("refunded_fen >= 0 AND refunded_fen <= amount_fen", name="refunded_within_amount"),
         Index("ix_orders_status_expires_at", "status", "expires_at"),
+        # A patient's orders: the transaction search by phone or card finds patients first.
+        Index("ix_orders_patient_id", "patient_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -71,6 +73,8 @@ class PaymentAttempt(Base):
     __table_args__ = (
         CheckConstraint("amount_fen > 0", name="amount_positive"),
         Index("ix_payment_attempts_status_next_query_at", "status", "next_query_at"),
+        # The transaction list, newest first (and a date range of it).
+        Index("ix_payment_attempts_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

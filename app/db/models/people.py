@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from app.db.base import Base
 from app.db.types import UTCDateTime, utcnow
@@ -28,22 +28,41 @@ class MpUser(Base):
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
+def phone_last4(phone: str | None) -> str | None:
+    return phone[-4:] if phone else None
+
+
+def _phone_last4_default(context) -> str | None:
+    return phone_last4(context.get_current_parameters().get("phone"))
+
+
 class Patient(Base):
-    """A person treated at the clinic; a user may keep several, and two may share a phone."""
+    """A person treated at the clinic; a user may keep several, and two may share a phone.
+
+    `phone_last4` is what staff search by ("the last 4 digits of your phone"): kept with the phone (a default
+    for every insert, Core ones too, and a validator for ORM changes), indexed per clinic, because a suffix
+    match on the phone itself cannot use an index."""
 
     __tablename__ = "patients"
+    __table_args__ = (Index("ix_patients_clinic_id_phone_last4", "clinic_id", "phone_last4"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("mp_users.id"), index=True)
     name: Mapped[str] = mapped_column(String(100))
     phone: Mapped[str] = mapped_column(String(32), index=True)
+    phone_last4: Mapped[str | None] = mapped_column(String(4), default=_phone_last4_default)
     id_number: Mapped[str | None] = mapped_column(String(32))
     relation: Mapped[str | None] = mapped_column(String(32))
     his_patient_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     cards: Mapped[list[Card]] = relationship(back_populates="patient", order_by="Card.id")
+
+    @validates("phone")
+    def _keep_last4(self, _name: str, phone: str) -> str:
+        self.phone_last4 = phone_last4(phone)
+        return phone
 
 
 class Card(Base):

@@ -43,6 +43,8 @@ class Refund(Base):
     __table_args__ = (
         CheckConstraint("amount_fen > 0", name="amount_positive"),
         Index("ix_refunds_status_next_query_at", "status", "next_query_at"),
+        # The transaction list, newest first (and a date range of it).
+        Index("ix_refunds_created_at_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -14,9 +14,10 @@ from app.services.payments.attempts import (
     query_attempt,
     settle_attempt_at_channel,
 )
+from app.services.payments.inquiry import INQUIRY_SOURCE, Inquiry, InquiryOutcome, inquire
 from app.services.payments.notifications import IngestResult, ingest, process
 from app.services.payments.outcomes import AmountMismatch, record_payment, refund_rejected_order
 
-__all__ = ["AmountMismatch", "IngestResult", "PayInstructions", "close_pending_attempts", "expire_order", "ingest",
-           "pay_order", "pending_attempts", "process", "query_attempt", "record_payment", "refund_rejected_order",
-           "settle_attempt_at_channel"]
+__all__ = ["INQUIRY_SOURCE", "AmountMismatch", "IngestResult", "Inquiry", "InquiryOutcome", "PayInstructions",
+           "close_pending_attempts", "expire_order", "ingest", "inquire", "pay_order", "pending_attempts", "process",
+           "query_attempt", "record_payment", "refund_rejected_order", "settle_attempt_at_channel"]

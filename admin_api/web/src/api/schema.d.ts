@@ -600,7 +600,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the booking's current state */
+                /** @description Refused in the record's current state (`error` says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -706,7 +706,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the booking's current state */
+                /** @description Refused in the record's current state (`error` says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -803,7 +803,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the booking's current state */
+                /** @description Refused in the record's current state (`error` says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -895,7 +895,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the booking's current state */
+                /** @description Refused in the record's current state (`error` says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -906,6 +906,241 @@ export interface paths {
                 };
                 /** @description Invalid input */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/channel-apps/{app_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app_id: number;
+            };
+            cookie?: never;
+        };
+        /** One channel app. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    app_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ChannelApp"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change an app (not its channel or app_id). A new API key or Alipay public key is used at once; the old
+         *     one still verifies notifications for HPAY_KEY_ROTATION_GRACE_S.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    app_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ChannelAppPatch"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ChannelApp"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        trace?: never;
+    };
+    "/api/admin/v1/channel-apps/{app_id}/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A signed call to the channel (the query of an order that cannot exist): `ok`, or which key is wrong. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    app_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CheckResult"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -990,6 +1225,17 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
@@ -1054,10 +1300,661 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/clinics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every clinic on the platform, with its HIS connection and how many channel apps it runs. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Clinic"][];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        /** A new clinic (active, with no HIS or channel apps yet: it takes no money until they are set). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    "Idempotency-Key"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ClinicCreate"];
+                };
+            };
+            responses: {
+                /** @description Created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Clinic"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/clinics/{code}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        /** One clinic. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    code: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Clinic"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Rename, deactivate (no new logins, orders or schedules; money in flight settles) or reactivate. */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    code: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ClinicPatch"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Clinic"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        trace?: never;
+    };
+    "/api/admin/v1/clinics/{code}/channel-apps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        /** The clinic's channel apps (several per channel when it runs several mini-programs). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    code: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ChannelApp"][];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        /** A new channel app of the clinic; secrets are encrypted at rest and never shown again. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    "Idempotency-Key"?: string;
+                };
+                path: {
+                    code: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ChannelAppCreate"];
+                };
+            };
+            responses: {
+                /** @description Created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ChannelApp"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/clinics/{code}/his": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Connect the clinic's HIS: its API root and the key pair both directions sign with (the secret is
+         *     write-only). Check it afterwards.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    code: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["HisConnection"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Clinic"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/clinics/{code}/his/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A real signed call to the clinic's HIS: `ok`, or what is wrong (unreachable, refused key, not a HIS). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    code: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CheckResult"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
@@ -1188,13 +2085,15 @@ export interface paths {
                         "text/event-stream": string;
                     };
                 };
-                /** @description `too_many_streams`: this server holds as many streams as it may (Retry-After); `live_events_unavailable`: Redis is unreachable */
+                /** @description `too_many_streams`: this server holds as many streams as it may (Retry-After); `live_events_unavailable`: Redis is unreachable; `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
                 503: {
                     headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["AdminError"];
+                        "application/json": components["schemas"]["ApiError"];
                     };
                 };
                 default: components["responses"]["DEFAULT_ERROR"];
@@ -1206,6 +2105,271 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/items": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every item and package of your clinics (or the one named), inactive ones too. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description one of your clinics (required if you have several) */
+                    clinic_code?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminItem"][];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        /**
+         * A new item or package. Set its stock per channel with PUT /items/{id}/inventory, its slots with
+         *     POST /items/{id}/schedules.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    "Idempotency-Key"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ItemCreate"];
+                };
+            };
+            responses: {
+                /** @description Created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminItem"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/items/{item_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                item_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change an item (not its code); orders already placed keep their price. */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    item_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ItemFields"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminItem"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
         trace?: never;
     };
     "/api/admin/v1/items/{item_id}/inventory": {
@@ -1331,7 +2495,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the booking's current state */
+                /** @description Refused in the record's current state (`error` says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -1363,6 +2527,201 @@ export interface paths {
                 default: components["responses"]["DEFAULT_ERROR"];
             };
         };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/items/{item_id}/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                item_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Slots from a weekly pattern (at most 92 days and 2,000 slots a posting). Posting the same schedule again
+         *     creates none twice: the answer counts the slots made and those already there.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    item_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["Schedule"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ScheduleResult"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/items/{item_id}/slots": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                item_id: number;
+            };
+            cookie?: never;
+        };
+        /** The item's slots starting on those Asia/Shanghai days, with places taken, closed and unreleased ones. */
+        get: {
+            parameters: {
+                query: {
+                    from: string;
+                    to: string;
+                };
+                header?: never;
+                path: {
+                    item_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminSlot"][];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
         post?: never;
         delete?: never;
         options?: never;
@@ -1694,7 +3053,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the booking's current state */
+                /** @description Refused in the record's current state (`error` says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -1798,6 +3157,258 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/orders/{order_no}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_no: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * An order of any type with its whole history: status events, payment attempts, notifications received, HIS
+         *     writes, refunds and audit events.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    order_no: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OrderStory"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/orders/{order_no}/inquiry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_no: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask the channel now (not at the janitor's next turn) about the order's payments that hold no money with us;
+         *     a payment the channel confirms is recorded at once. Answers the story with `inquiry`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    order_no: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["OrderStory"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description The hospital system did not answer; try again; `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/orders/{order_no}/receipt": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_no: string;
+            };
+            cookie?: never;
+        };
+        /** The payment receipt of an order that received money, as a PDF. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    order_no: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the payment receipt */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/pdf": string;
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/orders/{order_no}/redeem": {
         parameters: {
             query?: never;
@@ -1863,7 +3474,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the booking's current state */
+                /** @description Refused in the record's current state (`error` says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -1989,6 +3600,146 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/platform/channel-apps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The platform's own channel apps, which collect platform-collected items of every clinic. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ChannelApp"][];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        /** A new channel app of the platform (its notifications arrive under /notify/…/platform). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    "Idempotency-Key"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ChannelAppCreate"];
+                };
+            };
+            responses: {
+                /** @description Created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ChannelApp"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/reconciliation/discrepancies/{discrepancy_id}/resolve": {
         parameters: {
             query?: never;
@@ -2055,7 +3806,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the booking's current state */
+                /** @description Refused in the record's current state (`error` says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2235,7 +3986,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the booking's current state */
+                /** @description Refused in the record's current state (`error` says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2577,7 +4328,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the booking's current state */
+                /** @description Refused in the record's current state (`error` says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2753,7 +4504,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the booking's current state */
+                /** @description Refused in the record's current state (`error` says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -2868,6 +4619,110 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/slots/{slot_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slot_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change a slot's capacity (never below the places taken: 409 `capacity_below_taken`), close or reopen it,
+         *     or move its release.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    slot_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["SlotPatch"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminSlot"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
         trace?: never;
     };
     "/api/admin/v1/statements": {
@@ -3010,7 +4865,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the booking's current state */
+                /** @description Refused in the record's current state (`error` says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -3186,7 +5041,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Refused in the booking's current state */
+                /** @description Refused in the record's current state (`error` says why) */
                 409: {
                     headers: {
                         [name: string]: unknown;
@@ -3399,6 +5254,447 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/transactions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Payments and refunds of every order type, newest first: `q` is recognised by its shape; filters narrow it.
+         *     Pages go `offset + limit` <= 10000 rows deep (422 `page_too_deep`): narrow the search instead. A channel trade
+         *     number none of our records holds (its notification was lost) is looked up at the channel.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description one of your clinics (default: all of them) */
+                    clinic_code?: string;
+                    limit?: number;
+                    /** @description offset + limit may reach 10000 rows */
+                    offset?: number;
+                    /** @description an order number, out_trade_no, refund number, refund request number, the channel's trade or refund number, a card number, a phone number or its last 4 digits */
+                    q?: string;
+                    kind?: "payment" | "refund";
+                    channel?: "wechat" | "alipay";
+                    /** @description a payment's (pending, paid, closed) or a refund's (waiting, pending, processing, succeeded, failed) */
+                    status?: "closed" | "failed" | "paid" | "pending" | "processing" | "succeeded" | "waiting";
+                    /** @description created on or after (Asia/Shanghai date) */
+                    from?: string;
+                    /** @description created on or before (Asia/Shanghai date) */
+                    to?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["TransactionPage"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/transactions/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download the search as CSV (UTF-8 with BOM) or XLSX, streamed. More rows than
+         *     HPAY_TRANSACTION_EXPORT_MAX_ROWS is refused (422 `export_too_large`) before anything is sent.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description one of your clinics (default: all of them) */
+                    clinic_code?: string;
+                    /** @description an order number, out_trade_no, refund number, refund request number, the channel's trade or refund number, a card number, a phone number or its last 4 digits */
+                    q?: string;
+                    kind?: "payment" | "refund";
+                    channel?: "wechat" | "alipay";
+                    /** @description a payment's (pending, paid, closed) or a refund's (waiting, pending, processing, succeeded, failed) */
+                    status?: "closed" | "failed" | "paid" | "pending" | "processing" | "succeeded" | "waiting";
+                    /** @description created on or after (Asia/Shanghai date) */
+                    from?: string;
+                    /** @description created on or before (Asia/Shanghai date) */
+                    to?: string;
+                    format: "csv" | "xlsx";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the transactions as a file, newest first; names and phones masked */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                        "text/csv; charset=utf-8": string;
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The users you manage: an admin, those of your clinics; an operator, the clinics' admins. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ManagedUser"][];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        /** A new user: an admin makes staff, finance and admin users of their clinics; an operator makes admins. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    "Idempotency-Key"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["UserCreate"];
+                };
+            };
+            responses: {
+                /** @description Created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ManagedUser"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change a user's role or clinics, deactivate (ends their sessions) or reset the password (ends them too).
+         *     Nobody changes their own role or deactivates themselves.
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    user_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["UserPatch"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ManagedUser"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        trace?: never;
+    };
     "/api/admin/v1/users/{user_id}/unlock": {
         parameters: {
             query?: never;
@@ -3440,7 +5736,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description Admins only */
+                /** @description Admins and operators only */
                 403: {
                     headers: {
                         [name: string]: unknown;
@@ -3449,7 +5745,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminError"];
                     };
                 };
-                /** @description `user_not_found`: no such user in your clinics */
+                /** @description `user_not_found`: no such user among yours */
                 404: {
                     headers: {
                         [name: string]: unknown;
@@ -3488,6 +5784,37 @@ export interface components {
                 [key: string]: unknown;
             };
             message: string;
+        };
+        AdminItem: {
+            active: boolean;
+            channels: string[];
+            clinic_code: string;
+            code: string;
+            collected_by: string;
+            /** Format: date-time */
+            created_at: string;
+            description?: string | null;
+            id: number;
+            kind: string;
+            name: string;
+            price_fen: number;
+            purchase_price_fen: {
+                [key: string]: number;
+            };
+        };
+        AdminSlot: {
+            capacity: number;
+            closed: boolean;
+            /** Format: date-time */
+            ends_at: string;
+            id: number;
+            item_id: number;
+            /** Format: date-time */
+            release_at?: string | null;
+            remaining: number;
+            reserved: number;
+            /** Format: date-time */
+            starts_at: string;
         };
         AmountCount: {
             amount_fen: number;
@@ -3612,6 +5939,130 @@ export interface components {
         };
         CancelBooking: {
             reason: string;
+        };
+        ChannelApp: {
+            active: boolean;
+            alipay_public_key: components["schemas"]["SecretState"];
+            api_base_url: string;
+            api_key: components["schemas"]["SecretState"];
+            app_id: string;
+            app_private_key: components["schemas"]["SecretState"];
+            app_secret: components["schemas"]["SecretState"];
+            cert_pem: components["schemas"]["SecretState"];
+            channel: string;
+            clinic_code?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            id: number;
+            key_pem: components["schemas"]["SecretState"];
+            last_check?: (Record<string, never> | null) | components["schemas"]["LastCheck"];
+            login_base_url?: string | null;
+            mch_id?: string | null;
+            name?: string | null;
+            /** @description clinic or platform */
+            owner: string;
+            /** @description a key being rotated out, still accepted until then */
+            previous_key?: components["schemas"]["PreviousKey"] | (Record<string, never> | null);
+            refund_window_days: number;
+            sign_type: string;
+        };
+        ChannelAppCreate: {
+            active?: boolean;
+            /** @description Alipay public key (PEM); replacing it keeps the old one valid for notifications for HPAY_KEY_ROTATION_GRACE_S */
+            alipay_public_key?: string;
+            api_base_url?: string;
+            /** @description WeChat API v2 key (32 characters); replacing it keeps the old one valid for notifications for HPAY_KEY_ROTATION_GRACE_S */
+            api_key?: string;
+            app_id?: string;
+            /** @description Alipay app private key (RSA2048, PEM) */
+            app_private_key?: string;
+            /** @description WeChat mini-program secret (for logins) */
+            app_secret?: string;
+            /** @description WeChat merchant certificate (PEM), for refunds */
+            cert_pem?: string;
+            /** @enum {string} */
+            channel: "wechat" | "alipay";
+            /** @description its private key (PEM) */
+            key_pem?: string;
+            /** @description WeChat code2session host */
+            login_base_url?: string;
+            /** @description WeChat merchant number; Alipay pid (optional) */
+            mch_id?: string | null;
+            /** @description a label, e.g. the mini-program's name */
+            name?: string | null;
+            refund_window_days?: number;
+            /**
+             * @description WeChat
+             * @enum {string}
+             */
+            sign_type?: "MD5" | "HMAC-SHA256";
+        };
+        ChannelAppPatch: {
+            active?: boolean;
+            /** @description Alipay public key (PEM); replacing it keeps the old one valid for notifications for HPAY_KEY_ROTATION_GRACE_S */
+            alipay_public_key?: string;
+            api_base_url?: string;
+            /** @description WeChat API v2 key (32 characters); replacing it keeps the old one valid for notifications for HPAY_KEY_ROTATION_GRACE_S */
+            api_key?: string;
+            app_id?: string;
+            /** @description Alipay app private key (RSA2048, PEM) */
+            app_private_key?: string;
+            /** @description WeChat mini-program secret (for logins) */
+            app_secret?: string;
+            /** @description WeChat merchant certificate (PEM), for refunds */
+            cert_pem?: string;
+            /**
+             * @description cannot change
+             * @enum {string}
+             */
+            channel?: "wechat" | "alipay";
+            /** @description its private key (PEM) */
+            key_pem?: string;
+            /** @description WeChat code2session host */
+            login_base_url?: string;
+            /** @description WeChat merchant number; Alipay pid (optional) */
+            mch_id?: string | null;
+            /** @description a label, e.g. the mini-program's name */
+            name?: string | null;
+            refund_window_days?: number;
+            /**
+             * @description WeChat
+             * @enum {string}
+             */
+            sign_type?: "MD5" | "HMAC-SHA256";
+        };
+        ChannelLookup: {
+            channel: string;
+            /** @description the payment the channel named */
+            out_trade_no: string;
+            /** @description the channel's state of the trade (SUCCESS, …) */
+            state: string;
+        };
+        CheckResult: {
+            /** Format: date-time */
+            checked_at: string;
+            /** @description what the answer showed, or what is wrong */
+            detail: string;
+            ok: boolean;
+        };
+        Clinic: {
+            active: boolean;
+            active_channel_apps: number;
+            code: string;
+            /** Format: date-time */
+            created_at: string;
+            his: components["schemas"]["HisState"];
+            name: string;
+        };
+        ClinicCreate: {
+            /** @description fixed once made: it is in the notify URLs */
+            code: string;
+            name: string;
+        };
+        ClinicPatch: {
+            /** @description false: no new logins, orders or schedules */
+            active?: boolean;
+            name?: string;
         };
         Confirm: {
             /** Format: date-time */
@@ -3767,6 +6218,19 @@ export interface components {
             order_no?: string | null;
             status: string;
         };
+        HisConnection: {
+            /** @description the HIS API root */
+            base_url: string;
+            key_id: string;
+            /** @description write-only; at least 16 characters */
+            secret: string;
+        };
+        HisState: {
+            base_url?: string | null;
+            key_id?: string | null;
+            last_check?: (Record<string, never> | null) | components["schemas"]["LastCheck"];
+            secret: components["schemas"]["SecretState"];
+        };
         InventoryEntry: {
             /** @enum {string} */
             channel: "wechat" | "alipay";
@@ -3778,6 +6242,51 @@ export interface components {
             quantity: number;
             /** @description held by unpaid orders and sold */
             reserved: number;
+        };
+        ItemCreate: {
+            active?: boolean;
+            /** @description offered on (the inventory is the stock per channel) */
+            channels?: ("wechat" | "alipay")[];
+            /** @description may be left out by a user of one clinic */
+            clinic_code?: string;
+            code: string;
+            /**
+             * @description who takes the money: the clinic's apps (default) or the platform's
+             * @enum {string}
+             */
+            collected_by?: "clinic" | "platform";
+            /** @description shown to patients */
+            description?: string | null;
+            /** @enum {string} */
+            kind?: "item" | "package";
+            name: string;
+            price_fen: number;
+            /** @description what the platform pays the clinic per redeemed order; required per channel when collected_by is platform */
+            purchase_price_fen?: components["schemas"]["PurchasePrice"] | (Record<string, never> | null);
+        };
+        ItemFields: {
+            active?: boolean;
+            /** @description offered on (the inventory is the stock per channel) */
+            channels?: ("wechat" | "alipay")[];
+            /**
+             * @description who takes the money: the clinic's apps (default) or the platform's
+             * @enum {string}
+             */
+            collected_by?: "clinic" | "platform";
+            /** @description shown to patients */
+            description?: string | null;
+            /** @enum {string} */
+            kind?: "item" | "package";
+            name?: string;
+            price_fen?: number;
+            /** @description what the platform pays the clinic per redeemed order; required per channel when collected_by is platform */
+            purchase_price_fen?: components["schemas"]["PurchasePrice"] | (Record<string, never> | null);
+        };
+        LastCheck: {
+            /** Format: date-time */
+            at: string;
+            detail?: string | null;
+            ok: boolean;
         };
         LastRun: {
             date: string;
@@ -3793,6 +6302,19 @@ export interface components {
             repaired: number;
             /** @description running, done or failed */
             status: string;
+        };
+        ManagedUser: {
+            active: boolean;
+            clinic_codes: string[];
+            /** Format: date-time */
+            created_at: string;
+            id: number;
+            /** Format: date-time */
+            last_login_at?: string | null;
+            /** @description failed sign-ins lock it out now */
+            locked: boolean;
+            role: string;
+            username: string;
         };
         MessageTemplate: {
             /** @description template keyword -> the fact it shows (bill_created: title, amount, time, clinic, card_no, bill_kind, bill_id; payment_succeeded: order_no, amount, time, title, clinic; refund_succeeded: order_no, amount, time, status, clinic), e.g. {"thing1": "title", "amount2": "amount", "time3": "time", "thing4": "clinic"} */
@@ -3839,6 +6361,19 @@ export interface components {
             queues: components["schemas"]["QueueDepth"][];
             work: components["schemas"]["Backlog"][];
         };
+        OrderStory: {
+            audit: components["schemas"]["StoryAudit"][];
+            /** @description every status change, oldest first */
+            events: components["schemas"]["StoryEvent"][];
+            his_writes: components["schemas"]["StoryHisWrite"][];
+            /** @description after asking the channel: what it said */
+            inquiry?: components["schemas"]["StoryInquiry"];
+            notifications: components["schemas"]["StoryNotification"][];
+            order: components["schemas"]["StoryOrder"];
+            payments: components["schemas"]["StoryPayment"][];
+            receipt_available: boolean;
+            refunds: components["schemas"]["StoryRefund"][];
+        };
         PasswordChange: {
             current_password: string;
             new_password: string;
@@ -3847,6 +6382,15 @@ export interface components {
             /** @description from the 1st to today */
             month: components["schemas"]["Totals"];
             today: components["schemas"]["Totals"];
+        };
+        PreviousKey: {
+            field: string;
+            /** Format: date-time */
+            valid_until: string;
+        };
+        PurchasePrice: {
+            alipay?: number;
+            wechat?: number;
         };
         QueueDepth: {
             deferred: number;
@@ -3926,6 +6470,42 @@ export interface components {
             offset: number;
             total: number;
         };
+        Schedule: {
+            capacity: number;
+            closed_dates?: string[];
+            end: unknown;
+            /** Format: date */
+            from: string;
+            /**
+             * Format: date-time
+             * @description every slot of this posting is shown from then
+             */
+            release_at?: string;
+            release_days_before?: number;
+            /** @description with release_days_before: each slot is shown at this time, so many days before its day */
+            release_time?: unknown;
+            slot_minutes: number;
+            /** @description "HH:MM", Asia/Shanghai */
+            start: unknown;
+            /** Format: date */
+            to: string;
+            /** @description 1 = Monday ... 7 */
+            weekdays: number[];
+        };
+        ScheduleResult: {
+            created: number;
+            /** @description already there, left as they are */
+            existing: number;
+            /** Format: date-time */
+            first_starts_at?: string | null;
+            /** Format: date-time */
+            last_starts_at?: string | null;
+        };
+        SecretState: {
+            configured: boolean;
+            /** @description first 12 hex of the SHA-256 */
+            fingerprint?: string | null;
+        };
         Settlement: {
             amount_fen: number;
             bank_account?: components["schemas"]["SettlementBankAccount"];
@@ -3971,6 +6551,14 @@ export interface components {
             /** @description the HIS settlement type (default platform_<channel>) */
             settlement_type?: string;
         };
+        SlotPatch: {
+            /** @description never below the places taken */
+            capacity?: number;
+            /** @description closed slots are not offered; their bookings stay */
+            closed?: boolean;
+            /** Format: date-time */
+            release_at?: string | null;
+        };
         SourceState: {
             /** @description the channel app, for a channel source */
             app_id?: string | null;
@@ -4002,7 +6590,7 @@ export interface components {
             clinic_codes: string[];
             id: number;
             /** @enum {string} */
-            role: "staff" | "finance" | "admin";
+            role: "staff" | "finance" | "admin" | "operator";
             username: string;
         };
         StartRun: {
@@ -4074,17 +6662,227 @@ export interface components {
             reason: string;
             to_status: string;
         };
+        StoryAudit: {
+            action: string;
+            actor_name?: string | null;
+            actor_type: string;
+            after?: {
+                [key: string]: unknown;
+            } | null;
+            /** Format: date-time */
+            at: string;
+            before?: {
+                [key: string]: unknown;
+            } | null;
+            note?: string | null;
+            target_id?: string | null;
+            target_type?: string | null;
+        };
+        StoryEvent: {
+            actor: string;
+            /** Format: date-time */
+            at: string;
+            from_status: string;
+            reason: string;
+            /** @description order, payment attempt, refund, refund request, HIS write or inbox notification */
+            record: string;
+            /** @description which one: its number, or a HIS write's kind */
+            ref: string;
+            to_status: string;
+        };
+        StoryHisWrite: {
+            attempts: number;
+            /** Format: date-time */
+            created_at: string;
+            his_record_id?: string | null;
+            kind: string;
+            last_error?: string | null;
+            /** Format: date-time */
+            next_attempt_at?: string | null;
+            /** Format: date-time */
+            sent_at?: string | null;
+            /** @description pending, sent, rejected or flagged */
+            status: string;
+        };
+        StoryInquiry: {
+            asked: number;
+            hint: string;
+            /** @description paid_now, already_paid, not_paid, no_payment */
+            outcome: string;
+        };
+        StoryItem: {
+            code?: string;
+            id?: number;
+            name?: string;
+            price_fen?: number;
+        };
+        StoryNotification: {
+            attempts: number;
+            channel: string;
+            id: number;
+            /** @description payment or refund */
+            kind: string;
+            out_trade_no?: string | null;
+            /** Format: date-time */
+            processed_at?: string | null;
+            /** @description why processing refused it */
+            reason?: string | null;
+            /** Format: date-time */
+            received_at: string;
+            /** @description received, processed or failed */
+            status: string;
+            /** @description always true: a notification is stored only once verified; refused ones are only logged */
+            verified: boolean;
+        };
+        StoryOrder: {
+            amount_fen: number;
+            /** Format: date-time */
+            appointment_at?: string | null;
+            bill_ids?: string[] | null;
+            card_no?: string | null;
+            channel: string;
+            clinic_code: string;
+            /** Format: date-time */
+            closed_at?: string | null;
+            /** Format: date-time */
+            completed_at?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            description: string;
+            /** Format: date-time */
+            expires_at: string;
+            item?: components["schemas"]["StoryItem"];
+            order_no: string;
+            /** Format: date-time */
+            paid_at?: string | null;
+            patient?: components["schemas"]["StoryPatient"];
+            /** Format: date-time */
+            redeemed_at?: string | null;
+            refunded_fen: number;
+            status: string;
+            type: string;
+        };
+        StoryPatient: {
+            id?: number;
+            name?: string;
+            /** @description masked */
+            phone?: string | null;
+        };
+        StoryPayment: {
+            amount_fen: number;
+            channel: string;
+            channel_trade_no?: string | null;
+            /** Format: date-time */
+            closed_at?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            late: boolean;
+            /** Format: date-time */
+            next_query_at?: string | null;
+            out_trade_no: string;
+            /** Format: date-time */
+            paid_at?: string | null;
+            /** @description times the janitor asked the channel */
+            query_count: number;
+            status: string;
+        };
+        StoryRefund: {
+            amount_fen: number;
+            /** Format: date-time */
+            created_at: string;
+            origin: string;
+            /** @description this order's parts (a card refund may span other orders) */
+            parts: components["schemas"]["StoryRefundPart"][];
+            reason?: string | null;
+            refund_request_no: string;
+            status: string;
+        };
+        StoryRefundPart: {
+            amount_fen: number;
+            channel_refund_id?: string | null;
+            /** Format: date-time */
+            created_at: string;
+            failure_reason?: string | null;
+            out_trade_no?: string | null;
+            refund_no: string;
+            status: string;
+            /** Format: date-time */
+            succeeded_at?: string | null;
+        };
         Totals: {
             amount_fen: number;
             by_channel: components["schemas"]["AmountCount"][];
             by_order_type: components["schemas"]["AmountCount"][];
             count: number;
         };
+        Transaction: {
+            amount_fen: number;
+            card_no?: string | null;
+            channel: string;
+            /** @description the refund's at the channel */
+            channel_refund_id?: string | null;
+            /** @description the payment's at the channel */
+            channel_trade_no?: string | null;
+            clinic_code: string;
+            /** Format: date-time */
+            created_at: string;
+            /** @description payment or refund */
+            kind: string;
+            /** @description a payment that came after its order closed */
+            late: boolean;
+            order_no: string;
+            order_type: string;
+            /** @description the payment's (a refund's too) */
+            out_trade_no?: string | null;
+            patient?: (Record<string, never> | null) | components["schemas"]["TransactionPatient"];
+            refund_no?: string | null;
+            refund_request_no?: string | null;
+            /**
+             * Format: date-time
+             * @description paid, or the refund succeeded
+             */
+            settled_at?: string | null;
+            status: string;
+        };
+        TransactionPage: {
+            /** @description a trade number none of our records held, looked up at the channel: the payment it names (ask the channel on its order to record it) */
+            channel_lookup?: components["schemas"]["ChannelLookup"] | (Record<string, never> | null);
+            items: components["schemas"]["Transaction"][];
+            limit: number;
+            offset: number;
+            /** @description counted up to 10000 */
+            total: number;
+            /** @description false: more than 10000 match */
+            total_exact: boolean;
+        };
+        TransactionPatient: {
+            id: number;
+            name: string;
+            /** @description masked */
+            phone?: string | null;
+        };
         UnlockResult: {
             id: number;
             username: string;
             /** @description whether a lockout was in force */
             was_locked: boolean;
+        };
+        UserCreate: {
+            active?: boolean;
+            clinic_codes: string[];
+            password: string;
+            /** @enum {string} */
+            role: "staff" | "finance" | "admin" | "operator";
+            username: string;
+        };
+        UserPatch: {
+            /** @description false ends every session of the user */
+            active?: boolean;
+            clinic_codes?: string[];
+            /** @description a reset: every session of the user ends */
+            password?: string;
+            /** @enum {string} */
+            role?: "staff" | "finance" | "admin" | "operator";
         };
     };
     responses: {

@@ -23,6 +23,15 @@ const SETTLEMENT_STATUS: Record<string, string> = { pending_payment: '待打款'
 const INVOICE_TYPE: Record<string, string> = { normal: '普通发票', special: '增值税专用发票' }
 const ROLE: Record<string, string> = { staff: '前台', finance: '财务', admin: '管理员', operator: '平台运营' }
 const SYNC_STATUS: Record<string, string> = { pending: '同步中', done: '已同步', stopped: '已停止' }
+// Payment attempts (pending, paid, closed) and refund parts (waiting, pending, processing, succeeded, failed).
+const TRANSACTION_STATUS: Record<string, string> = {
+  pending: '未完成', paid: '已支付', closed: '已关闭', waiting: '等待中', processing: '退款中', succeeded: '已成功',
+  failed: '失败',
+}
+const RECORD: Record<string, string> = {
+  order: '订单', 'payment attempt': '支付', refund: '退款', 'refund request': '退款申请', 'HIS write': 'HIS 写入',
+  'inbox notification': '渠道通知',
+}
 const EXTRA_STATUS: Record<string, string> = { pending: '待开单', created: '已开单', rejected: '被拒绝', flagged: '需人工处理' }
 const HIS_WRITE_KIND: Record<string, string> = {
   recharge: '充值入账', bill_settlement: '缴费结算', registration: '挂号', registration_revert: '退号', charge: '核销记账',
@@ -32,7 +41,7 @@ const HIS_WRITE_STATUS: Record<string, string> = { pending: '待发送', sent: '
 const QUEUE: Record<string, string> = { notifications: '渠道通知', his: 'HIS 写入', channel: '渠道查询与退款', default: '其他任务' }
 const WORK: Record<string, string> = {
   inbox: '通知收件箱', his_outbox: 'HIS 写入', payment_queries: '待查询支付', expired_orders: '过期未付订单', refunds: '退款',
-  no_shows: '爽约标记', registration_syncs: '挂号同步',
+  no_shows: '爽约标记', registration_syncs: '挂号同步', message_pushes: '消息推送',
 }
 
 function label(table: Record<string, string>) {
@@ -58,6 +67,8 @@ export const hisWriteKind = label(HIS_WRITE_KIND)
 export const hisWriteStatus = label(HIS_WRITE_STATUS)
 export const queueName = label(QUEUE)
 export const workName = label(WORK)
+export const transactionStatus = label(TRANSACTION_STATUS)
+export const recordName = label(RECORD)
 
 export const CHANNELS = Object.keys(CHANNEL)
 export const SOURCES = Object.keys(SOURCE)
@@ -66,12 +77,14 @@ export const DISCREPANCY_TYPES = Object.keys(DISCREPANCY_TYPE)
 export const DISCREPANCY_STATUSES = Object.keys(DISCREPANCY_STATUS)
 export const RESOLUTIONS = Object.keys(RESOLUTION)
 export const STATEMENT_STATUSES = Object.keys(STATEMENT_STATUS)
+export const TRANSACTION_STATUSES = Object.keys(TRANSACTION_STATUS)
 
 /** Element Plus tag colours by status. */
 export function statusTone(status: string): 'success' | 'warning' | 'danger' | 'info' | 'primary' {
-  if (['redeemed', 'done', 'resolved', 'repaired', 'settled', 'completed', 'checked'].includes(status)) return 'success'
-  if (['paid', 'open', 'running', 'refunding', 'pending_payment', 'held'].includes(status)) return 'warning'
-  if (['no_show', 'failed', 'cancelled'].includes(status)) return 'danger'
+  if (['redeemed', 'done', 'resolved', 'repaired', 'settled', 'completed', 'checked', 'succeeded', 'sent',
+    'processed'].includes(status)) return 'success'
+  if (['paid', 'open', 'running', 'refunding', 'pending_payment', 'held', 'processing'].includes(status)) return 'warning'
+  if (['no_show', 'failed', 'cancelled', 'rejected', 'flagged'].includes(status)) return 'danger'
   if (['booked', 'rescheduled', 'generated'].includes(status)) return 'primary'
   return 'info'
 }

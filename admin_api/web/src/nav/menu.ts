@@ -15,19 +15,29 @@ export interface Screen {
   inMenu: boolean
 }
 
-export type GroupKey = 'desk' | 'finance' | 'setup' | 'ops'
+export type GroupKey = 'desk' | 'support' | 'finance' | 'setup' | 'ops'
 
-export const GROUPS: Record<GroupKey, string> = { desk: '前台', finance: '财务', setup: '诊所设置', ops: '运维' }
+export const GROUPS: Record<GroupKey, string> = {
+  desk: '前台',
+  support: '查询',
+  finance: '财务',
+  setup: '诊所设置',
+  ops: '运维',
+}
 
 // `admin` may do everything in the API (admin_api/security.py): it sees every screen.
 const DESK: readonly Role[] = ['staff', 'admin']
 const FINANCE: readonly Role[] = ['finance', 'admin']
 const ADMIN: readonly Role[] = ['admin']
+// Answering a patient's call about a payment: the front desk and finance alike.
+const SUPPORT: readonly Role[] = ['staff', 'finance', 'admin']
 
 export const SCREENS: readonly Screen[] = [
   { name: 'bookings-pending', path: 'bookings/pending', title: '待确认预约', group: 'desk', roles: DESK, inMenu: true },
   { name: 'bookings-today', path: 'bookings/today', title: '今日预约', group: 'desk', roles: DESK, inMenu: true },
   { name: 'bookings-search', path: 'bookings/search', title: '预约查询', group: 'desk', roles: DESK, inMenu: true },
+  { name: 'transactions', path: 'support/transactions', title: '交易查询', group: 'support', roles: SUPPORT, inMenu: true },
+  { name: 'order-story', path: 'orders/:orderNo([A-Z][0-9]{20})', title: '订单详情', group: 'support', roles: SUPPORT, inMenu: false },
   { name: 'finance-dashboard', path: 'finance/dashboard', title: '收入概览', group: 'finance', roles: FINANCE, inMenu: true },
   { name: 'reconciliation-runs', path: 'finance/reconciliation', title: '对账', group: 'finance', roles: FINANCE, inMenu: true },
   { name: 'reconciliation-run', path: 'finance/reconciliation/:runId(\\d+)', title: '对账差异', group: 'finance', roles: FINANCE, inMenu: false },
