@@ -314,7 +314,7 @@ class WeChatPayChannel(PaymentChannel):
         """The current key, then the one being rotated out (set only while its grace period lasts)."""
         previous = self.config.previous_api_key
         try:
-            return [current, wechat_sign.requireapi_key_of(previous)] if previous else [current]
+            return [current, wechat_sign.require_api_key(previous)] if previous else [current]
         except WeakSecret:
             return [current]
 

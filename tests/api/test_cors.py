@@ -122,7 +122,7 @@ def test_what_is_not_an_origin_is_refused_at_start(value):
 def test_production_accepts_only_https_origins():
     production = {"HPAY_SECRET_KEY": "s" * 48, "HPAY_DATABASE_URL": "postgresql+psycopg://db/hpay",
                   "HPAY_PUBLIC_BASE_URL": "https://pay.clinic.example", "HPAY_DEMO_PASSWORD": "",
-                  "HPAY_DATA_KEYS": "k" * 44}
+                  "HPAY_DATA_KEYS": "k" * 44, "HPAY_METRICS_LOOPBACK_ONLY": "true"}
     with pytest.raises(ConfigurationError, match="https:// origins only"):
         ProductionSettings.from_env({**production, "HPAY_CORS_ORIGINS": "http://h5.clinic.example"})
     ok = ProductionSettings.from_env({**production, "HPAY_CORS_ORIGINS": "https://h5.clinic.example"})

@@ -76,7 +76,7 @@ def test_a_gateway_without_its_settings_fails_closed(settings):
 def test_production_refuses_a_sandbox_sms_provider(settings):
     safe = {"HPAY_SECRET_KEY": "x" * 48, "HPAY_DATABASE_URL": settings.DATABASE_URL,
             "HPAY_PUBLIC_BASE_URL": "https://pay.example-hospital.cn",
-            "HPAY_DATA_KEYS": "bm90LWEtcmVhbC1rZXktanVzdC0zMi1ieXRlcyEhISE="}
+            "HPAY_DATA_KEYS": "bm90LWEtcmVhbC1rZXktanVzdC0zMi1ieXRlcyEhISE=", "HPAY_METRICS_LOOPBACK_ONLY": "true"}
     for url in ("http://127.0.0.1:8100/sms", "http://localhost/sms"):
         with pytest.raises(ConfigurationError, match="HPAY_SMS_BASE_URL"):
             ProductionSettings.from_env({**safe, "HPAY_SMS_BASE_URL": url})
