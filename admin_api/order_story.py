@@ -5,7 +5,7 @@ from flask import Response
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from admin_api.schemas import documented_errors
+from admin_api.schemas import BookingItemSchema, documented_errors
 from admin_api.security import ADMIN_PREFIX, FINANCE, STAFF, clinic_scope, current_staff, staff_required
 from app.extensions import runtime
 from app.identifiers import use_identifier_converters
@@ -14,13 +14,6 @@ from app.services.support import get_order_story, staff_inquiry, staff_receipt
 blp = Blueprint("admin_order_story", __name__, url_prefix=ADMIN_PREFIX,
                 description="An order's whole story, asking the channel, receipts (finance, staff)")
 use_identifier_converters(blp)
-
-
-class StoryItemSchema(Schema):
-    id = fields.Integer()
-    code = fields.String()
-    name = fields.String()
-    price_fen = fields.Integer()
 
 
 class StoryPatientSchema(Schema):
@@ -47,7 +40,7 @@ class StoryOrderSchema(Schema):
     appointment_at = fields.AwareDateTime(allow_none=True)
     card_no = fields.String(allow_none=True)
     bill_ids = fields.List(fields.String(), allow_none=True)
-    item = fields.Nested(StoryItemSchema)
+    item = fields.Nested(BookingItemSchema)
     patient = fields.Nested(StoryPatientSchema)
 
 

@@ -6710,12 +6710,6 @@ export interface components {
             /** @description paid_now, already_paid, not_paid, no_payment */
             outcome: string;
         };
-        StoryItem: {
-            code?: string;
-            id?: number;
-            name?: string;
-            price_fen?: number;
-        };
         StoryNotification: {
             attempts: number;
             channel: string;
@@ -6751,7 +6745,7 @@ export interface components {
             description: string;
             /** Format: date-time */
             expires_at: string;
-            item?: components["schemas"]["StoryItem"];
+            item?: components["schemas"]["BookingItem"];
             order_no: string;
             /** Format: date-time */
             paid_at?: string | null;
