@@ -11,7 +11,7 @@ from flask import abort
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.api.his.security import SCHEME_DESCRIPTION, his_clinic_id, his_signed
+from app.api.his.security import his_clinic_id, his_signed
 from app.api.schemas import ApiErrorSchema, RefundRequestSchema
 from app.domain.messaging import MessageKind
 from app.extensions import runtime
@@ -25,19 +25,6 @@ blp = Blueprint("his_api", __name__, url_prefix="/api/his/v1", description="HIS 
 _HMAC = [{"his_hmac": []}]
 UNSIGNED = ("`invalid_signature`: missing, malformed, stale (over 300 s old or 30 s ahead) or wrong signature; "
             "`replayed_request`: a nonce already used")
-
-
-def _describe_scheme(state) -> None:
-    """The `his_hmac` security scheme (declared by the app factory) says how to sign."""
-    api = state.app.extensions.get("hpay_api")
-    if api is None:
-        return
-    schemes = api.spec.options.setdefault("components", {}).setdefault("securitySchemes", {})
-    schemes.setdefault("his_hmac", {"type": "apiKey", "in": "header", "name": "X-HIS-Signature"})
-    schemes["his_hmac"]["description"] = SCHEME_DESCRIPTION
-
-
-blp.record_once(_describe_scheme)
 
 
 class WindowRefundSchema(Schema):
