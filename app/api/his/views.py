@@ -59,10 +59,13 @@ class HisDaySchema(Schema):
     writes = fields.List(fields.Nested(HisWriteSchema), required=True)
 
 
+WINDOW_REFUND_EXAMPLE = {"card_no": "D0000001", "amount_fen": 5000, "request_no": "HISRF20261205001"}
+
+
 @blp.route("/refunds", methods=["POST"])
 @his_signed
 @blp.doc(security=_HMAC)
-@blp.arguments(WindowRefundSchema)
+@blp.arguments(WindowRefundSchema, example=WINDOW_REFUND_EXAMPLE)
 @blp.response(201, RefundRequestSchema)
 @blp.alt_response(401, schema=ApiErrorSchema, description=UNSIGNED)
 @blp.alt_response(409, schema=ApiErrorSchema, description="Over the balance or the online top-ups")
@@ -79,10 +82,13 @@ def window_refund(body):
     return card_refunds.describe(rt, request_no)
 
 
+BILL_EVENT_EXAMPLE = {"type": "bill_created", "card_no": "D0000001", "bill_id": "B10001"}
+
+
 @blp.route("/events", methods=["POST"])
 @his_signed
 @blp.doc(security=_HMAC)
-@blp.arguments(BillEventSchema)
+@blp.arguments(BillEventSchema, example=BILL_EVENT_EXAMPLE)
 @blp.response(202, EventAcceptedSchema)
 @blp.alt_response(401, schema=ApiErrorSchema, description=UNSIGNED)
 @blp.alt_response(503, schema=ApiErrorSchema,

@@ -38,8 +38,11 @@ class LoginResultSchema(Schema):
     user = fields.Nested(MpUserSchema, required=True)
 
 
+LOGIN_EXAMPLE = {"clinic_code": "demo", "channel": "wechat", "code": "061Xyz0w3kVbD83Ab1Bw3C3s9S2Xyz0p"}
+
+
 @blp.route("/login", methods=["POST"])
-@blp.arguments(LoginSchema)
+@blp.arguments(LoginSchema, example=LOGIN_EXAMPLE)
 @blp.response(200, LoginResultSchema)
 @blp.alt_response(401, schema=ApiErrorSchema, description="The channel refused the login code")
 @blp.alt_response(404, schema=ApiErrorSchema, description="Unknown clinic, or no such app of it")
