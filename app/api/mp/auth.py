@@ -7,13 +7,14 @@ from marshmallow import Schema, fields, validate
 from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema
 from app.extensions import runtime
+from app.identifiers import WholeText
 from app.services.people import mp_auth
 
 blp = Blueprint("mp_auth", __name__, url_prefix="/api/mp/v1/auth", description="Mini-program login")
 
 
 # No control characters: a NUL cannot even be looked up in PostgreSQL.
-_PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="must not contain control characters")
+_PRINTABLE = WholeText(r"[^\x00-\x1f\x7f]*", error="must not contain control characters")
 
 
 class LoginSchema(Schema):
