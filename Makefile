@@ -7,7 +7,7 @@ PIP_VERSION := 26.3
 # Hashed lock files compiled from pyproject.toml by `make lock` (config/requirements/lock.py).
 LOCK_FILES := config/requirements/base.txt config/requirements/dev.txt config/requirements/test.txt
 
-.PHONY: run test lint install lock services-deps console console-client h5 clean
+.PHONY: run test lint install lock services-deps console console-client openapi openapi-check h5 clean
 
 # test.txt holds the dependencies and the dev, test (and lint) extras, every file pinned by hash.
 $(STAMP): pyproject.toml $(LOCK_FILES)
@@ -38,6 +38,16 @@ console: $(STAMP)
 console-client: $(STAMP)
 	$(BIN)/python -m app.cli.console_build client
 
+# After an API change: write the platform's OpenAPI document (flask-smorest's `flask openapi write`) where it is
+# committed; `make lint` and tests/api/test_openapi_document.py fail while the committed one differs from it.
+OPENAPI_DOC := app/api/openapi.json
+openapi: $(STAMP)
+	$(BIN)/flask --app wsgi openapi write $(OPENAPI_DOC)
+
+openapi-check: $(STAMP)
+	@$(BIN)/flask --app wsgi openapi print | diff -q $(OPENAPI_DOC) - >/dev/null || \
+		{ echo "$(OPENAPI_DOC) is not what the app publishes: run \`make openapi\` and commit it"; exit 1; }
+
 # The H5 pages imitating the mini-program (mini_program_mock/h5/web), served by the sandbox at /h5/: `make run`
 # builds them when missing or stale; this does it on demand.
 h5: $(STAMP)
@@ -51,10 +61,12 @@ services-deps:
 	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null; }
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; }
 
-# Static checks: ruff (style, bugs, imports) and import-linter (the layers and package contracts of pyproject.toml).
+# Static checks: ruff (style, bugs, imports), import-linter (the layers and package contracts of pyproject.toml) and
+# the committed OpenAPI document (openapi-check).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	@$(MAKE) --no-print-directory openapi-check
 
 test: $(STAMP) services-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -44,9 +44,12 @@ def _session_document(session: staff_auth.StaffSession) -> dict:
                      "clinic_codes": list(session.clinic_codes)}}
 
 
+STAFF_LOGIN_EXAMPLE = {"username": "staff", "password": "demo-password"}
+
+
 @blp.route("/login", methods=["POST"])
 @public_endpoint
-@blp.arguments(StaffLoginSchema)
+@blp.arguments(StaffLoginSchema, example=STAFF_LOGIN_EXAMPLE)
 @blp.response(200, StaffLoginResultSchema)
 @blp.alt_response(401, schema=AdminErrorSchema, description="Wrong username or password")
 @blp.alt_response(429, schema=AdminErrorSchema,
@@ -66,9 +69,12 @@ def logout():
     staff_auth.logout(runtime(), current_staff())
 
 
+PASSWORD_CHANGE_EXAMPLE = {"current_password": "demo-password", "new_password": "a-new-long-passphrase"}
+
+
 @blp.route("/password", methods=["POST"])
 @staff_required()
-@blp.arguments(PasswordChangeSchema)
+@blp.arguments(PasswordChangeSchema, example=PASSWORD_CHANGE_EXAMPLE)
 @blp.response(200, StaffLoginResultSchema, description="A fresh session; every earlier token is revoked")
 @blp.alt_response(401, schema=AdminErrorSchema, description=REVOKED)
 @blp.alt_response(403, schema=AdminErrorSchema, description="`wrong_current_password`")

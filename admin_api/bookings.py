@@ -53,10 +53,25 @@ def get_booking(order_no):
     return front_desk.get_booking(runtime(), clinic_scope(), order_no)
 
 
+CONFIRM_EXAMPLES = {
+    "existing_patient": {
+        "summary": "a patient the clinic already has",
+        "value": {"patient_id": 7, "appointment_at": "2026-12-08T09:30:00+08:00"},
+    },
+    "new_patient": {
+        "summary": "a new patient",
+        "value": {
+            "new_patient": {"name": "李四", "phone": "13900139000", "relation": "child"},
+            "appointment_at": "2026-12-08T09:30:00+08:00",
+        },
+    },
+}
+
+
 @blp.route("/bookings/<order_no:order_no>/confirm", methods=["POST"])
 @staff_required(STAFF)
 @blp.doc(parameters=_IDEMPOTENCY_HEADER)
-@blp.arguments(ConfirmSchema)
+@blp.arguments(ConfirmSchema, examples=CONFIRM_EXAMPLES)
 @blp.response(200, BookingSchema)
 @documented_errors(blp, 404, 409, 422)
 def confirm(body, order_no):
@@ -76,9 +91,12 @@ def no_show(order_no):
     return front_desk.mark_no_show(runtime(), current_staff(), order_no)
 
 
+APPOINTMENT_EXAMPLE = {"appointment_at": "2026-12-09T14:00:00+08:00"}
+
+
 @blp.route("/bookings/<order_no:order_no>/reschedule", methods=["POST"])
 @staff_required(STAFF)
-@blp.arguments(AppointmentSchema)
+@blp.arguments(AppointmentSchema, example=APPOINTMENT_EXAMPLE)
 @blp.response(200, BookingSchema)
 @documented_errors(blp, 404, 409, 422)
 def reschedule(body, order_no):
@@ -86,9 +104,12 @@ def reschedule(body, order_no):
     return front_desk.reschedule(runtime(), current_staff(), order_no, body["appointment_at"])
 
 
+CANCEL_BOOKING_EXAMPLE = {"reason": "the patient called to cancel"}
+
+
 @blp.route("/bookings/<order_no:order_no>/cancel", methods=["POST"])
 @staff_required(STAFF)
-@blp.arguments(CancelBookingSchema)
+@blp.arguments(CancelBookingSchema, example=CANCEL_BOOKING_EXAMPLE)
 @blp.response(200, BookingSchema)
 @documented_errors(blp, 404, 409, 422)
 def cancel(body, order_no):
@@ -96,10 +117,13 @@ def cancel(body, order_no):
     return front_desk.cancel(runtime(), current_staff(), order_no, body["reason"])
 
 
+REDEEM_EXAMPLE = {"extra_charges": [{"name": "局部麻醉", "amount_fen": 3000}]}
+
+
 @blp.route("/orders/<order_no:order_no>/redeem", methods=["POST"])
 @staff_required(STAFF)
 @blp.doc(parameters=_IDEMPOTENCY_HEADER)
-@blp.arguments(RedeemSchema)
+@blp.arguments(RedeemSchema, example=REDEEM_EXAMPLE)
 @blp.response(200, BookingSchema)
 @documented_errors(blp, 404, 409, 422, 503)
 def redeem(body, order_no):

@@ -33,10 +33,23 @@ def list_items(query):
     return items.list_items(runtime(), clinic_scope(), query.get("clinic_code"))
 
 
+ITEM_CREATE_EXAMPLE = {
+    "clinic_code": "demo",
+    "code": "CLEAN-01",
+    "name": "洁牙",
+    "description": "超声波洁牙，约 40 分钟",
+    "price_fen": 19900,
+    "channels": ["wechat", "alipay"],
+    "collected_by": "clinic",
+    "purchase_price_fen": {"wechat": 15000, "alipay": 15000},
+    "active": True,
+}
+
+
 @blp.route("/items", methods=["POST"])
 @staff_required(ADMIN)
 @blp.doc(parameters=[PARAMETER])
-@blp.arguments(ItemCreateSchema)
+@blp.arguments(ItemCreateSchema, example=ITEM_CREATE_EXAMPLE)
 @blp.response(201, AdminItemSchema)
 @documented_errors(blp, 404, 409, 422)
 def create_item(body):
@@ -47,9 +60,12 @@ def create_item(body):
         items.create_item(runtime(), current_staff(), body.get("clinic_code"), fields))))
 
 
+ITEM_FIELDS_EXAMPLE = {"price_fen": 17900, "active": True}
+
+
 @blp.route("/items/<int:item_id>", methods=["PATCH"])
 @staff_required(ADMIN)
-@blp.arguments(ItemFieldsSchema)
+@blp.arguments(ItemFieldsSchema, example=ITEM_FIELDS_EXAMPLE)
 @blp.response(200, AdminItemSchema)
 @documented_errors(blp, 404, 422)
 def update_item(body, item_id):
@@ -57,9 +73,21 @@ def update_item(body, item_id):
     return items.update_item(runtime(), current_staff(), item_id, body)
 
 
+SCHEDULE_EXAMPLE = {
+    "from": "2026-12-07",
+    "to": "2026-12-31",
+    "weekdays": [1, 2, 3, 4, 5],
+    "start": "09:00",
+    "end": "17:00",
+    "slot_minutes": 30,
+    "capacity": 2,
+    "closed_dates": ["2026-12-25"],
+}
+
+
 @blp.route("/items/<int:item_id>/schedules", methods=["POST"])
 @staff_required(ADMIN)
-@blp.arguments(ScheduleSchema)
+@blp.arguments(ScheduleSchema, example=SCHEDULE_EXAMPLE)
 @blp.response(200, ScheduleResultSchema)
 @documented_errors(blp, 404, 409, 422)
 def post_schedule(body, item_id):
@@ -79,9 +107,12 @@ def list_slots(query, item_id):
     return schedules.list_slots(runtime(), clinic_scope(), item_id, query["from_"], query["to"])
 
 
+SLOT_PATCH_EXAMPLE = {"capacity": 3, "closed": False}
+
+
 @blp.route("/slots/<int:slot_id>", methods=["PATCH"])
 @staff_required(ADMIN)
-@blp.arguments(SlotPatchSchema)
+@blp.arguments(SlotPatchSchema, example=SLOT_PATCH_EXAMPLE)
 @blp.response(200, AdminSlotSchema)
 @documented_errors(blp, 404, 409, 422)
 def update_slot(body, slot_id):

@@ -52,9 +52,12 @@ def get_inventory(item_id):
     return inventory.get_inventory(runtime(), clinic_scope(), item_id)
 
 
+INVENTORY_ENTRY_EXAMPLE = [{"channel": "wechat", "quantity": 20}, {"channel": "alipay", "quantity": 10}]
+
+
 @blp.route("/items/<int:item_id>/inventory", methods=["PUT"])
 @staff_required(ADMIN)
-@blp.arguments(InventoryEntrySchema(many=True))
+@blp.arguments(InventoryEntrySchema(many=True), example=INVENTORY_ENTRY_EXAMPLE)
 @blp.response(200, InventoryLevelSchema(many=True))
 @documented_errors(blp, 404, 409, 422)
 def put_inventory(entries, item_id):
@@ -72,10 +75,16 @@ def get_settlement_types(query):
     return settlement_types.get_settlement_types(runtime(), clinic_scope(), query.get("clinic_code"))
 
 
+SETTLEMENT_TYPE_ENTRY_EXAMPLE = [
+    {"channel": "wechat", "count_in_cash_flow": True, "count_in_revenue": True},
+    {"channel": "alipay", "count_in_cash_flow": True, "count_in_revenue": False},
+]
+
+
 @blp.route("/settings/settlement-types", methods=["PUT"])
 @staff_required(ADMIN)
 @blp.arguments(ClinicQuerySchema, location="query")
-@blp.arguments(SettlementTypeEntrySchema(many=True))
+@blp.arguments(SettlementTypeEntrySchema(many=True), example=SETTLEMENT_TYPE_ENTRY_EXAMPLE)
 @blp.response(200, SettlementTypeEntrySchema(many=True))
 @documented_errors(blp, 404, 409, 422)
 def put_settlement_types(query, entries):

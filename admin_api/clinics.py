@@ -37,10 +37,13 @@ def list_clinics():
     return onboarding.list_clinics(runtime())
 
 
+CLINIC_CREATE_EXAMPLE = {"code": "east-branch", "name": "示例口腔东区门诊"}
+
+
 @blp.route("/clinics", methods=["POST"])
 @staff_required(OPERATOR)
 @blp.doc(parameters=[PARAMETER])
-@blp.arguments(ClinicCreateSchema)
+@blp.arguments(ClinicCreateSchema, example=CLINIC_CREATE_EXAMPLE)
 @blp.response(201, ClinicSchema)
 @documented_errors(blp, 409, 422)
 def create_clinic(body):
@@ -58,9 +61,12 @@ def get_clinic(code):
     return onboarding.get_clinic_view(runtime(), code)
 
 
+CLINIC_PATCH_EXAMPLE = {"name": "示例口腔东区门诊", "active": False}
+
+
 @blp.route("/clinics/<string:code>", methods=["PATCH"])
 @staff_required(OPERATOR)
-@blp.arguments(ClinicPatchSchema)
+@blp.arguments(ClinicPatchSchema, example=CLINIC_PATCH_EXAMPLE)
 @blp.response(200, ClinicSchema)
 @documented_errors(blp, 404, 422)
 def update_clinic(body, code):
@@ -69,9 +75,16 @@ def update_clinic(body, code):
                                     active=body.get("active"))
 
 
+HIS_CONNECTION_EXAMPLE = {
+    "base_url": "https://his.example-hospital.cn/api",
+    "key_id": "his-east",
+    "secret": "a-secret-of-at-least-16-characters",
+}
+
+
 @blp.route("/clinics/<string:code>/his", methods=["PUT"])
 @staff_required(OPERATOR)
-@blp.arguments(HisConnectionSchema)
+@blp.arguments(HisConnectionSchema, example=HIS_CONNECTION_EXAMPLE)
 @blp.response(200, ClinicSchema)
 @documented_errors(blp, 404, 409, 422)
 def set_his(body, code):
@@ -98,10 +111,22 @@ def list_clinic_apps(code):
     return channel_apps.list_apps(runtime(), code)
 
 
+CHANNEL_APP_EXAMPLES = {
+    "wechat": {"summary": "a WeChat mini-program with WeChat Pay", "value": {
+        "channel": "wechat", "name": "东区微信小程序", "app_id": "wx1234567890abcdef", "mch_id": "1900000109",
+        "api_key": "192006250b4c09247ec02edce69f6a2d", "app_secret": "0123456789abcdef0123456789abcdef",
+        "sign_type": "HMAC-SHA256"}},
+    "alipay": {"summary": "an Alipay mini-program", "value": {
+        "channel": "alipay", "name": "东区支付宝小程序", "app_id": "2021000000000001",
+        "app_private_key": "-----BEGIN RSA PRIVATE KEY-----\n...\n-----END RSA PRIVATE KEY-----",
+        "alipay_public_key": "-----BEGIN PUBLIC KEY-----\n...\n-----END PUBLIC KEY-----"}},
+}
+
+
 @blp.route("/clinics/<string:code>/channel-apps", methods=["POST"])
 @staff_required(OPERATOR)
 @blp.doc(parameters=[PARAMETER])
-@blp.arguments(ChannelAppCreateSchema)
+@blp.arguments(ChannelAppCreateSchema, examples=CHANNEL_APP_EXAMPLES)
 @blp.response(201, ChannelAppSchema)
 @documented_errors(blp, 404, 409, 422)
 def create_clinic_app(body, code):
@@ -122,7 +147,7 @@ def list_platform_apps():
 @blp.route("/platform/channel-apps", methods=["POST"])
 @staff_required(OPERATOR)
 @blp.doc(parameters=[PARAMETER])
-@blp.arguments(ChannelAppCreateSchema)
+@blp.arguments(ChannelAppCreateSchema, examples=CHANNEL_APP_EXAMPLES)
 @blp.response(201, ChannelAppSchema)
 @documented_errors(blp, 409, 422)
 def create_platform_app(body):
@@ -140,9 +165,18 @@ def get_app(app_id):
     return channel_apps.get_app(runtime(), app_id)
 
 
+CHANNEL_APP_PATCH_EXAMPLES = {
+    "rotate_key": {
+        "summary": "a new API key (the old one still verifies notifications for a grace period)",
+        "value": {"api_key": "192006250b4c09247ec02edce69f6a2d"},
+    },
+    "deactivate": {"summary": "stop using the app", "value": {"active": False}},
+}
+
+
 @blp.route("/channel-apps/<int:app_id>", methods=["PATCH"])
 @staff_required(OPERATOR)
-@blp.arguments(ChannelAppPatchSchema)
+@blp.arguments(ChannelAppPatchSchema, examples=CHANNEL_APP_PATCH_EXAMPLES)
 @blp.response(200, ChannelAppSchema)
 @documented_errors(blp, 404, 422)
 def update_app(body, app_id):

@@ -47,9 +47,19 @@ def get_message_templates(app_id):
     return templates.get_templates(runtime(), clinic_scope(), app_id)
 
 
+MESSAGE_TEMPLATE_IN_EXAMPLE = [
+    {
+        "purpose": "bill_created",
+        "template_id": "tmpl-bill-created",
+        "fields": {"thing1": "title", "amount2": "amount", "time3": "time", "thing4": "clinic"},
+        "page": "pages/bills/index",
+    },
+]
+
+
 @blp.route("/channel-apps/<int:app_id>/message-templates", methods=["PUT"])
 @staff_required(ADMIN)
-@blp.arguments(MessageTemplateInSchema(many=True))
+@blp.arguments(MessageTemplateInSchema(many=True), example=MESSAGE_TEMPLATE_IN_EXAMPLE)
 @blp.response(200, MessageTemplateSchema(many=True))
 @documented_errors(blp, 404, 422)
 def put_message_templates(entries, app_id):

@@ -164,9 +164,12 @@ def flagged(query):
     return {"items": items, "total": total, "limit": query["limit"], "offset": query["offset"]}
 
 
+RETRY_EXAMPLE = {"note": "the HIS was down for maintenance; it is back"}
+
+
 @blp.route("/flagged/<int:outbox_id>/retry", methods=["POST"])
 @staff_required(ADMIN)
-@blp.arguments(RetrySchema)
+@blp.arguments(RetrySchema, example=RETRY_EXAMPLE)
 @blp.response(200, FlaggedWriteSchema)
 @documented_errors(blp, 404, 409, 422)
 def retry_flagged(body, outbox_id: int):

@@ -128,10 +128,13 @@ def list_runs(query):
                                     status=query.get("status"), limit=query["limit"], offset=query["offset"])
 
 
+START_RUN_EXAMPLE = {"date": "2026-12-04", "source": "wechat"}
+
+
 @blp.route("/reconciliation/runs", methods=["POST"])
 @staff_required(FINANCE)
 @blp.doc(parameters=_IDEMPOTENCY_HEADER)
-@blp.arguments(StartRunSchema)
+@blp.arguments(StartRunSchema, example=START_RUN_EXAMPLE)
 @blp.response(202, RunSchema)
 @documented_errors(blp, 404, 409, 422, 503)
 def start_run(body):
@@ -165,9 +168,15 @@ def list_discrepancies(query, run_id):
                                              offset=query["offset"])
 
 
+RESOLVE_EXAMPLE = {
+    "resolution": "trust_channel",
+    "note": "the channel's bill shows the payment; the notification never arrived",
+}
+
+
 @blp.route("/reconciliation/discrepancies/<int:discrepancy_id>/resolve", methods=["POST"])
 @staff_required(FINANCE)
-@blp.arguments(ResolveSchema)
+@blp.arguments(ResolveSchema, example=RESOLVE_EXAMPLE)
 @blp.response(200, DiscrepancySchema)
 @documented_errors(blp, 404, 409, 422)
 def resolve(body, discrepancy_id):

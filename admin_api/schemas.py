@@ -5,6 +5,8 @@ from datetime import datetime
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from app.errors import ApiErrorSchema
+
 ORDER_STATUSES = ("created", "paid", "completed", "booked", "redeemed", "no_show", "rescheduled", "cancelled",
                   "closed", "refunding", "refunded", "partially_refunded")
 CHANNELS = ("wechat", "alipay")
@@ -30,10 +32,8 @@ def text(min_len: int, max_len: int, **kwargs) -> fields.String:
     return fields.String(validate=[validate.Length(min=min_len, max=max_len), encodable_text], **kwargs)
 
 
-class AdminErrorSchema(Schema):
-    message = fields.String(required=True)
-    error = fields.String()
-    errors = fields.Dict()
+# The admin API answers errors like every other API: one schema (ApiError) in the document.
+AdminErrorSchema = ApiErrorSchema
 
 
 class ClinicQuerySchema(Schema):

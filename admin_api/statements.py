@@ -156,10 +156,13 @@ def list_statements(query):
                                       status=query.get("status"), limit=query["limit"], offset=query["offset"])
 
 
+CREATE_STATEMENT_EXAMPLE = {"month": "2026-11", "channel": "wechat"}
+
+
 @blp.route("/statements", methods=["POST"])
 @staff_required(FINANCE)
 @blp.doc(parameters=_IDEMPOTENCY_HEADER)
-@blp.arguments(CreateStatementSchema)
+@blp.arguments(CreateStatementSchema, example=CREATE_STATEMENT_EXAMPLE)
 @blp.response(201, StatementSchema)
 @documented_errors(blp, 404, 409, 422)
 def create_statement(body):
@@ -226,10 +229,25 @@ def list_settlements(query):
                                         limit=query["limit"], offset=query["offset"])
 
 
+CREATE_SETTLEMENT_EXAMPLES = {
+    "cash": {
+        "summary": "paid to the clinic's bank account, against an invoice",
+        "value": {
+            "statement_ids": [12, 13],
+            "method": "cash",
+            "bank_account": {"name": "示例口腔门诊有限公司", "bank": "招商银行上海分行",
+                             "account_no": "6225880000000000"},
+            "invoice_type": "normal",
+        },
+    },
+    "coupon": {"summary": "settled as a coupon", "value": {"statement_ids": [12], "method": "coupon"}},
+}
+
+
 @blp.route("/settlements", methods=["POST"])
 @staff_required(FINANCE)
 @blp.doc(parameters=_IDEMPOTENCY_HEADER)
-@blp.arguments(CreateSettlementSchema)
+@blp.arguments(CreateSettlementSchema, examples=CREATE_SETTLEMENT_EXAMPLES)
 @blp.response(201, SettlementSchema)
 @documented_errors(blp, 404, 409, 422)
 def create_settlement(body):

@@ -30,10 +30,19 @@ def list_users():
     return staff_users.list_users(runtime(), current_staff())
 
 
+USER_CREATE_EXAMPLE = {
+    "username": "frontdesk2",
+    "role": "staff",
+    "clinic_codes": ["demo"],
+    "password": "a-long-passphrase",
+    "active": True,
+}
+
+
 @blp.route("", methods=["POST"])
 @staff_required(ADMIN, OPERATOR)
 @blp.doc(parameters=[PARAMETER])
-@blp.arguments(UserCreateSchema)
+@blp.arguments(UserCreateSchema, example=USER_CREATE_EXAMPLE)
 @blp.response(201, ManagedUserSchema)
 @documented_errors(blp, 409, 422)
 def create_user(body):
@@ -42,9 +51,12 @@ def create_user(body):
         201, ManagedUserSchema().dump(staff_users.create(runtime(), current_staff(), body))))
 
 
+USER_PATCH_EXAMPLE = {"role": "finance", "clinic_codes": ["demo"], "active": True}
+
+
 @blp.route("/<int:user_id>", methods=["PATCH"])
 @staff_required(ADMIN, OPERATOR)
-@blp.arguments(UserPatchSchema)
+@blp.arguments(UserPatchSchema, example=USER_PATCH_EXAMPLE)
 @blp.response(200, ManagedUserSchema)
 @documented_errors(blp, 404, 422)
 def update_user(body, user_id):

@@ -15,6 +15,7 @@ import psycopg
 from flask import Flask, jsonify
 from flask_smorest import Api
 from flask_smorest.spec.plugins import FlaskPlugin
+from marshmallow import Schema, fields
 from redis import exceptions as redis_errors
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -33,6 +34,20 @@ DATABASE_UNAVAILABLE = "database_unavailable"
 REDIS_UNAVAILABLE = "redis_unavailable"
 # Operations that answer 503 in their own format (the channels' FAIL) or are the probes themselves.
 UNDECLARED_BLUEPRINTS = frozenset({"health", "monitoring", "notify"})
+
+
+class ApiErrorSchema(Schema):
+    """The body of every error the APIs answer (error_response below), whatever raised it: a business refusal, a
+    validation failure, an HTTP error (404 of an unknown path, 405, 413) or a dependency that did not answer."""
+
+    message = fields.String(required=True, metadata={
+        "description": "for a person (Chinese or English); never parse it", "example": "this slot is sold out"})
+    error = fields.String(metadata={
+        "description": "stable snake_case code of the refusal, to branch on; absent on a plain HTTP error "
+                       "(an unknown path, a wrong method)", "example": "slot_sold_out"})
+    errors = fields.Dict(metadata={
+        "description": "`validation_failed` only: the messages of each invalid field, by location (`json`, `query`, "
+                       "`headers`) then field name", "example": {"json": {"amount_fen": ["Must be at least 1."]}}})
 
 
 def error_response(status: int, message: str, code: str | None = None, details=None, headers=None):

@@ -22,6 +22,7 @@ from app.api.notify import blp as notify_blp
 from app.console import register_console
 from app.cors import install_cors
 from app.errors import document_unavailable, register_error_handlers
+from app.openapi import document_operations, platform_api
 from app.runtime import Runtime
 from config.logging import configure_logging, request_id_var
 from config.settings import Settings, load_settings
@@ -59,10 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     _install_request_id(app)
     _install_security_headers(app, hsts=settings.ENV == "production")
 
-    api = Api(app, spec_kwargs={"components": {"securitySchemes": {
-        "bearer": {"type": "http", "scheme": "bearer"},
-        "his_hmac": {"type": "apiKey", "in": "header", "name": "X-HIS-Signature"},
-    }}})
+    api = platform_api(app)
     app.extensions["hpay_api"] = api
     _register_blueprints(api)
     # Before the rate limits, so that a refused request is counted too.
@@ -72,6 +70,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     document_unavailable(app, api)
     ratelimit.install(app, api, settings)
     install_cors(app, settings)
+    # Last: the operations' ids, tags and security schemes, once every blueprint and response is documented.
+    document_operations(app, api)
 
     @app.get(f"{DOCS_STATIC}/<path:filename>")
     def docs_static(filename: str):

@@ -8,7 +8,9 @@ Order and refund request numbers are what app.domain.ids.new_business_no makes: 
 """
 from __future__ import annotations
 
-from marshmallow import validate
+import re
+
+from marshmallow import ValidationError, validate
 from werkzeug.routing import BaseConverter
 
 ORDER_NO_PATTERN = r"[A-Z][0-9]{20}"
@@ -18,9 +20,24 @@ BILL_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}"
 # characters, no space, no control character.
 HIS_REFERENCE_PATTERN = r"[!-~]{1,64}"
 
-bill_id = validate.Regexp(rf"^{BILL_ID_PATTERN}\Z", error="a bill id is 1-64 letters, digits, _ or -")
-his_reference = validate.Regexp(rf"^{HIS_REFERENCE_PATTERN}\Z",
-                                error="1-64 printable ASCII characters without spaces")
+
+class WholeText(validate.Regexp):
+    """The whole value matches `pattern`: Python's `$` lets a trailing newline through, so the check is a full
+    match. The OpenAPI document shows `^pattern$`, which means exactly that in its regexes (ECMA-262, where `$` is
+    the end of the text; Python's `\\Z` is not one of them)."""
+
+    def __init__(self, pattern: str, error: str) -> None:
+        super().__init__(f"^{pattern}$", error=error)
+        self.whole = re.compile(pattern)
+
+    def __call__(self, value: str) -> str:
+        if not isinstance(value, str) or self.whole.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+bill_id = WholeText(BILL_ID_PATTERN, error="a bill id is 1-64 letters, digits, _ or -")
+his_reference = WholeText(HIS_REFERENCE_PATTERN, error="1-64 printable ASCII characters without spaces")
 
 
 class OrderNoConverter(BaseConverter):

@@ -150,8 +150,10 @@ def _check_access() -> None:
 @blp.doc(responses={
     "200": {"description": "Prometheus text exposition format 0.0.4",
             "content": {"text/plain": {"schema": {"type": "string"}}}},
-    "401": {"description": "`metrics_token_required`: HPAY_METRICS_TOKEN is set and was not sent"},
-    "403": {"description": "`metrics_forbidden`: no token is configured and the client is not on this host"},
+    "401": {"description": "`metrics_token_required`: HPAY_METRICS_TOKEN is set and was not sent",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}}},
+    "403": {"description": "`metrics_forbidden`: no token is configured and the client is not on this host",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}}},
 }, security=[{"bearer": []}])
 def metrics_endpoint():
     """Prometheus metrics (counters of every process; backlogs, queue depths and the heartbeat measured now)."""

@@ -3,11 +3,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-
-class ApiErrorSchema(Schema):
-    message = fields.String(required=True)
-    error = fields.String()
-    errors = fields.Dict()
+from app.errors import ApiErrorSchema  # noqa: F401  (the error body of API.md, named here for the views)
 
 
 class RefundPartSchema(Schema):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from app.console import CONSOLE_DIST, CONSOLE_ROOT
 from app.factory import create_app
+from app.openapi import ADMIN_BEARER
 
 ADMIN_PATHS = "/api/admin/v1/"
 SPEC_FILE = CONSOLE_ROOT / "openapi.json"
@@ -57,7 +58,7 @@ def admin_openapi(app) -> dict:
         _refs(node, more)
         pending += sorted(more - wanted)
         wanted |= more
-    kept: dict[str, dict] = {"securitySchemes": {"bearer": components["securitySchemes"]["bearer"]}}
+    kept: dict[str, dict] = {"securitySchemes": {ADMIN_BEARER: components["securitySchemes"][ADMIN_BEARER]}}
     for ref in sorted(wanted):
         _kind, section, name = ref.split("/")[1:]
         kept.setdefault(section, {})[name] = components[section][name]

@@ -37,16 +37,6 @@ log = logging.getLogger(__name__)
 # Kept a minute past the window, for clocks of several web hosts that disagree a little.
 NONCE_KEEP_S = signing.MAX_AGE_S + 60
 
-SCHEME_DESCRIPTION = (
-    "HMAC-SHA256 with the clinic's HIS key pair. Send `X-HIS-Key-Id`, `X-HIS-Timestamp` (unix seconds, "
-    "1-12 ASCII digits; at most 300 s old and at most 30 s ahead of the platform's clock), `X-HIS-Nonce` "
-    "(16-64 characters of `A-Z a-z 0-9 _ -`, new for every request; a nonce used again within the window "
-    "is refused 401 `replayed_request`) and `X-HIS-Signature` = hex HMAC-SHA256(secret, "
-    "`timestamp + \"\\n\" + nonce + \"\\n\" + METHOD + \"\\n\" + path + \"\\n\" + raw_body`), where path is the "
-    "request path (plus `?` and the query string when there is one). A request is authenticated before its "
-    "body is validated."
-)
-
 
 def _refuse(reason: str) -> Unauthorized:
     log.warning("HIS API request refused: %s", reason)

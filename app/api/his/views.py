@@ -11,7 +11,7 @@ from flask import abort
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from app.api.his.security import SCHEME_DESCRIPTION, his_clinic_id, his_signed
+from app.api.his.security import his_clinic_id, his_signed
 from app.api.schemas import ApiErrorSchema, RefundRequestSchema
 from app.domain.messaging import MessageKind
 from app.extensions import runtime
@@ -25,19 +25,6 @@ blp = Blueprint("his_api", __name__, url_prefix="/api/his/v1", description="HIS 
 _HMAC = [{"his_hmac": []}]
 UNSIGNED = ("`invalid_signature`: missing, malformed, stale (over 300 s old or 30 s ahead) or wrong signature; "
             "`replayed_request`: a nonce already used")
-
-
-def _describe_scheme(state) -> None:
-    """The `his_hmac` security scheme (declared by the app factory) says how to sign."""
-    api = state.app.extensions.get("hpay_api")
-    if api is None:
-        return
-    schemes = api.spec.options.setdefault("components", {}).setdefault("securitySchemes", {})
-    schemes.setdefault("his_hmac", {"type": "apiKey", "in": "header", "name": "X-HIS-Signature"})
-    schemes["his_hmac"]["description"] = SCHEME_DESCRIPTION
-
-
-blp.record_once(_describe_scheme)
 
 
 class WindowRefundSchema(Schema):
@@ -72,10 +59,13 @@ class HisDaySchema(Schema):
     writes = fields.List(fields.Nested(HisWriteSchema), required=True)
 
 
+WINDOW_REFUND_EXAMPLE = {"card_no": "D0000001", "amount_fen": 5000, "request_no": "HISRF20261205001"}
+
+
 @blp.route("/refunds", methods=["POST"])
 @his_signed
 @blp.doc(security=_HMAC)
-@blp.arguments(WindowRefundSchema)
+@blp.arguments(WindowRefundSchema, example=WINDOW_REFUND_EXAMPLE)
 @blp.response(201, RefundRequestSchema)
 @blp.alt_response(401, schema=ApiErrorSchema, description=UNSIGNED)
 @blp.alt_response(409, schema=ApiErrorSchema, description="Over the balance or the online top-ups")
@@ -92,10 +82,13 @@ def window_refund(body):
     return card_refunds.describe(rt, request_no)
 
 
+BILL_EVENT_EXAMPLE = {"type": "bill_created", "card_no": "D0000001", "bill_id": "B10001"}
+
+
 @blp.route("/events", methods=["POST"])
 @his_signed
 @blp.doc(security=_HMAC)
-@blp.arguments(BillEventSchema)
+@blp.arguments(BillEventSchema, example=BILL_EVENT_EXAMPLE)
 @blp.response(202, EventAcceptedSchema)
 @blp.alt_response(401, schema=ApiErrorSchema, description=UNSIGNED)
 @blp.alt_response(503, schema=ApiErrorSchema,

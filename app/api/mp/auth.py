@@ -7,13 +7,14 @@ from marshmallow import Schema, fields, validate
 from app.api.mp.security import current_principal, login_required
 from app.api.schemas import ApiErrorSchema
 from app.extensions import runtime
+from app.identifiers import WholeText
 from app.services.people import mp_auth
 
 blp = Blueprint("mp_auth", __name__, url_prefix="/api/mp/v1/auth", description="Mini-program login")
 
 
 # No control characters: a NUL cannot even be looked up in PostgreSQL.
-_PRINTABLE = validate.Regexp(r"^[^\x00-\x1f\x7f]*\Z", error="must not contain control characters")
+_PRINTABLE = WholeText(r"[^\x00-\x1f\x7f]*", error="must not contain control characters")
 
 
 class LoginSchema(Schema):
@@ -38,8 +39,11 @@ class LoginResultSchema(Schema):
     user = fields.Nested(MpUserSchema, required=True)
 
 
+LOGIN_EXAMPLE = {"clinic_code": "demo", "channel": "wechat", "code": "061Xyz0w3kVbD83Ab1Bw3C3s9S2Xyz0p"}
+
+
 @blp.route("/login", methods=["POST"])
-@blp.arguments(LoginSchema)
+@blp.arguments(LoginSchema, example=LOGIN_EXAMPLE)
 @blp.response(200, LoginResultSchema)
 @blp.alt_response(401, schema=ApiErrorSchema, description="The channel refused the login code")
 @blp.alt_response(404, schema=ApiErrorSchema, description="Unknown clinic, or no such app of it")

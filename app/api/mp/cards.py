@@ -31,10 +31,23 @@ CARD_NO_PARAMETER = {"in": "path", "name": "card_no", "required": True,
 RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before asking again", "schema": {"type": "integer"}}}
 
 
+CARD_ADD_EXAMPLES = {
+    "bind": {
+        "summary": "bind an existing HIS card (answers 202: a code is sent to the card's phone)",
+        "value": {"card_no": "D0000001"},
+    },
+    "bind_with_code": {
+        "summary": "the same POST with the code the patient received",
+        "value": {"card_no": "D0000001", "sms_code": "123456"},
+    },
+    "create": {"summary": "open a new card at the HIS", "value": {"create": True}},
+}
+
+
 @blp.route("/patients/<int:patient_id>/cards", methods=["POST"])
 @login_required
 @blp.doc(security=[{"bearer": []}], parameters=[IDEMPOTENCY_KEY_HEADER])
-@blp.arguments(CardAddSchema)
+@blp.arguments(CardAddSchema, examples=CARD_ADD_EXAMPLES)
 @blp.response(201, CardRefSchema, description="A new binding")
 @blp.alt_response(200, schema=CardRefSchema,
                   description="The card was already bound to this patient (and is now verified, if it was not)")

@@ -77,10 +77,13 @@ def list_subscriptions():
     return subscriptions.list_subscriptions(runtime(), current_principal())
 
 
+SUBSCRIPTION_ANSWER_EXAMPLE = {"template_ids": ["tmpl-bill-created", "tmpl-payment-succeeded"], "result": "accept"}
+
+
 @blp.route("/subscriptions", methods=["POST"])
 @login_required
 @blp.doc(security=_AUTH, parameters=[IDEMPOTENCY_KEY_HEADER])
-@blp.arguments(SubscriptionAnswerSchema)
+@blp.arguments(SubscriptionAnswerSchema, example=SUBSCRIPTION_ANSWER_EXAMPLE)
 @blp.response(200, SubscriptionSchema(many=True))
 @blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
 @blp.alt_response(409, schema=ApiErrorSchema, description="Idempotency-Key already used with another body")

@@ -28,11 +28,27 @@ UNAUTHORIZED = "Missing or invalid bearer token"
 NO_SUCH_ORDER = "`order_not_found`: no such order of this user (or not an order number at all)"
 
 
+CREATE_ORDER_EXAMPLES = {
+    "booking": {
+        "summary": "book a slot of a clinic item",
+        "value": {"type": "booking", "item_id": 1, "slot_id": 42, "patient_id": 7, "channel": "wechat"},
+    },
+    "topup": {
+        "summary": "top up a patient card",
+        "value": {"type": "topup", "card_no": "D0000001", "amount_fen": 10000, "channel": "alipay"},
+    },
+    "visit_bill": {
+        "summary": "pay unpaid visit bills",
+        "value": {"type": "visit_bill", "card_no": "D0000001", "bill_ids": ["B10001", "B10002"], "channel": "wechat"},
+    },
+}
+
+
 @blp.route("/orders", methods=["POST"])
 @login_required
 @blp.doc(security=_AUTH, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
                                       "schema": {"type": "string", "maxLength": 200}}])
-@blp.arguments(CreateOrderSchema)
+@blp.arguments(CreateOrderSchema, examples=CREATE_ORDER_EXAMPLES)
 @blp.response(201, OrderSchema)
 @blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
 @blp.alt_response(404, schema=ApiErrorSchema, description="No such item, slot, patient or card of this user")
@@ -89,10 +105,13 @@ def pay_order(order_no):
     return body
 
 
+CANCEL_ORDER_EXAMPLE = {"reason": "时间冲突，改天再约"}
+
+
 @blp.route("/orders/<order_no:order_no>/cancel", methods=["POST"])
 @login_required
 @blp.doc(security=_AUTH)
-@blp.arguments(CancelOrderSchema)
+@blp.arguments(CancelOrderSchema, example=CANCEL_ORDER_EXAMPLE)
 @blp.response(200, OrderSchema)
 @blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
 @blp.alt_response(404, schema=ApiErrorSchema, description=NO_SUCH_ORDER)

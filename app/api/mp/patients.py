@@ -23,10 +23,13 @@ def list_patients():
     return patients.list_patients(runtime(), current_principal())
 
 
+PATIENT_CREATE_EXAMPLE = {"name": "张三", "phone": "13800138000", "id_number": "11010519491231002X", "relation": "self"}
+
+
 @blp.route("/patients", methods=["POST"])
 @login_required
 @blp.doc(security=[{"bearer": []}], parameters=[IDEMPOTENCY_KEY_HEADER])
-@blp.arguments(PatientCreateSchema)
+@blp.arguments(PatientCreateSchema, example=PATIENT_CREATE_EXAMPLE)
 @blp.response(201, PatientSchema)
 @blp.alt_response(401, schema=ApiErrorSchema, description="Missing or invalid bearer token")
 @blp.alt_response(409, schema=ApiErrorSchema, description="Idempotency-Key already used with another body")

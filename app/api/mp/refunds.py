@@ -22,11 +22,14 @@ class CardRefundSchema(Schema):
 
 
 # login_required directly under the route: a caller who is not signed in learns nothing about the body.
+CARD_REFUND_EXAMPLE = {"amount_fen": 5000}
+
+
 @blp.route("/cards/<string:card_no>/refunds", methods=["POST"])
 @login_required
 @blp.doc(security=_AUTH, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
                                       "schema": {"type": "string", "maxLength": 200}}])
-@blp.arguments(CardRefundSchema)
+@blp.arguments(CardRefundSchema, example=CARD_REFUND_EXAMPLE)
 @blp.response(201, RefundRequestSchema)
 @blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
 @blp.alt_response(404, schema=ApiErrorSchema, description="`card_not_found`: not a card of this user")
