@@ -34,22 +34,26 @@ def test_staff_see_no_finance_screens_and_a_direct_url_to_one_is_not_allowed(con
     page.wait_for_url("**/admin/bookings/pending")
 
 
-def test_an_admin_lands_on_the_clinics_set_up_and_sets_an_items_inventory(console, platform, rt, make_user):
+def test_an_admin_lands_on_the_clinics_items_and_sets_an_items_inventory(console, platform, rt, make_user):
     with rt.db.session() as session:
         item = session.scalar(select(Item).join(Clinic, Clinic.id == Item.clinic_id).where(Clinic.code == "demo")
                               .order_by(Item.id))
-        item_id = item.id
+        item_id, item_code = item.id, item.code
     username, password = make_user("admin")
     api = AdminApi(platform.url, username, password)
     before = {level["channel"]: level for level in api.get(f"/items/{item_id}/inventory")}
 
     page = console.sign_in(username, password)
 
-    page.wait_for_url("**/admin/setup/settlement-types")
-    row(page, "settlement-types-table", "微信支付").wait_for()
+    page.wait_for_url("**/admin/setup/items")
+    row(page, "items-table", item_code).wait_for()
     menu = page.get_by_test_id("menu").inner_text()
-    assert all(title in menu for title in ("待确认预约", "收入概览", "结算类型", "渠道库存", "审计日志"))
+    assert all(title in menu for title in ("待确认预约", "收入概览", "项目与套餐", "用户管理", "结算类型", "渠道库存",
+                                           "审计日志"))
+    assert "平台收款应用" not in menu
     screenshot(page, "admin-landing")
+    open_menu(page, "结算类型")
+    row(page, "settlement-types-table", "微信支付").wait_for()
     page.get_by_test_id("settlement-types-save").click()  # unchanged: the demo clinic keeps its settings
     assert "微信支付：计入现金流、计入营收" in answer_box(page, "保存")
     success_toast(page, "已保存")

@@ -1,0 +1,222 @@
+"""The clinic set-up screens in the browser, against the running platform and sandbox: an operator onboards a clinic
+(its HIS, checked with a wrong secret and then the right one; a WeChat app from a new sandbox merchant, checked; its
+admin); that admin creates an item, stocks it, generates its schedule and sees it as a week grid, closes a slot and
+changes another's capacity (refused below the places a patient's order holds, with the API's message), and creates a
+staff user, who sees none of it."""
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from mini_program_mock.patient import MiniProgramClient
+from tests.api.mp_helpers import channel_user_id
+from tests.api.onboarding_helpers import sandbox_merchant
+from tests.browser.helpers import AdminApi, answer_box, choose, open_menu, row, screenshot, success_toast, type_date
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def _next_monday() -> str:
+    today = datetime.now(SHANGHAI).date()
+    return (today + timedelta(days=7 - today.weekday())).isoformat()
+
+
+def _cell(page, day: str, time: str):
+    return page.locator(f'[data-testid="slot-cell"][data-day="{day}"][data-time="{time}"]')
+
+
+def _operator_onboards(console, platform, sandbox, make_user) -> tuple[str, str, str, dict]:
+    """The operator's part: (clinic code, its admin's username, password, the WeChat merchant)."""
+    username, password = make_user("operator", ())
+    page = console.sign_in(username, password)
+    page.wait_for_url("**/admin/platform/clinics")
+    row(page, "clinics-table", "demo").wait_for()
+    assert "平台运营" in page.get_by_test_id("menu").inner_text()
+    screenshot(page, "operator-landing")
+
+    code = f"ui-{secrets.token_hex(3)}"
+    page.get_by_test_id("clinic-new").click()
+    page.get_by_test_id("clinic-code").locator("input").fill(code)
+    page.get_by_test_id("clinic-name").locator("input").fill("浏览器诊所")
+    page.get_by_test_id("clinic-create").click()
+    success_toast(page, f"已创建诊所 {code}")
+    page.wait_for_url(f"**/admin/platform/clinics/{code}")
+
+    # The HIS: a wrong secret first (the check names the reason), then the right one.
+    his = sandbox_merchant(sandbox.url, "his", code)
+    page.get_by_test_id("his-base-url").locator("input").fill(f"{sandbox.url}/his/")
+    page.get_by_test_id("his-key-id").locator("input").fill(his["key_id"])
+    page.get_by_test_id("his-secret").locator("input").fill("another-secret-of-enough-length")
+    page.get_by_test_id("his-save").click()
+    assert his["key_id"] in answer_box(page, "保存")
+    success_toast(page, "已保存 HIS 连接")
+    page.get_by_test_id("secret-configured").first.wait_for()
+    page.get_by_test_id("his-check").click()
+    failed = page.get_by_test_id("his-check-result").filter(has_text="检测失败")
+    failed.wait_for()
+    assert "the HIS refused our key" in failed.inner_text()
+    page.get_by_test_id("his-secret").locator("input").fill(his["secret"])
+    page.get_by_test_id("his-save").click()
+    answer_box(page, "保存")
+    success_toast(page, "已保存 HIS 连接")
+    page.get_by_test_id("his-check").click()
+    page.get_by_test_id("his-check-result").filter(has_text="检测通过").wait_for()
+    assert his["secret"] not in page.content()
+
+    # A WeChat app from a new sandbox merchant, checked.
+    merchant = sandbox_merchant(sandbox.url, "wechat", code)
+    page.get_by_test_id("app-new").click()
+    dialog = page.get_by_test_id("app-dialog")
+    dialog.wait_for()
+    page.get_by_test_id("app-name").locator("input").fill("浏览器小程序")
+    page.get_by_test_id("app-app-id").locator("input").fill(merchant["appid"])
+    page.get_by_test_id("app-mch-id").locator("input").fill(merchant["mch_id"])
+    page.get_by_test_id("app-api-key").locator("input").fill(merchant["api_key"])
+    page.get_by_test_id("app-app-secret").locator("input").fill(merchant["app_secret"])
+    page.get_by_test_id("app-sign-type").get_by_text(merchant["sign_type"], exact=True).click()
+    page.get_by_test_id("app-api-base-url").locator("input").fill(f"{sandbox.url}/wxpay/")
+    page.get_by_test_id("app-login-base-url").locator("input").fill(f"{sandbox.url}/wxlogin/")
+    page.get_by_test_id("app-submit").click()
+    success_toast(page, f"已创建 微信支付 应用 {merchant['appid']}")
+    app_row = row(page, "apps-table", merchant["appid"])
+    app_row.wait_for()
+    assert "已配置 configured" in app_row.inner_text()
+    app_row.get_by_test_id("app-check").click()
+    app_row.get_by_test_id("app-check-result").filter(has_text="通过").wait_for()
+    assert merchant["api_key"] not in page.content() and merchant["app_secret"] not in page.content()
+
+    # The clinic's admin.
+    open_menu(page, "用户管理")
+    admin_name, admin_password = f"ui-admin-{secrets.token_hex(3)}", "pw-" + secrets.token_hex(8)
+    page.get_by_test_id("user-new").click()
+    page.get_by_test_id("user-username").locator("input").fill(admin_name)
+    choose(page, "user-clinics", code)
+    page.get_by_test_id("user-password").locator("input").fill(admin_password)
+    page.get_by_test_id("user-submit").click()
+    assert admin_password in answer_box(page, "已记下")
+    row(page, "users-table", admin_name).wait_for()
+    assert "管理员" in row(page, "users-table", admin_name).inner_text()
+    return code, admin_name, admin_password, merchant
+
+
+def _patient_orders(platform, sandbox, code: str, item_id: int, slot_id: int) -> dict:
+    """A patient of the new clinic books the slot in its mini-program (unpaid: the order holds the place)."""
+    mp = MiniProgramClient(platform.url, sandbox.url, "wechat", clinic_code=code, say=lambda _line: None)
+    mp.login(channel_user_id("wechat", f"ui-{secrets.token_hex(4)}"))
+    patient = mp.call("POST", "/patients", json={"name": "李娜", "phone": f"139{secrets.randbelow(10**8):08d}",
+                                                 "relation": "self"})
+    return mp.call("POST", "/orders", json={"type": "booking", "item_id": item_id, "slot_id": slot_id,
+                                            "patient_id": patient["id"], "channel": "wechat"})
+
+
+def test_an_operator_onboards_a_clinic_whose_admin_schedules_an_item(console, platform, sandbox, make_user):
+    code, admin_name, admin_password, _merchant = _operator_onboards(console, platform, sandbox, make_user)
+
+    page = console.sign_in(admin_name, admin_password)
+    page.wait_for_url("**/admin/setup/items")
+    page.get_by_test_id("items-table").get_by_text("还没有项目").wait_for()
+    item_code = f"SCAN-{secrets.token_hex(2)}"
+    page.get_by_test_id("item-new").click()
+    page.get_by_test_id("item-code").locator("input").fill(item_code)
+    page.get_by_test_id("item-name").locator("input").fill("全景片")
+    page.get_by_test_id("item-price").locator("input").fill("128.5")
+    page.get_by_test_id("item-submit").click()
+    success_toast(page, f"已创建项目 {item_code}")
+    page.wait_for_url(re.compile(r"/admin/setup/items/\d+/schedule$"))
+    item_id = int(re.search(r"/items/(\d+)/schedule", page.url).group(1))
+    page.get_by_test_id("week-empty").wait_for()
+
+    # Stock for WeChat, from the item's own link.
+    page.get_by_role("button", name="渠道库存").click()
+    wechat = row(page, "inventory-table", "微信支付")
+    wechat.wait_for()
+    wechat.locator("input").fill("20")
+    page.get_by_test_id("inventory-save").click()
+    answer_box(page, "保存")
+    success_toast(page, "已保存")
+    page.go_back()
+
+    # Next week, Monday to Friday, 09:00-12:00 in 30 minutes, 5 places each (the form's defaults but the dates).
+    monday = _next_monday()
+    page.get_by_test_id("schedule-new").click()
+    type_date(page, "schedule-from", monday)
+    type_date(page, "schedule-to", (datetime.fromisoformat(monday) + timedelta(days=6)).date().isoformat())
+    summary = page.get_by_test_id("schedule-summary").inner_text()
+    assert "09:00–12:00，每 30 分钟一段、每段 5 个名额；生成后立即开放预约" in summary
+    page.get_by_test_id("schedule-submit").click()
+    assert "全景片" in answer_box(page, "生成")
+    assert "新建 30 个时段，已存在 0 个" in answer_box(page, "好")
+    page.get_by_test_id("week-range").filter(has_text=monday).wait_for()
+    page.get_by_test_id("week-grid").wait_for()
+    assert page.get_by_test_id("slot-cell").count() == 30
+    assert _cell(page, monday, "11:30").inner_text().startswith("0/5")
+    admin = AdminApi(platform.url, admin_name, admin_password)
+    friday = (datetime.fromisoformat(monday) + timedelta(days=4)).date().isoformat()
+    assert len(admin.get(f"/items/{item_id}/slots", **{"from": monday, "to": friday})) == 30
+
+    # The same schedule again makes none twice.
+    page.get_by_test_id("schedule-new").click()
+    page.get_by_test_id("schedule-submit").click()
+    answer_box(page, "生成")
+    assert "新建 0 个时段，已存在 30 个" in answer_box(page, "好")
+
+    # Close Monday 09:00.
+    _cell(page, monday, "09:00").click()
+    page.get_by_test_id("slot-closed").click()
+    page.get_by_test_id("slot-save").click()
+    assert "关闭这个时段" in answer_box(page, "保存")
+    success_toast(page, "已保存")
+    closed = _cell(page, monday, "09:00")
+    closed.filter(has_text="已关闭").wait_for()
+    assert "closed" in closed.get_attribute("class")
+
+    # A patient holds a place at Monday 10:00: its capacity may not go below 1 (the API's message), but to 8.
+    taken_id = int(_cell(page, monday, "10:00").get_attribute("data-slot-id"))
+    _patient_orders(platform, sandbox, code, item_id, taken_id)
+    page.get_by_test_id("week-next").click()
+    page.get_by_test_id("week-prev").click()
+    taken = _cell(page, monday, "10:00")
+    taken.filter(has_text="1/5").wait_for()
+    taken.click()
+    console.errors.allow_http_status(409)
+    capacity = page.get_by_test_id("slot-capacity").locator("input")
+    capacity.fill("0")
+    page.get_by_test_id("slot-save").click()
+    assert "名额 5 → 0" in answer_box(page, "保存")
+    refusal = answer_box(page, "知道了")
+    assert "1 places of this slot are taken; the capacity cannot be 0" in refusal, refusal
+    capacity.fill("8")
+    page.get_by_test_id("slot-save").click()
+    answer_box(page, "保存")
+    success_toast(page, "已保存")
+    taken.filter(has_text="1/8").wait_for()
+    slots = {s["id"]: s for s in admin.get(f"/items/{item_id}/slots", **{"from": monday, "to": monday})}
+    assert (slots[taken_id]["capacity"], slots[taken_id]["reserved"]) == (8, 1)
+    assert [s["closed"] for s in slots.values()].count(True) == 1
+    screenshot(page, "admin-schedule")
+
+    # A staff user of the clinic, who sees none of the set-up.
+    open_menu(page, "用户管理")
+    staff_name = f"ui-staff-{secrets.token_hex(3)}"
+    page.get_by_test_id("user-new").click()
+    page.get_by_test_id("user-username").locator("input").fill(staff_name)
+    choose(page, "user-role", "前台")
+    page.get_by_test_id("user-generate-password").click()
+    staff_password = page.get_by_test_id("user-password").locator("input").input_value()
+    assert len(staff_password) >= 8
+    page.get_by_test_id("user-submit").click()
+    assert staff_password in answer_box(page, "已记下")
+    staff_row = row(page, "users-table", staff_name)
+    staff_row.wait_for()
+    assert "前台" in staff_row.inner_text() and code in staff_row.inner_text()
+    assert "本人" in row(page, "users-table", admin_name).inner_text()  # nobody edits their own role or account
+
+    staff = console.sign_in(staff_name, staff_password)
+    staff.wait_for_url("**/admin/bookings/pending")
+    menu = staff.get_by_test_id("menu").inner_text()
+    assert not any(title in menu for title in ("项目与套餐", "用户管理", "诊所", "平台收款应用"))
+    for path in ("setup/items", f"setup/items/{item_id}/schedule", "setup/users", "platform/clinics"):
+        staff.goto(console.url(path))
+        staff.get_by_test_id("forbidden").wait_for()
