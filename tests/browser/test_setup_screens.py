@@ -27,8 +27,8 @@ def _cell(page, day: str, time: str):
     return page.locator(f'[data-testid="slot-cell"][data-day="{day}"][data-time="{time}"]')
 
 
-def _operator_onboards(console, platform, sandbox, make_user) -> tuple[str, str, str, dict]:
-    """The operator's part: (clinic code, its admin's username, password, the WeChat merchant)."""
+def _operator_onboards(console, platform, sandbox, make_user):
+    """The operator's part: (its page, the clinic code, its admin's username and password, the WeChat merchant)."""
     username, password = make_user("operator", ())
     page = console.sign_in(username, password)
     page.wait_for_url("**/admin/platform/clinics")
@@ -86,6 +86,7 @@ def _operator_onboards(console, platform, sandbox, make_user) -> tuple[str, str,
     app_row.get_by_test_id("app-check").click()
     app_row.get_by_test_id("app-check-result").filter(has_text="通过").wait_for()
     assert merchant["api_key"] not in page.content() and merchant["app_secret"] not in page.content()
+    screenshot(page, "operator-clinic")
 
     # The clinic's admin.
     open_menu(page, "用户管理")
@@ -98,7 +99,7 @@ def _operator_onboards(console, platform, sandbox, make_user) -> tuple[str, str,
     assert admin_password in answer_box(page, "已记下")
     row(page, "users-table", admin_name).wait_for()
     assert "管理员" in row(page, "users-table", admin_name).inner_text()
-    return code, admin_name, admin_password, merchant
+    return page, code, admin_name, admin_password, merchant
 
 
 def _patient_orders(platform, sandbox, code: str, item_id: int, slot_id: int) -> dict:
@@ -112,7 +113,7 @@ def _patient_orders(platform, sandbox, code: str, item_id: int, slot_id: int) ->
 
 
 def test_an_operator_onboards_a_clinic_whose_admin_schedules_an_item(console, platform, sandbox, make_user):
-    code, admin_name, admin_password, _merchant = _operator_onboards(console, platform, sandbox, make_user)
+    operator, code, admin_name, admin_password, merchant = _operator_onboards(console, platform, sandbox, make_user)
 
     page = console.sign_in(admin_name, admin_password)
     page.wait_for_url("**/admin/setup/items")
@@ -220,3 +221,18 @@ def test_an_operator_onboards_a_clinic_whose_admin_schedules_an_item(console, pl
     for path in ("setup/items", f"setup/items/{item_id}/schedule", "setup/users", "platform/clinics"):
         staff.goto(console.url(path))
         staff.get_by_test_id("forbidden").wait_for()
+
+    # The operator rotates the app's API key: the new one signs at once (the sandbox merchant still has the old one,
+    # so the check names the wrong key) and the old one is shown with the end of its grace period.
+    operator.goto(console.url(f"platform/clinics/{code}"))
+    app_row = row(operator, "apps-table", merchant["appid"])
+    app_row.get_by_test_id("app-edit").click()
+    new_key = secrets.token_hex(16)
+    operator.get_by_test_id("app-api-key").fill(new_key)
+    operator.get_by_test_id("app-submit").click()
+    assert "API 密钥。新密钥立即生效，旧密钥只在宽限期内验证通知" in answer_box(operator, "保存")
+    success_toast(operator, "已保存")
+    app_row.filter(has_text="旧 API 密钥 有效至").wait_for()
+    app_row.get_by_test_id("app-check").click()
+    app_row.get_by_test_id("app-check-result").filter(has_text="the API key is wrong").wait_for()
+    assert new_key not in operator.content()

@@ -24,6 +24,13 @@ export const FIELDS_OF: Record<Channel, readonly (keyof AppDraft)[]> = {
   alipay: ['name', 'app_id', 'mch_id', 'app_private_key', 'alipay_public_key', 'api_base_url'],
 }
 
+/** The fields in words, for confirmations. */
+export const FIELD_LABEL: Record<keyof AppDraft, string> = {
+  channel: '渠道', name: '名称', app_id: 'AppID', mch_id: '商户号', api_key: 'API 密钥', app_secret: 'AppSecret',
+  sign_type: '签名方式', api_base_url: '接口地址', login_base_url: '登录接口地址', cert_pem: '商户证书', key_pem: '证书私钥',
+  app_private_key: '应用私钥', alipay_public_key: '支付宝公钥',
+}
+
 export const SECRETS: readonly (keyof AppDraft)[] = ['api_key', 'app_secret', 'cert_pem', 'key_pem', 'app_private_key',
   'alipay_public_key']
 
