@@ -10,6 +10,8 @@ import secrets
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import requests
+
 from mini_program_mock.patient import MiniProgramClient
 from tests.api.mp_helpers import channel_user_id
 from tests.api.onboarding_helpers import sandbox_merchant
@@ -97,9 +99,22 @@ def _operator_onboards(console, platform, sandbox, make_user):
     page.get_by_test_id("user-password").fill(admin_password)
     page.get_by_test_id("user-submit").click()
     assert admin_password in answer_box(page, "已记下")
-    row(page, "users-table", admin_name).wait_for()
-    assert "管理员" in row(page, "users-table", admin_name).inner_text()
+    assert "管理员" in _user_row(page, admin_name).inner_text()
     return page, code, admin_name, admin_password, merchant
+
+
+def _only_row(page, table: str, query_testid: str, text: str):
+    """Search the list for `text` (lists run to many pages in a long run) and wait for its one row."""
+    page.get_by_test_id(query_testid).fill(text)
+    page.get_by_test_id("filter-search").click()
+    page.get_by_test_id(table).locator("tr.el-table__row").nth(1).wait_for(state="detached")
+    found = row(page, table, text)
+    found.wait_for()
+    return found
+
+
+def _user_row(page, username: str):
+    return _only_row(page, "users-table", "user-filter-q", username)
 
 
 def _patient_orders(platform, sandbox, code: str, item_id: int, slot_id: int) -> dict:
@@ -236,3 +251,96 @@ def test_an_operator_onboards_a_clinic_whose_admin_schedules_an_item(console, pl
     app_row.get_by_test_id("app-check").click()
     app_row.get_by_test_id("app-check-result").filter(has_text="the API key is wrong").wait_for()
     assert new_key not in operator.content()
+
+
+def test_an_operator_renames_and_deactivates_a_clinic_and_adds_an_alipay_app_from_pem_keys(console, platform, sandbox,
+                                                                                           make_user):
+    username, password = make_user("operator", ())
+    api = AdminApi(platform.url, username, password)
+    code = f"ui-{secrets.token_hex(3)}"
+    api.post("/clinics", {"code": code, "name": "旧名诊所"})
+    page = console.sign_in(username, password)
+    clinic = _only_row(page, "clinics-table", "clinic-filter-q", code)
+
+    clinic.get_by_test_id("clinic-rename").click()
+    prompt = page.locator(".el-message-box").last
+    prompt.locator("input").fill("新名诊所")
+    prompt.get_by_role("button", name="下一步").click()
+    assert "从「旧名诊所」改名为「新名诊所」" in answer_box(page, "改名")
+    success_toast(page, "已改名")
+    clinic.filter(has_text="新名诊所").wait_for()
+
+    clinic.get_by_test_id("clinic-open").click()
+    page.wait_for_url(f"**/admin/platform/clinics/{code}")
+    merchant = sandbox_merchant(sandbox.url, "alipay", code)
+    page.get_by_test_id("app-new").click()
+    page.get_by_test_id("app-channel").get_by_text("支付宝").click()
+    page.get_by_test_id("app-app-id").fill(merchant["app_id"])
+    page.get_by_test_id("app-private-key").fill(merchant["app_private_key"])
+    page.get_by_test_id("app-alipay-public-key").fill(merchant["alipay_public_key"])
+    page.get_by_test_id("app-api-base-url").fill(f"{sandbox.url}/alipay/gateway.do")
+    page.get_by_test_id("app-submit").click()
+    success_toast(page, f"已创建 支付宝 应用 {merchant['app_id']}")
+    app_row = row(page, "apps-table", merchant["app_id"])
+    app_row.get_by_test_id("app-check").click()
+    app_row.get_by_test_id("app-check-result").filter(has_text="通过").wait_for()
+    assert merchant["app_private_key"].splitlines()[1] not in page.content()
+
+    page.get_by_role("button", name="返回诊所列表").click()
+    _only_row(page, "clinics-table", "clinic-filter-q", code).get_by_test_id("clinic-deactivate").click()
+    assert "停用后不能再登录、下单或排班" in answer_box(page, "停用")
+    success_toast(page, "已停用")
+    row(page, "clinics-table", code).filter(has_text="已停用").wait_for()
+    assert api.get(f"/clinics/{code}")["active"] is False
+
+
+def test_an_admin_edits_an_item_to_platform_collected_and_resets_unlocks_and_deactivates_users(console, platform,
+                                                                                              make_user):
+    username, password = make_user("admin")
+    api = AdminApi(platform.url, username, password)
+    item = api.post("/items", {"code": f"EDIT-{secrets.token_hex(2)}", "name": "待修改项目", "price_fen": 5000})
+    locked_name, _ = make_user("staff")
+    reset_name, _ = make_user("finance")
+    for _attempt in range(5):  # someone guesses the staff user's password from here: locked out
+        requests.post(f"{api.url}/auth/login", json={"username": locked_name, "password": "guess-" + "x" * 8},
+                      timeout=30)
+
+    page = console.sign_in(username, password)
+    _only_row(page, "items-table", "item-filter-q", item["code"]).get_by_test_id("item-edit").click()
+    page.get_by_test_id("item-price").fill("66.6")
+    page.get_by_test_id("item-collected-by").get_by_text("平台代收").click()
+    page.get_by_test_id("item-submit").click()  # no purchase prices yet: the form says what is missing
+    page.get_by_test_id("item-dialog").get_by_text("平台代收须填写微信渠道的采购价（元）").wait_for()
+    page.get_by_test_id("item-purchase-wechat").fill("50")
+    page.get_by_test_id("item-purchase-alipay").fill("49.9")
+    page.get_by_test_id("item-submit").click()
+    assert "待修改项目：¥66.60，上架" in answer_box(page, "保存")
+    success_toast(page, "已保存")
+    row(page, "items-table", item["code"]).filter(has_text="平台代收").wait_for()
+    [saved] = [i for i in api.get("/items") if i["id"] == item["id"]]
+    assert (saved["price_fen"], saved["collected_by"], saved["purchase_price_fen"]) == (
+        6660, "platform", {"wechat": 5000, "alipay": 4990})
+
+    open_menu(page, "用户管理")
+    console.errors.allow_http_status(401, 429)  # the guesses above; the reset user's old session
+    locked = _user_row(page, locked_name)
+    locked.filter(has_text="锁定").wait_for()
+    locked.get_by_test_id("user-unlock").click()
+    assert locked_name in answer_box(page, "解锁")
+    success_toast(page, "已解锁")
+    row(page, "users-table", locked_name).filter(has_text="锁定").wait_for(state="detached")
+
+    _user_row(page, reset_name).get_by_test_id("user-reset-password").click()
+    prompt = page.locator(".el-message-box").last
+    new_password = prompt.locator("input").input_value()
+    assert len(new_password) >= 8
+    prompt.get_by_role("button", name="下一步").click()
+    assert "其所有登录会话立即失效" in answer_box(page, "重置")
+    success_toast(page, f"已重置 {reset_name} 的密码")
+    AdminApi(platform.url, reset_name, new_password)  # signs in with the new password
+
+    row(page, "users-table", reset_name).get_by_test_id("user-deactivate").click()
+    answer_box(page, "停用")
+    success_toast(page, "已停用")
+    assert [u["active"] for u in api.get("/users") if u["username"] == reset_name] == [False]
+    assert not _user_row(page, username).get_by_test_id("user-deactivate").count()
