@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import requests
@@ -25,8 +25,8 @@ def _next_monday() -> str:
     return (today + timedelta(days=7 - today.weekday())).isoformat()
 
 
-def _cell(page, day: str, time: str):
-    return page.locator(f'[data-testid="slot-cell"][data-day="{day}"][data-time="{time}"]')
+def _cell(page, day: str, starts: str):
+    return page.locator(f'[data-testid="slot-cell"][data-day="{day}"][data-time="{starts}"]')
 
 
 def _operator_onboards(console, platform, sandbox, make_user):
@@ -320,6 +320,24 @@ def test_an_admin_edits_an_item_to_platform_collected_and_resets_unlocks_and_dea
     [saved] = [i for i in api.get("/items") if i["id"] == item["id"]]
     assert (saved["price_fen"], saved["collected_by"], saved["purchase_price_fen"]) == (
         6660, "platform", {"wechat": 5000, "alipay": 4990})
+
+    # Its slots three weeks ahead, each shown to patients 7 days before its day at 08:00: marked unreleased.
+    row(page, "items-table", item["code"]).get_by_test_id("item-schedule").click()
+    monday = (datetime.fromisoformat(_next_monday()) + timedelta(days=14)).date()
+    page.get_by_test_id("schedule-new").click()
+    type_date(page, "schedule-from", monday.isoformat())
+    type_date(page, "schedule-to", (monday + timedelta(days=6)).isoformat())
+    page.get_by_test_id("schedule-release").get_by_text("提前若干天").click()
+    assert "每个时段在其日期前 7 天的 08:00 开放预约" in page.get_by_test_id("schedule-summary").inner_text()
+    page.get_by_test_id("schedule-submit").click()
+    answer_box(page, "生成")
+    assert "新建 30 个时段" in answer_box(page, "好")
+    unreleased = _cell(page, monday.isoformat(), "09:00")
+    unreleased.filter(has_text=f"{(monday - timedelta(days=7)).isoformat()} 08:00 开放").wait_for()
+    assert "unreleased" in unreleased.get_attribute("class")
+    released = {datetime.fromisoformat(s["release_at"]) for s in api.get(
+        f"/items/{item['id']}/slots", **{"from": monday.isoformat(), "to": monday.isoformat()})}
+    assert released == {datetime.combine(monday - timedelta(days=7), time(8, 0), SHANGHAI)}, released
 
     open_menu(page, "用户管理")
     console.errors.allow_http_status(401, 429)  # the guesses above; the reset user's old session
