@@ -338,6 +338,18 @@ def test_an_admin_edits_an_item_to_platform_collected_and_resets_unlocks_and_dea
     released = {datetime.fromisoformat(s["release_at"]) for s in api.get(
         f"/items/{item['id']}/slots", **{"from": monday.isoformat(), "to": monday.isoformat()})}
     assert released == {datetime.combine(monday - timedelta(days=7), time(8, 0), SHANGHAI)}, released
+    unreleased.click()  # this one is offered at once
+    page.get_by_test_id("slot-release").get_by_text("立即开放").click()
+    page.get_by_test_id("slot-save").click()
+    assert "立即开放预约" in answer_box(page, "保存")
+    success_toast(page, "已保存")
+    opened = _cell(page, monday.isoformat(), "09:00")
+    opened.filter(has_text="0/5").wait_for()
+    assert "开放" not in opened.inner_text() and "open" in opened.get_attribute("class").split()
+    day = {"from": monday.isoformat(), "to": monday.isoformat()}
+    [first] = [s for s in api.get(f"/items/{item['id']}/slots", **day)
+               if s["id"] == int(opened.get_attribute("data-slot-id"))]
+    assert first["release_at"] is None, first
 
     open_menu(page, "用户管理")
     console.errors.allow_http_status(401, 429)  # the guesses above; the reset user's old session
