@@ -61,7 +61,8 @@ def console(request, chromium, platform, console_build):
         opened.screenshot_all(f"failed-{request.node.name}")
     opened.close()
     wrong = errors.unexpected()
-    assert not wrong, "console errors on the pages visited:\n" + "\n".join(wrong)
+    assert not wrong, ("console errors on the pages visited:\n" + "\n".join(wrong)
+                       + "\nrequests answered 4xx/5xx:\n" + "\n".join(errors.failed_requests))
 
 
 @pytest.fixture()

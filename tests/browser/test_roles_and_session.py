@@ -1,10 +1,12 @@
 """Who sees what, and the session: a staff user has no finance or set-up screens and a direct URL to one shows
-"not allowed" (without calling the API); an admin lands on the clinic's set-up; an expired or revoked session
-goes back to the sign-in page and returns to the page the user was on; signing out ends the session."""
+"not allowed" (without calling the API); an admin lands on the clinic's items; an expired or revoked session
+goes back to the sign-in page and returns to the page the user was on; signing out ends the session; a user changes
+their own password and carries on in the same tab."""
 from __future__ import annotations
 
 import re
 
+import requests
 from sqlalchemy import select
 
 from app.db.models import Clinic, Item
@@ -34,22 +36,26 @@ def test_staff_see_no_finance_screens_and_a_direct_url_to_one_is_not_allowed(con
     page.wait_for_url("**/admin/bookings/pending")
 
 
-def test_an_admin_lands_on_the_clinics_set_up_and_sets_an_items_inventory(console, platform, rt, make_user):
+def test_an_admin_lands_on_the_clinics_items_and_sets_an_items_inventory(console, platform, rt, make_user):
     with rt.db.session() as session:
         item = session.scalar(select(Item).join(Clinic, Clinic.id == Item.clinic_id).where(Clinic.code == "demo")
                               .order_by(Item.id))
-        item_id = item.id
+        item_id, item_code = item.id, item.code
     username, password = make_user("admin")
     api = AdminApi(platform.url, username, password)
     before = {level["channel"]: level for level in api.get(f"/items/{item_id}/inventory")}
 
     page = console.sign_in(username, password)
 
-    page.wait_for_url("**/admin/setup/settlement-types")
-    row(page, "settlement-types-table", "微信支付").wait_for()
+    page.wait_for_url("**/admin/setup/items")
+    row(page, "items-table", item_code).wait_for()
     menu = page.get_by_test_id("menu").inner_text()
-    assert all(title in menu for title in ("待确认预约", "收入概览", "结算类型", "渠道库存", "审计日志"))
+    assert all(title in menu for title in ("待确认预约", "收入概览", "项目与套餐", "用户管理", "结算类型", "渠道库存",
+                                           "审计日志"))
+    assert "平台收款应用" not in menu
     screenshot(page, "admin-landing")
+    open_menu(page, "结算类型")
+    row(page, "settlement-types-table", "微信支付").wait_for()
     page.get_by_test_id("settlement-types-save").click()  # unchanged: the demo clinic keeps its settings
     assert "微信支付：计入现金流、计入营收" in answer_box(page, "保存")
     success_toast(page, "已保存")
@@ -109,3 +115,27 @@ def test_a_wrong_password_is_shown_on_the_sign_in_form(console, make_user):
     page.get_by_test_id("login-submit").click()
     page.get_by_test_id("login-error").wait_for()
     assert page.url.endswith("/admin/login")
+
+
+def test_a_user_changes_their_password_in_the_console_and_carries_on(console, platform, make_user):
+    username, password = make_user("finance")
+    page = console.sign_in(username, password)
+    page.get_by_test_id("change-password").click()
+    console.errors.allow_http_status(403)
+    page.get_by_test_id("password-current").fill("not-my-password")
+    page.get_by_test_id("password-new").fill("a-new-password-1")
+    page.get_by_test_id("password-again").fill("a-new-password-1")
+    page.get_by_test_id("password-submit").click()
+    assert "current password" in answer_box(page, "知道了").lower()
+
+    page.get_by_test_id("password-current").fill(password)
+    page.get_by_test_id("password-submit").click()
+    success_toast(page, "密码已修改")
+    page.get_by_test_id("password-dialog").wait_for(state="hidden")
+    open_menu(page, "对账")  # the tab goes on with the fresh session
+    page.wait_for_url("**/admin/finance/reconciliation")
+    assert "/login" not in page.url
+    AdminApi(platform.url, username, "a-new-password-1")
+    refused = requests.post(f"{platform.url}/api/admin/v1/auth/login", json={"username": username,
+                                                                               "password": password}, timeout=30)
+    assert refused.status_code == 401

@@ -21,9 +21,26 @@ describe('role-based navigation', () => {
     expect(canUse('staff', 'order-story') && canUse('finance', 'order-story')).toBe(true)
   })
 
-  it('admins see every screen, as the API lets them do everything', () => {
+  it('admins see every screen of their clinics, but none of the platform\'s', () => {
     expect(menuFor('admin').map((g) => g.title)).toEqual(['前台', '查询', '财务', '诊所设置', '运维'])
-    expect(titles('admin')).toEqual(SCREENS.filter((s) => s.inMenu).map((s) => s.name))
+    expect(titles('admin')).toEqual(SCREENS.filter((s) => s.inMenu && s.group !== 'platform').map((s) => s.name))
+    for (const name of ['clinics', 'clinic', 'platform-apps']) expect(canUse('admin', name)).toBe(false)
+  })
+
+  it('the operator sees the platform\'s screens and the users it manages, nothing of a clinic\'s data', () => {
+    expect(menuFor('operator').map((g) => g.title)).toEqual(['诊所设置', '平台运营'])
+    expect(titles('operator')).toEqual(['users', 'clinics', 'platform-apps'])
+    expect(canUse('operator', 'clinic')).toBe(true)
+    for (const name of ['bookings-pending', 'transactions', 'finance-dashboard', 'items', 'item-schedule', 'audit',
+      'ops-queues']) expect(canUse('operator', name)).toBe(false)
+  })
+
+  it('items and their schedules are the admin\'s; staff and finance have neither', () => {
+    expect(canUse('admin', 'item-schedule')).toBe(true)
+    expect(titles('admin')).not.toContain('item-schedule')
+    for (const role of ['staff', 'finance']) {
+      for (const name of ['items', 'item-schedule', 'users', 'clinics']) expect(canUse(role, name)).toBe(false)
+    }
   })
 
   it('screens reached from a list are never in the menu but are usable by the same roles', () => {
@@ -46,7 +63,7 @@ describe('role-based navigation', () => {
   })
 
   it('unknown or missing roles see nothing and land on the empty page', () => {
-    for (const role of ['operator', 'patient', '', null, undefined]) {
+    for (const role of ['patient', '', null, undefined]) {
       expect(menuFor(role)).toEqual([])
       expect(landingFor(role)).toBe('no-screens')
     }
@@ -56,7 +73,8 @@ describe('role-based navigation', () => {
   it('each role lands where its work is', () => {
     expect(landingFor('staff')).toBe('bookings-pending')
     expect(landingFor('finance')).toBe('finance-dashboard')
-    expect(landingFor('admin')).toBe('settlement-types')
-    for (const role of ['staff', 'finance', 'admin']) expect(canUse(role, landingFor(role))).toBe(true)
+    expect(landingFor('admin')).toBe('items')
+    expect(landingFor('operator')).toBe('clinics')
+    for (const role of ['staff', 'finance', 'admin', 'operator']) expect(canUse(role, landingFor(role))).toBe(true)
   })
 })

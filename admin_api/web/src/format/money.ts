@@ -26,3 +26,11 @@ export function ordinaryInvoiceFen(fen: number): number {
   if (!Number.isSafeInteger(fen) || fen < 0) throw new RangeError(`amounts are non-negative integer fen, got ${fen}`)
   return Math.floor((fen * 200 + 106) / 212)
 }
+
+/** Fen as a person edits them in a yuan field: 8050 -> "80.50", 8000 -> "80". */
+export function fenToYuanInput(fen: number | null | undefined): string {
+  if (fen === null || fen === undefined) return ''
+  if (!Number.isSafeInteger(fen) || fen < 0) throw new RangeError(`amounts are non-negative integer fen, got ${fen}`)
+  const cents = fen % 100
+  return cents === 0 ? String(fen / 100) : `${Math.trunc(fen / 100)}.${String(cents).padStart(2, '0')}`
+}

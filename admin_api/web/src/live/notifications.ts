@@ -40,7 +40,9 @@ export function moneyNewsMessage(event: LiveEvent): string {
 
 /** Open the live stream for the signed-in user and show what it brings; call once, in the signed-in shell. */
 export function useLiveNotifications(): void {
-  watch(() => session.token, (token) => startLiveEvents(token), { immediate: true })
+  // The stream is the clinics' news (staff, finance, admin): the platform's operator has none and is refused it.
+  watch(() => (session.user?.role === 'operator' ? null : session.token), (token) => startLiveEvents(token),
+    { immediate: true })
   onBeforeUnmount(stopLiveEvents)
   useLiveEvent('booking_paid', (event) => {
     playChime()

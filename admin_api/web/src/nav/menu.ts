@@ -15,7 +15,7 @@ export interface Screen {
   inMenu: boolean
 }
 
-export type GroupKey = 'desk' | 'support' | 'finance' | 'setup' | 'ops'
+export type GroupKey = 'desk' | 'support' | 'finance' | 'setup' | 'ops' | 'platform'
 
 export const GROUPS: Record<GroupKey, string> = {
   desk: '前台',
@@ -23,14 +23,19 @@ export const GROUPS: Record<GroupKey, string> = {
   finance: '财务',
   setup: '诊所设置',
   ops: '运维',
+  platform: '平台运营',
 }
 
-// `admin` may do everything in the API (admin_api/security.py): it sees every screen.
+// `admin` may do everything in its clinics (admin_api/security.py): it sees every screen but the platform's.
 const DESK: readonly Role[] = ['staff', 'admin']
 const FINANCE: readonly Role[] = ['finance', 'admin']
 const ADMIN: readonly Role[] = ['admin']
 // Answering a patient's call about a payment: the front desk and finance alike.
 const SUPPORT: readonly Role[] = ['staff', 'finance', 'admin']
+// The platform's operator onboards clinics and their channel apps; it never sees a clinic's own data.
+const OPERATOR: readonly Role[] = ['operator']
+// Users: an admin manages its clinics' users, the operator the clinics' admins (the API says whom).
+const USER_MANAGERS: readonly Role[] = ['admin', 'operator']
 
 export const SCREENS: readonly Screen[] = [
   { name: 'bookings-pending', path: 'bookings/pending', title: '待确认预约', group: 'desk', roles: DESK, inMenu: true },
@@ -44,6 +49,9 @@ export const SCREENS: readonly Screen[] = [
   { name: 'statements', path: 'finance/statements', title: '月度对账单', group: 'finance', roles: FINANCE, inMenu: true },
   { name: 'statement', path: 'finance/statements/:statementId(\\d+)', title: '对账单明细', group: 'finance', roles: FINANCE, inMenu: false },
   { name: 'settlements', path: 'finance/settlements', title: '结算记录', group: 'finance', roles: FINANCE, inMenu: true },
+  { name: 'items', path: 'setup/items', title: '项目与套餐', group: 'setup', roles: ADMIN, inMenu: true },
+  { name: 'item-schedule', path: 'setup/items/:itemId(\\d+)/schedule', title: '排班', group: 'setup', roles: ADMIN, inMenu: false },
+  { name: 'users', path: 'setup/users', title: '用户管理', group: 'setup', roles: USER_MANAGERS, inMenu: true },
   { name: 'settlement-types', path: 'setup/settlement-types', title: '结算类型', group: 'setup', roles: ADMIN, inMenu: true },
   { name: 'inventory', path: 'setup/inventory', title: '渠道库存', group: 'setup', roles: ADMIN, inMenu: true },
   { name: 'audit', path: 'setup/audit', title: '审计日志', group: 'setup', roles: ADMIN, inMenu: true },
@@ -51,13 +59,16 @@ export const SCREENS: readonly Screen[] = [
   // operator's once the operator API admits it.
   { name: 'ops-queues', path: 'ops/queues', title: '任务队列', group: 'ops', roles: ADMIN, inMenu: true },
   { name: 'ops-flagged', path: 'ops/flagged', title: '待处理 HIS 写入', group: 'ops', roles: ADMIN, inMenu: true },
+  { name: 'clinics', path: 'platform/clinics', title: '诊所', group: 'platform', roles: OPERATOR, inMenu: true },
+  { name: 'clinic', path: 'platform/clinics/:code([A-Za-z0-9][A-Za-z0-9_-]{0,31})', title: '诊所接入', group: 'platform', roles: OPERATOR, inMenu: false },
+  { name: 'platform-apps', path: 'platform/channel-apps', title: '平台收款应用', group: 'platform', roles: OPERATOR, inMenu: true },
 ]
 
 const LANDING: Record<Role, string> = {
   staff: 'bookings-pending',
   finance: 'finance-dashboard',
-  admin: 'settlement-types',
-  operator: 'no-screens', // the operator's screens come with the operator API
+  admin: 'items',
+  operator: 'clinics',
 }
 
 export function screenByName(name: string): Screen | undefined {
