@@ -143,6 +143,7 @@ class PlatformStack:
             # /readyz turns red this soon after the dispatcher stops (a test stops the cron to see it).
             "HPAY_DISPATCHER_STALE_S": "10",
             "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
+            "HPAY_ATTACHMENTS_DIR": tempfile.mkdtemp(prefix="hpay-attachments-"),
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }

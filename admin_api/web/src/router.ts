@@ -19,6 +19,7 @@ const COMPONENTS: Record<string, Lazy> = {
   statements: () => import('@/views/finance/StatementsView.vue'),
   statement: () => import('@/views/finance/StatementLines.vue'),
   settlements: () => import('@/views/finance/SettlementsView.vue'),
+  'refund-approvals': () => import('@/views/finance/RefundApprovals.vue'),
   'settlement-types': () => import('@/views/admin/SettlementTypes.vue'),
   inventory: () => import('@/views/admin/InventoryView.vue'),
   audit: () => import('@/views/admin/AuditEvents.vue'),

@@ -3239,6 +3239,263 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/orders/{order_no}/attachments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_no: string;
+            };
+            cookie?: never;
+        };
+        /** A booking's attachments, oldest first. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    order_no: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Attachment"][];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        /**
+         * Attach a JPEG or PNG (multipart `file`, `kind`) to a booking before or at redemption. The type is judged from
+         *     the file's bytes: anything else, however it is named, is 422 `invalid_image`; above the size limit 413
+         *     `attachment_too_large`. The same file is stored once.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    order_no: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "multipart/form-data": components["schemas"]["AttachmentFile"];
+                };
+            };
+            responses: {
+                /** @description Created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Attachment"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description The body is larger than this route accepts */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description The hospital system did not answer; try again; `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/orders/{order_no}/attachments/{attachment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_no: string;
+                attachment_id: number;
+            };
+            cookie?: never;
+        };
+        /** The attachment's file, streamed with its stored type, as a download (never rendered as a page). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    order_no: string;
+                    attachment_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description the file, as its stored type */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "image/jpeg": string;
+                        "image/png": string;
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description The hospital system did not answer; try again; `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/orders/{order_no}/inquiry": {
         parameters: {
             query?: never;
@@ -3420,7 +3677,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Redeem (核销) a booking on its appointment day, once; `extra_charges` become unpaid HIS bills. */
+        /**
+         * Redeem (核销) a booking on its appointment day, once; `extra_charges` become unpaid HIS bills. An item that
+         *     requires an attachment needs one on the order or a `no_attachment_reason` (422 `attachment_required`).
+         */
         post: {
             parameters: {
                 query?: never;
@@ -3445,6 +3705,196 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["Booking"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description The hospital system did not answer; try again; `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/orders/{order_no}/refund-quote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_no: string;
+            };
+            cookie?: never;
+        };
+        /**
+         * What remains refundable of an order, above which amount finance must approve, and what the HIS is told
+         *     first.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    order_no: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["RefundQuote"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/orders/{order_no}/refunds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                order_no: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refund part or all of a paid order of any type (also after redemption), with a reason. Up to
+         *     HPAY_REFUND_APPROVAL_FEN (with the order's earlier staff refunds) it starts at once; above it the request is
+         *     `awaiting_approval` until a finance user other than you approves it. A booking not yet redeemed is refunded
+         *     in full by cancelling it.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    "Idempotency-Key"?: string;
+                };
+                path: {
+                    order_no: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["StaffRefundBody"];
+                };
+            };
+            responses: {
+                /** @description Created */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StaffRefundRequest"];
                     };
                 };
                 /** @description Not signed in, or the session expired */
@@ -4190,6 +4640,372 @@ export interface paths {
         };
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/refund-requests": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Staff refund requests of your clinics, newest first (at most 200); `status=awaiting_approval` is finance's
+         *     list to decide.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description `awaiting_approval`: finance's list of refunds to decide */
+                    status?: "awaiting_approval" | "processing" | "succeeded" | "failed" | "partially_failed" | "rejected";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StaffRefundRequest"][];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/refund-requests/{refund_request_no}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                refund_request_no: string;
+            };
+            cookie?: never;
+        };
+        /** One staff refund request of your clinics. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    refund_request_no: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StaffRefundRequest"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/refund-requests/{refund_request_no}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                refund_request_no: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a refund awaiting approval (not one you asked for: 403 `self_approval_forbidden`); it is checked
+         *     again and starts. Of two finance users deciding at once, one wins; the other gets 409
+         *     `refund_request_decided`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    refund_request_no: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ApproveBody"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StaffRefundRequest"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description The hospital system did not answer; try again; `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/refund-requests/{refund_request_no}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                refund_request_no: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Reject a refund awaiting approval, saying why (not one you asked for); nothing is refunded. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    refund_request_no: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["RejectBody"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["StaffRefundRequest"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
@@ -5801,6 +6617,7 @@ export interface components {
             purchase_price_fen: {
                 [key: string]: number;
             };
+            requires_attachment: boolean;
         };
         AdminSlot: {
             capacity: number;
@@ -5832,6 +6649,30 @@ export interface components {
         Appointment: {
             /** Format: date-time */
             appointment_at: string;
+        };
+        ApproveBody: {
+            note?: string | null;
+        };
+        Attachment: {
+            height: number;
+            id: number;
+            /** @description panoramic_xray, xray, photo or other */
+            kind: string;
+            /** @description image/jpeg or image/png, from the file's bytes */
+            mime: string;
+            sha256: string;
+            size_bytes: number;
+            /** Format: date-time */
+            uploaded_at: string;
+            uploaded_by?: string | null;
+            width: number;
+        };
+        AttachmentFile: {
+            /**
+             * Format: binary
+             * @description a JPEG or PNG (judged from its bytes), at most HPAY_ATTACHMENT_MAX_BYTES
+             */
+            file: string;
         };
         AuditEvent: {
             action: string;
@@ -5881,6 +6722,9 @@ export interface components {
             amount_fen: number;
             /** Format: date-time */
             appointment_at?: string | null;
+            /** @description its item is redeemed only with an attachment or a no_attachment_reason */
+            attachment_required?: boolean;
+            attachments?: components["schemas"]["Attachment"][];
             channel: string;
             clinic_code: string;
             /** Format: date-time */
@@ -6263,6 +7107,8 @@ export interface components {
             price_fen: number;
             /** @description what the platform pays the clinic per redeemed order; required per channel when collected_by is platform */
             purchase_price_fen?: components["schemas"]["PurchasePrice"] | (Record<string, never> | null);
+            /** @description redeeming it needs an attachment on the order (e.g. a panoramic X-ray) or a no_attachment_reason */
+            requires_attachment?: boolean;
         };
         ItemFields: {
             active?: boolean;
@@ -6281,6 +7127,8 @@ export interface components {
             price_fen?: number;
             /** @description what the platform pays the clinic per redeemed order; required per channel when collected_by is platform */
             purchase_price_fen?: components["schemas"]["PurchasePrice"] | (Record<string, never> | null);
+            /** @description redeeming it needs an attachment on the order (e.g. a panoramic X-ray) or a no_attachment_reason */
+            requires_attachment?: boolean;
         };
         LastCheck: {
             /** Format: date-time */
@@ -6383,6 +7231,10 @@ export interface components {
             month: components["schemas"]["Totals"];
             today: components["schemas"]["Totals"];
         };
+        Person: {
+            id: number;
+            username: string;
+        };
         PreviousKey: {
             field: string;
             /** Format: date-time */
@@ -6404,11 +7256,44 @@ export interface components {
         Redeem: {
             /** @description charges outside the package: unpaid HIS bills */
             extra_charges?: components["schemas"]["ExtraCharge"][];
+            /** @description why an item that requires an attachment (an X-ray) is redeemed without one */
+            no_attachment_reason?: string | null;
+        };
+        RefundHisWrite: {
+            kind: string;
+            last_error?: string | null;
+            status: string;
+        };
+        RefundQuote: {
+            amount_fen: number;
+            /** @description a refund above this waits for finance (the threshold less the order's earlier staff refunds) */
+            approval_needed_above_fen: number;
+            approval_threshold_fen: number;
+            his_write?: string | null;
+            /** @description the most one staff refund may be (a booking not yet redeemed keeps 1 fen: all of it is its cancellation) */
+            max_refund_fen: number;
+            order_no: string;
+            order_status: string;
+            order_type: string;
+            /** @description paid, less refunded or on its way back, less what requests awaiting approval hold */
+            refundable_fen: number;
+            refunded_fen: number;
+            /** @description why staff cannot refund this order (null: they can) */
+            refusal?: components["schemas"]["Refusal"] | (Record<string, never> | null);
+            staff_refunded_fen: number;
+        };
+        Refusal: {
+            error: string;
+            message: string;
         };
         RegistrationSyncView: {
             note?: string | null;
             /** @description pending, done or stopped */
             status: string;
+        };
+        RejectBody: {
+            /** @description why (the requester sees it) */
+            note: string;
         };
         Repair: {
             /** @description record_payment, settle_refund or redrive_his_write */
@@ -6585,6 +7470,46 @@ export interface components {
             /** @description masked */
             phone: string;
             relation?: string | null;
+        };
+        StaffRefundBody: {
+            amount_fen: number;
+            reason: string;
+        };
+        StaffRefundPart: {
+            amount_fen: number;
+            failure_code?: string | null;
+            failure_reason?: string | null;
+            order_no: string;
+            refund_no: string;
+            status: string;
+        };
+        StaffRefundRequest: {
+            amount_fen: number;
+            /** @description you may approve or reject it now */
+            can_decide: boolean;
+            channel: string;
+            clinic_code: string;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            decided_at?: string | null;
+            decided_by?: (Record<string, never> | null) | components["schemas"]["Person"];
+            decision_note?: string | null;
+            /** @description what the HIS is told before the money leaves: refund_hold (top-up), bill_settlement_reversal (visit bill) or charge_adjustment (redeemed booking) */
+            his_writes: components["schemas"]["RefundHisWrite"][];
+            /** @description you asked for it (so you may not decide it) */
+            mine: boolean;
+            order_amount_fen: number;
+            order_no: string;
+            order_status: string;
+            order_type: string;
+            origin: string;
+            parts: components["schemas"]["StaffRefundPart"][];
+            reason?: string | null;
+            refund_request_no: string;
+            requested_by?: (Record<string, never> | null) | components["schemas"]["Person"];
+            /** @description awaiting_approval (above HPAY_REFUND_APPROVAL_FEN, until finance decides), processing, succeeded, failed, partially_failed or rejected */
+            status: string;
         };
         StaffUser: {
             clinic_codes: string[];
