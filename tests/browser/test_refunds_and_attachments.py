@@ -69,8 +69,8 @@ def _wait(api: AdminApi, path: str, done, timeout: float = 60.0) -> dict:
 def _refund_in_dialog(page, yuan: str, reason: str) -> tuple[str, str]:
     page.get_by_test_id("story-refund").click()
     page.get_by_test_id("refund-refundable").wait_for()
-    page.get_by_test_id("refund-amount").locator("input").fill(yuan)
-    page.get_by_test_id("refund-reason").locator("textarea").fill(reason)
+    page.get_by_test_id("refund-amount").fill(yuan)
+    page.get_by_test_id("refund-reason").fill(reason)
     hint = page.get_by_test_id("refund-approval-hint").inner_text()
     page.get_by_test_id("refund-submit").click()
     return hint, answer_box(page, "确认退款")
