@@ -72,7 +72,7 @@ def approve(rt: Runtime, principal: StaffPrincipal, refund_request_no: str, note
         order = session.scalar(select(Order).where(Order.id == order.id).with_for_update())
         request = _scoped_request(session, principal, refund_request_no)
         _require_decidable(request, principal)
-        kind = check_refundable(rt, session, order, request.amount_fen, balance, excluding=request)
+        kind = check_refundable(session, order, request.amount_fen, balance, excluding=request)
         if not set_status(session, request, PROCESSING, reason=f"approved: {note or ''}".strip(),
                           actor=actor_of(principal), where=(RefundRequest.requested_by != principal.user_id,),
                           decided_by=principal.user_id, decided_at=utcnow(), decision_note=note):

@@ -67,7 +67,7 @@ def staff_refunded(session: Session, order_id: int) -> int:
         RefundRequest.status.notin_([RefundRequestStatus.REJECTED, RefundRequestStatus.FAILED])))
 
 
-def check_refundable(rt: Runtime, session: Session, order: Order, amount_fen: int, balance_fen: int | None,
+def check_refundable(session: Session, order: Order, amount_fen: int, balance_fen: int | None,
                      excluding: RefundRequest | None = None) -> HisWriteKind | None:
     """The HIS write the refund waits for; Conflict with the rule it breaks. The order is locked."""
     kind = rules.plan(order.type, order.status, amount_fen, remaining_fen(session, order, excluding=excluding))
@@ -100,7 +100,7 @@ def request_staff_refund(rt: Runtime, principal: StaffPrincipal, order_no: str, 
     balance = card_balance(rt, order)
     with rt.db.session() as session:
         order = scoped_order(session, principal.clinic_ids, order_no, lock=True)
-        kind = check_refundable(rt, session, order, amount_fen, balance)
+        kind = check_refundable(session, order, amount_fen, balance)
         approval = rules.needs_approval(staff_refunded(session, order.id) + amount_fen,
                                         rt.settings.REFUND_APPROVAL_FEN)
         request = RefundRequest(refund_request_no=ids.new_business_no("refund", utcnow()), clinic_id=order.clinic_id,
