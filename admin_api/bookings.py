@@ -127,6 +127,8 @@ REDEEM_EXAMPLE = {"extra_charges": [{"name": "局部麻醉", "amount_fen": 3000}
 @blp.response(200, BookingSchema)
 @documented_errors(blp, 404, 409, 422, 503)
 def redeem(body, order_no):
-    """Redeem (核销) a booking on its appointment day, once; `extra_charges` become unpaid HIS bills."""
+    """Redeem (核销) a booking on its appointment day, once; `extra_charges` become unpaid HIS bills. An item that
+    requires an attachment needs one on the order or a `no_attachment_reason` (422 `attachment_required`)."""
     return _once("redeem", order_no, body, lambda: redemption.redeem(runtime(), current_staff(), order_no,
-                                                                     body["extra_charges"]))
+                                                                     body["extra_charges"],
+                                                                     body.get("no_attachment_reason")))

@@ -170,6 +170,9 @@ class ItemFieldsSchema(Schema):
                                                                 "order; required per channel when collected_by is "
                                                                 "platform"})
     active = fields.Boolean()
+    requires_attachment = fields.Boolean(metadata={
+        "description": "redeeming it needs an attachment on the order (e.g. a panoramic X-ray) or a "
+                       "no_attachment_reason"})
 
 
 class ItemCreateSchema(ItemFieldsSchema):
@@ -191,6 +194,7 @@ class AdminItemSchema(Schema):
     channels = fields.List(fields.String(), required=True)
     purchase_price_fen = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     active = fields.Boolean(required=True)
+    requires_attachment = fields.Boolean(required=True)
     created_at = fields.AwareDateTime(required=True)
 
 

@@ -99,6 +99,18 @@ class RegistrationSyncViewSchema(Schema):
     note = fields.String(allow_none=True)
 
 
+class AttachmentSchema(Schema):
+    id = fields.Integer(required=True)
+    kind = fields.String(required=True, metadata={"description": "panoramic_xray, xray, photo or other"})
+    mime = fields.String(required=True, metadata={"description": "image/jpeg or image/png, from the file's bytes"})
+    size_bytes = fields.Integer(required=True)
+    sha256 = fields.String(required=True)
+    width = fields.Integer(required=True)
+    height = fields.Integer(required=True)
+    uploaded_by = fields.String(allow_none=True)
+    uploaded_at = fields.AwareDateTime(required=True)
+
+
 class BookingSchema(Schema):
     order_no = fields.String(required=True)
     type = fields.String(required=True)
@@ -119,6 +131,9 @@ class BookingSchema(Schema):
     extra_charges = fields.List(fields.Nested(ExtraChargeViewSchema), required=True)
     registration_sync = fields.Nested(RegistrationSyncViewSchema, allow_none=True,
                                       metadata={"description": "the HIS registration following staff changes"})
+    attachment_required = fields.Boolean(metadata={
+        "description": "its item is redeemed only with an attachment or a no_attachment_reason"})
+    attachments = fields.List(fields.Nested(AttachmentSchema))
 
 
 class BookingPageSchema(Schema):
@@ -162,6 +177,8 @@ class RedeemSchema(Schema):
     extra_charges = fields.List(fields.Nested(ExtraChargeSchema), load_default=list,
                                 validate=validate.Length(max=20),
                                 metadata={"description": "charges outside the package: unpaid HIS bills"})
+    no_attachment_reason = fields.String(validate=validate.Length(max=200), allow_none=True, metadata={
+        "description": "why an item that requires an attachment (an X-ray) is redeemed without one"})
 
 
 # --- patients, inventory, settings, audit ---------------------------------------------------------
@@ -229,6 +246,7 @@ _ERROR_DESCRIPTIONS = {
     403: "Your role may not do this",
     404: "Not found in your clinics",
     409: "Refused in the record's current state (`error` says why)",
+    413: "The body is larger than this route accepts",
     422: "Invalid input",
     503: "The hospital system did not answer; try again",
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from functools import cached_property
+from pathlib import Path
 
 from redis import Redis
 from rq import Queue
@@ -24,7 +25,10 @@ from app.db.encrypted import install_keyring, load_keyring
 from app.db.session import Database
 from app.his.base import HisClient, HisConfig
 from app.his.http_client import HttpHisClient
-from config.settings import Settings, looks_like_sandbox
+from app.storage.base import AttachmentStore
+from app.storage.local import LocalStore
+from app.storage.s3 import S3Store
+from config.settings import VAR_DIR, Settings, looks_like_sandbox
 
 QUEUE_NAMES = ("notifications", "his", "channel", "default")
 
@@ -32,6 +36,7 @@ ChannelFactory = Callable[[MerchantConfig, Settings], PaymentChannel]
 HisFactory = Callable[[HisConfig, Settings], HisClient]
 SmsFactory = Callable[[Settings], SmsGateway]
 MessengerFactory = Callable[[MerchantConfig, Settings, Redis], MessageSender]
+StorageFactory = Callable[[Settings], AttachmentStore]
 
 
 def production_channel(config: MerchantConfig, settings: Settings) -> PaymentChannel:
@@ -52,10 +57,21 @@ def production_sms(settings: Settings) -> SmsGateway:
                           timeout=settings.SMS_TIMEOUT_S)
 
 
+def production_storage(settings: Settings) -> AttachmentStore:
+    """The S3-compatible bucket when one is configured, else a folder (HPAY_ATTACHMENTS_DIR, default
+    HPAY_VAR_DIR/attachments)."""
+    if settings.ATTACHMENTS_S3_BUCKET:
+        return S3Store(settings.ATTACHMENTS_S3_BUCKET, endpoint_url=settings.ATTACHMENTS_S3_ENDPOINT,
+                       region=settings.ATTACHMENTS_S3_REGION, access_key=settings.ATTACHMENTS_S3_ACCESS_KEY,
+                       secret_key=settings.ATTACHMENTS_S3_SECRET_KEY, prefix=settings.ATTACHMENTS_S3_PREFIX)
+    return LocalStore(Path(settings.ATTACHMENTS_DIR) if settings.ATTACHMENTS_DIR else VAR_DIR / "attachments")
+
+
 class Runtime:
     def __init__(self, settings: Settings, *, channel_factory: ChannelFactory = production_channel,
                  his_factory: HisFactory = production_his, sms_factory: SmsFactory = production_sms,
-                 messenger_factory: MessengerFactory = production_messenger) -> None:
+                 messenger_factory: MessengerFactory = production_messenger,
+                 storage_factory: StorageFactory = production_storage) -> None:
         self.settings = settings
         self.db = Database(settings.DATABASE_URL, echo=settings.SQL_ECHO)
         # Stored secrets are read and written under this process's data keys (app.db.encrypted).
@@ -65,6 +81,7 @@ class Runtime:
         self._his_factory = his_factory
         self._sms_factory = sms_factory
         self._messenger_factory = messenger_factory
+        self._storage_factory = storage_factory
         # Events announced in a transaction reach staff's live streams once it commits (app.live_events).
         live_events.publish_after_commit(self.db.sessionmaker,
                                          live_events.Publisher(lambda: self.redis, self.settings.QUEUE_PREFIX))
@@ -131,6 +148,14 @@ class Runtime:
         if self.in_production and looks_like_sandbox(base_url):
             raise SmsNotConfigured("the SMS provider URL points at a sandbox; refused in production")
         return self._sms_factory(self.settings)
+
+    @cached_property
+    def _attachment_store(self) -> AttachmentStore:
+        return self._storage_factory(self.settings)
+
+    def attachment_store(self) -> AttachmentStore:
+        """Where order attachments live (one per process: a boto3 client is thread-safe and pools connections)."""
+        return self._attachment_store
 
     def close(self) -> None:
         self.db.dispose()

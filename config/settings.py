@@ -177,6 +177,19 @@ class Settings:
     # How often clinics whose HIS cannot announce bills (bill_push_mode `poll`) have their subscribed patients'
     # cards read for new bills (workers.cron).
     BILL_POLL_INTERVAL_S: int = 60
+    # A staff refund of more than this (fen) waits for a finance user other than the requester to approve it.
+    REFUND_APPROVAL_FEN: int = 50_000
+    # Order attachments (a panoramic X-ray at redemption): the largest file accepted, and where the files live.
+    # Empty ATTACHMENTS_S3_BUCKET: under HPAY_VAR_DIR/attachments (ATTACHMENTS_DIR overrides the folder);
+    # set: in that bucket of any S3-compatible store (endpoint empty: AWS itself), under ATTACHMENTS_S3_PREFIX.
+    ATTACHMENT_MAX_BYTES: int = 10 * 1024 * 1024
+    ATTACHMENTS_DIR: str = ""
+    ATTACHMENTS_S3_ENDPOINT: str = ""
+    ATTACHMENTS_S3_BUCKET: str = ""
+    ATTACHMENTS_S3_PREFIX: str = "attachments/"
+    ATTACHMENTS_S3_REGION: str = "us-east-1"
+    ATTACHMENTS_S3_ACCESS_KEY: str = field(default="", repr=False)
+    ATTACHMENTS_S3_SECRET_KEY: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -259,6 +272,9 @@ class Settings:
                                      "HPAY_BILL_POLL_INTERVAL_S must be positive")
         if self.DISPATCHER_STALE_S <= 0:
             raise ConfigurationError("HPAY_DISPATCHER_STALE_S must be positive")
+        if self.REFUND_APPROVAL_FEN < 0 or self.ATTACHMENT_MAX_BYTES <= 0:
+            raise ConfigurationError("HPAY_REFUND_APPROVAL_FEN must not be negative and HPAY_ATTACHMENT_MAX_BYTES "
+                                     "must be positive")
 
     def rate_limits(self) -> dict[str, str]:
         """The RATE_* limit strings by field name."""

@@ -6,6 +6,7 @@ HPAY_TEST_DATABASE_URL / HPAY_TEST_REDIS_URL; run bare, pytest starts its own.
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 
@@ -82,8 +83,10 @@ def secret_key():
 def settings(database_url, redis_url, sandbox, secret_key):
     from config.settings import TestSettings
 
+    # Attachments go to a folder of this session's, never the repository's var/.
     return TestSettings(DATABASE_URL=database_url, REDIS_URL=redis_url, SANDBOX_URL=sandbox.url,
-                        PUBLIC_BASE_URL="http://127.0.0.1:1", LOG_JSON=True, SECRET_KEY=secret_key)
+                        PUBLIC_BASE_URL="http://127.0.0.1:1", LOG_JSON=True, SECRET_KEY=secret_key,
+                        ATTACHMENTS_DIR=tempfile.mkdtemp(prefix="hpay-attachments-"))
 
 
 @pytest.fixture(scope="session")
@@ -140,6 +143,7 @@ class PlatformStack:
             # /readyz turns red this soon after the dispatcher stops (a test stops the cron to see it).
             "HPAY_DISPATCHER_STALE_S": "10",
             "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir,
+            "HPAY_ATTACHMENTS_DIR": tempfile.mkdtemp(prefix="hpay-attachments-"),
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }

@@ -61,3 +61,10 @@ class Unavailable(DomainError):
 
     http_status = 503
     code = "unavailable"
+
+
+class TooLarge(DomainError):
+    """A body larger than the route accepts (an attachment above HPAY_ATTACHMENT_MAX_BYTES)."""
+
+    http_status = 413
+    code = "too_large"

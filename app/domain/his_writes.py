@@ -23,6 +23,10 @@ class HisWriteKind(StrEnum):
     """An unpaid bill on the card for something charged at redemption outside the package."""
     REFUND_HOLD = "refund_hold"
     REFUND_RESTORE = "refund_restore"
+    BILL_SETTLEMENT_REVERSAL = "bill_settlement_reversal"
+    """A staff refund of a visit-bill order: the HIS's settlement of its bills reversed for the amount."""
+    CHARGE_ADJUSTMENT = "charge_adjustment"
+    """A staff refund of a redeemed booking: the package's charge record reduced by the amount."""
 
 
 # What the HIS keeps in its ledger (and lists in its daily export); an extra charge is a bill, not a record.

@@ -66,8 +66,9 @@ MACHINES: dict[str, StateMachine[OrderStatus]] = {
     # refunded (card balance refunds draw on top-up orders).
     TOPUP: StateMachine("topup order", OrderStatus, {
         **_COMMON, PAID: {COMPLETED, REFUNDING}, COMPLETED: {REFUNDING, PARTIALLY_REFUNDED, REFUNDED}}),
+    # A staff refund of part or all of a visit bill moves it once the money went back.
     VISIT_BILL: StateMachine("visit_bill order", OrderStatus, {
-        **_COMMON, PAID: {COMPLETED, REFUNDING}, COMPLETED: {REFUNDING}}),
+        **_COMMON, PAID: {COMPLETED, REFUNDING}, COMPLETED: {REFUNDING, PARTIALLY_REFUNDED, REFUNDED}}),
 }
 
 # Statuses in which the order's money was received.

@@ -48,13 +48,18 @@ UNSETTLED = frozenset({RefundStatus.WAITING, RefundStatus.PENDING, RefundStatus.
 
 
 class RefundRequestStatus(StrEnum):
+    AWAITING_APPROVAL = "awaiting_approval"
+    """A staff refund above the approval threshold: no parts yet; its amount is held against the order."""
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     PARTIALLY_FAILED = "partially_failed"
+    REJECTED = "rejected"
+    """Finance said no; nothing left."""
 
 
 REFUND_REQUEST = StateMachine("refund request", RefundRequestStatus, {
+    RefundRequestStatus.AWAITING_APPROVAL: {RefundRequestStatus.PROCESSING, RefundRequestStatus.REJECTED},
     RefundRequestStatus.PROCESSING: {RefundRequestStatus.SUCCEEDED, RefundRequestStatus.FAILED,
                                      RefundRequestStatus.PARTIALLY_FAILED},
 })
@@ -83,11 +88,13 @@ class RefundOrigin(StrEnum):
     LATE_PAYMENT = "late_payment"
     DUPLICATE_PAYMENT = "duplicate_payment"
     ADMIN = "admin"
+    STAFF = "staff"
+    """A staff refund of (part of) one paid order, approved by finance above HPAY_REFUND_APPROVAL_FEN."""
 
 
 # Refunds of money the order kept (as opposed to a second or late payment the order never needed).
 ORDER_MONEY_ORIGINS = frozenset({RefundOrigin.HIS_REJECTED, RefundOrigin.CANCELLATION, RefundOrigin.PATIENT,
-                                 RefundOrigin.WINDOW, RefundOrigin.ADMIN})
+                                 RefundOrigin.WINDOW, RefundOrigin.ADMIN, RefundOrigin.STAFF})
 # Card-balance refunds took their amount off the card first; a failed part gives it back.
 CARD_ORIGINS = frozenset({RefundOrigin.PATIENT, RefundOrigin.WINDOW})
 

@@ -15,7 +15,7 @@ from typing import Any
 
 BILL_KINDS = ("exam", "lab", "prescription", "treatment", "charge")
 RECORD_KINDS = ("registration", "registration_revert", "recharge", "bill_settlement", "charge", "refund_hold",
-                "refund_restore")
+                "refund_restore", "bill_settlement_reversal", "charge_adjustment")
 
 
 @dataclass(frozen=True)
@@ -214,6 +214,17 @@ class HisClient(ABC):
     @abstractmethod
     def refund_restore(self, card_no: str, amount_fen: int, order_no: str, idempotency_key: str) -> HisWriteResult:
         """Give back what a refund_hold under the same order_no took; no more than it still holds."""
+
+    @abstractmethod
+    def reverse_bill_settlement(self, card_no: str, amount_fen: int, order_no: str,
+                                idempotency_key: str) -> HisWriteResult:
+        """Reverse (part of) the bill settlement of order_no for a refund; the card balance is unchanged.
+        HisRejected('reversal_exceeds_settlement') beyond what the order settled and has not had reversed."""
+
+    @abstractmethod
+    def adjust_charge(self, order_no: str, card_no: str, amount_fen: int, idempotency_key: str) -> HisWriteResult:
+        """Reduce the charge record of a redeemed package by amount_fen (a refund after redemption); the card
+        balance is unchanged. HisRejected('adjustment_exceeds_charge') beyond what the charges of order_no hold."""
 
     # --- reconciliation ---------------------------------------------------------------
     @abstractmethod

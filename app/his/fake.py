@@ -265,3 +265,31 @@ class FakeHis(HisClient):
                                 self.balances[card_no])
         return self._once("refund_restore", idempotency_key, {"card": card_no, "fen": amount_fen, "order": order_no},
                           write)
+
+    def _recorded(self, order_no: str, kind: str) -> int:
+        return sum(r.amount_fen for r in self.records if r.order_no == order_no and r.kind == kind)
+
+    def reverse_bill_settlement(self, card_no: str, amount_fen: int, order_no: str,
+                                idempotency_key: str) -> HisWriteResult:
+        self._call("reverse_bill_settlement")
+        self._card(card_no)
+
+        def write():
+            left = self._recorded(order_no, "bill_settlement") - self._recorded(order_no, "bill_settlement_reversal")
+            if amount_fen > left:
+                raise HisRejected("reversal_exceeds_settlement", f"only {left} fen of {order_no} is settled")
+            return self._record(idempotency_key, "bill_settlement_reversal", card_no, amount_fen, order_no)
+        return self._once("reverse_bill_settlement", idempotency_key,
+                          {"card": card_no, "fen": amount_fen, "order": order_no}, write)
+
+    def adjust_charge(self, order_no: str, card_no: str, amount_fen: int, idempotency_key: str) -> HisWriteResult:
+        self._call("adjust_charge")
+        self._card(card_no)
+
+        def write():
+            left = self._recorded(order_no, "charge") - self._recorded(order_no, "charge_adjustment")
+            if amount_fen > left:
+                raise HisRejected("adjustment_exceeds_charge", f"only {left} fen of {order_no} is charged")
+            return self._record(idempotency_key, "charge_adjustment", card_no, amount_fen, order_no)
+        return self._once("adjust_charge", idempotency_key, {"card": card_no, "fen": amount_fen, "order": order_no},
+                          write)

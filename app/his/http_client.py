@@ -275,6 +275,15 @@ class HttpHisClient(HisClient):
         return self._write("/refund-restores", {"card_no": card_no, "amount_fen": amount_fen, "order_no": order_no,
                                                 "idempotency_key": idempotency_key})
 
+    def reverse_bill_settlement(self, card_no: str, amount_fen: int, order_no: str,
+                                idempotency_key: str) -> HisWriteResult:
+        return self._write("/bill-settlement-reversals", {"card_no": card_no, "amount_fen": amount_fen,
+                                                          "order_no": order_no, "idempotency_key": idempotency_key})
+
+    def adjust_charge(self, order_no: str, card_no: str, amount_fen: int, idempotency_key: str) -> HisWriteResult:
+        return self._write("/charge-adjustments", {"order_no": order_no, "card_no": card_no, "amount_fen": amount_fen,
+                                                   "idempotency_key": idempotency_key})
+
     # --- reconciliation ------------------------------------------------------------------------
     def export(self, day: date) -> list[HisRecord]:
         return self._read("/export", lambda data: [_record(r) for r in data["records"]], date=day.isoformat())

@@ -58,6 +58,12 @@ Ledger writes (key required; each leaves one `his_records` row of the named kind
   for a redeemed package, `extra.settlement_type`; balance unchanged
 - `POST /his/refund-holds {card_no, amount_fen, order_no (the refund reference), idempotency_key}` ->
   `refund_hold`, balance -= amount; 409 `insufficient_balance` if it would go negative
+- `POST /his/bill-settlement-reversals {card_no, amount_fen, order_no (the visit-bill order), idempotency_key}`
+  -> `bill_settlement_reversal` (a refund of part or all of what the order settled); 409
+  `reversal_exceeds_settlement` beyond what its settlements hold after earlier reversals; balance unchanged
+- `POST /his/charge-adjustments {card_no, amount_fen, order_no (the redeemed booking), idempotency_key}` ->
+  `charge_adjustment`: the package's charge reduced by amount_fen (a refund after redemption); 409
+  `adjustment_exceeds_charge` beyond what its charges hold after earlier adjustments; balance unchanged
 - `POST /his/refund-restores {card_no, amount_fen, order_no, idempotency_key}` -> `refund_restore`,
   balance += amount; 409 `restore_exceeds_hold` beyond what that order_no still holds on the card
 

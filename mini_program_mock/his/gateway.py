@@ -193,6 +193,16 @@ def refund_restore():
     return _money_write("refund_restore", json_body())
 
 
+@bp.post("/bill-settlement-reversals")
+def reverse_bill_settlement():
+    return _money_write("reverse_bill_settlement", json_body())
+
+
+@bp.post("/charge-adjustments")
+def adjust_charge():
+    return _money_write("adjust_charge", json_body())
+
+
 @bp.post("/registrations")
 def register():
     body = json_body()

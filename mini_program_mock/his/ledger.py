@@ -161,6 +161,32 @@ class HisLedger:
         return self._record(conn, now, key, "refund_restore", p, card_no=p["card_no"], amount_fen=p["amount_fen"],
                             balance_fen=balance)
 
+    @staticmethod
+    def _left(conn: sqlite3.Connection, p: dict, kind: str, reversal: str) -> int:
+        """What the records of `kind` for the order hold after the records of `reversal` taken off them."""
+        return conn.execute(
+            "SELECT COALESCE(SUM(CASE kind WHEN ? THEN amount_fen ELSE -amount_fen END), 0) FROM his_records"
+            " WHERE card_no = ? AND order_no = ? AND kind IN (?, ?)",
+            (kind, p["card_no"], p["order_no"], kind, reversal)).fetchone()[0]
+
+    def _reverse_bill_settlement(self, conn, now, p, key):
+        settled = self._left(conn, p, "bill_settlement", "bill_settlement_reversal")
+        if p["amount_fen"] > settled:
+            raise HisRefusal(409, "reversal_exceeds_settlement",
+                             f"only {settled} fen of order {p['order_no']} is settled on card {p['card_no']}")
+        balance = card_row(conn, p["card_no"])["balance_fen"]
+        return self._record(conn, now, key, "bill_settlement_reversal", p, card_no=p["card_no"],
+                            amount_fen=p["amount_fen"], balance_fen=balance)
+
+    def _adjust_charge(self, conn, now, p, key):
+        charged = self._left(conn, p, "charge", "charge_adjustment")
+        if p["amount_fen"] > charged:
+            raise HisRefusal(409, "adjustment_exceeds_charge",
+                             f"only {charged} fen of order {p['order_no']} is charged on card {p['card_no']}")
+        balance = card_row(conn, p["card_no"])["balance_fen"]
+        return self._record(conn, now, key, "charge_adjustment", p, card_no=p["card_no"],
+                            amount_fen=p["amount_fen"], balance_fen=balance)
+
     # --- master data (no ledger row; the key is optional) --------------------
     def _create_patient(self, conn, now, p, key):
         return patient_json(conn, insert_patient(conn, now, p["name"], p["phone"], p["id_number"]))
@@ -176,6 +202,7 @@ class HisLedger:
     _operations = {
         "recharge": _recharge, "settle_bills": _settle_bills, "register": _register,
         "revert_registration": _revert_registration, "charge": _charge, "refund_hold": _refund_hold,
-        "refund_restore": _refund_restore, "create_patient": _create_patient, "open_card": _open_card,
+        "refund_restore": _refund_restore, "reverse_bill_settlement": _reverse_bill_settlement,
+        "adjust_charge": _adjust_charge, "create_patient": _create_patient, "open_card": _open_card,
         "create_bill": _create_bill,
     }

@@ -63,7 +63,7 @@ def test_an_admin_creates_and_changes_items_and_the_patient_sees_them(client, rt
     assert package | {"id": None, "created_at": None, "code": None} == {
         "id": None, "clinic_code": "demo", "code": None, "kind": "package", "name": "新项目",
         "description": "含洁牙与检查", "price_fen": 8800, "collected_by": "clinic", "channels": ["wechat"],
-        "purchase_price_fen": {}, "active": True, "created_at": None}
+        "purchase_price_fen": {}, "active": True, "requires_attachment": False, "created_at": None}
     assert renamed.status_code == 200 and renamed.get_json()["price_fen"] == 9900
     assert (taken.status_code, taken.get_json()["error"]) == (409, "item_code_taken")
     assert package["id"] in [i["id"] for i in listed]

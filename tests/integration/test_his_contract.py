@@ -164,8 +164,18 @@ def test_every_operation_answers_by_the_contract(his):
     client.charge(f"CT{tag}4", card.card_no, 2000, "wechat", f"ct-charge-{tag}")
     assert client.refund_hold(card.card_no, 1000, f"RF{tag}", f"ct-hold-{tag}").balance_fen == 4000
     assert client.refund_restore(card.card_no, 400, f"RF{tag}", f"ct-restore-{tag}").balance_fen == 4400
+    reversed_ = client.reverse_bill_settlement(card.card_no, 500, f"CT{tag}2", f"ct-reversal-{tag}")
+    assert (reversed_.kind, reversed_.amount_fen, reversed_.balance_fen) == ("bill_settlement_reversal", 500, 4400)
+    with pytest.raises(HisRejected) as over_reversed:
+        client.reverse_bill_settlement(card.card_no, 1001, f"CT{tag}2", f"ct-reversal2-{tag}")
+    assert over_reversed.value.code == "reversal_exceeds_settlement"
+    assert client.adjust_charge(f"CT{tag}4", card.card_no, 700, f"ct-adjust-{tag}").kind == "charge_adjustment"
+    with pytest.raises(HisRejected) as over_adjusted:
+        client.adjust_charge(f"CT{tag}4", card.card_no, 1301, f"ct-adjust2-{tag}")
+    assert over_adjusted.value.code == "adjustment_exceeds_charge"
     exported = client.export(datetime.now(SHANGHAI).date())
-    assert {f"ct-{kind}-{tag}" for kind in ("recharge", "settle", "hold")} <= {r.idempotency_key for r in exported}
+    assert {f"ct-{kind}-{tag}" for kind in ("recharge", "settle", "hold", "reversal", "adjust")} <= {
+        r.idempotency_key for r in exported}
 
     called = {exchange.check() for exchange in exchanges}
     assert called == {op["operationId"] for _m, _p, _t, op in OPERATIONS}

@@ -38,7 +38,8 @@ LEGAL = {
         ("completed", "refunding"), ("completed", "partially_refunded"), ("completed", "refunded"),
     }),
     "visit_bill order": (MACHINES["visit_bill"], _ORDER_COMMON | {
-        ("paid", "completed"), ("paid", "refunding"), ("completed", "refunding"),
+        ("paid", "completed"), ("paid", "refunding"),
+        ("completed", "refunding"), ("completed", "partially_refunded"), ("completed", "refunded"),
     }),
     "payment attempt": (PAYMENT_ATTEMPT, {("pending", "paid"), ("pending", "closed"), ("closed", "paid")}),
     "refund": (REFUND, {
@@ -47,6 +48,7 @@ LEGAL = {
         ("processing", "succeeded"), ("processing", "failed"), ("processing", "pending"),
     }),
     "refund request": (REFUND_REQUEST, {
+        ("awaiting_approval", "processing"), ("awaiting_approval", "rejected"),
         ("processing", "succeeded"), ("processing", "failed"), ("processing", "partially_failed"),
     }),
     "HIS write": (HIS_WRITE, {

@@ -25,6 +25,7 @@ const COMPONENTS: Record<string, Lazy> = {
   clinics: () => import('@/views/platform/ClinicsView.vue'),
   clinic: () => import('@/views/platform/ClinicSetup.vue'),
   'platform-apps': () => import('@/views/platform/PlatformApps.vue'),
+  'refund-approvals': () => import('@/views/finance/RefundApprovals.vue'),
   'settlement-types': () => import('@/views/admin/SettlementTypes.vue'),
   inventory: () => import('@/views/admin/InventoryView.vue'),
   audit: () => import('@/views/admin/AuditEvents.vue'),

@@ -13,7 +13,7 @@ describe('role-based navigation', () => {
   it('finance see the finance screens and the payment search only', () => {
     expect(menuFor('finance').map((g) => g.title)).toEqual(['查询', '财务'])
     expect(titles('finance')).toEqual(['transactions', 'finance-dashboard', 'reconciliation-runs', 'statements',
-      'settlements'])
+      'settlements', 'refund-approvals'])
   })
 
   it('an order\'s story is reached from a list, by staff and finance', () => {
@@ -54,6 +54,7 @@ describe('role-based navigation', () => {
     expect(canUse('finance', 'bookings-pending')).toBe(false)
     expect(canUse('finance', 'audit')).toBe(false)
     expect(canUse('staff', 'audit')).toBe(false)
+    expect(canUse('staff', 'refund-approvals')).toBe(false)
     expect(canUse('admin', 'audit')).toBe(true)
     for (const role of ['staff', 'finance']) {
       expect(canUse(role, 'ops-queues')).toBe(false)

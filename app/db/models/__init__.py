@@ -1,4 +1,5 @@
 """All tables. Importing this package registers every model on Base.metadata."""
+from app.db.models.attachments import OrderAttachment
 from app.db.models.audit import AuditEvent, StatusEvent
 from app.db.models.catalog import Item, ItemInventory, Slot
 from app.db.models.clinic import Clinic, MerchantAccount
@@ -28,4 +29,5 @@ __all__ = [
     "Coupon", "Settlement", "Statement", "StatementLine",
     "ReconciliationDiscrepancy", "ReconciliationRepair", "ReconciliationRun", "StatusEvent",
     "MessagePush", "MessageSubscription", "MessageTemplate", "MpMessage", "PolledBill",
+    "OrderAttachment",
 ]

@@ -37,6 +37,8 @@ class Item(Base):
     # {channel: fen}: what the platform pays the clinic per redeemed order (platform-collected items).
     purchase_price_fen: Mapped[dict | None] = mapped_column(JsonDoc)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Redeeming it needs an attachment on the order (e.g. a panoramic X-ray) or a stated reason why there is none.
+    requires_attachment: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, onupdate=utcnow)
 

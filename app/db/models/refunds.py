@@ -16,6 +16,9 @@ class RefundRequest(Base):
     __table_args__ = (
         UniqueConstraint("clinic_id", "origin", "external_request_no"),
         CheckConstraint("amount_fen > 0", name="amount_positive"),
+        # Finance's list of staff refunds awaiting approval; what an order's open requests hold back.
+        Index("ix_refund_requests_status_clinic_id", "status", "clinic_id"),
+        Index("ix_refund_requests_order_id", "order_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -30,6 +33,11 @@ class RefundRequest(Base):
     amount_fen: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(24))
     reason: Mapped[str | None] = mapped_column(String(200))
+    # A staff refund: who asked, and who of finance approved or rejected it (never the same person).
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("staff_users.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decision_note: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

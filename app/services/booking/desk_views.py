@@ -1,12 +1,13 @@
 """A booking as clinic staff see it: the order, its clinic, patient and cards, redemption, extra
-charges and where its HIS registration stands. Phones stay masked."""
+charges, where its HIS registration stands, and its attachments. Phones stay masked."""
 from __future__ import annotations
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Card, Clinic, ExtraCharge, HisOutbox, Order, RegistrationSync
+from app.db.models import Card, Clinic, ExtraCharge, HisOutbox, Item, Order, OrderAttachment, RegistrationSync
 from app.domain.his_writes import EXTRA_CHARGE_STATUS, ExtraChargeStatus
+from app.services.booking.attachments import attachment_view
 from app.services.orders import describe
 
 
@@ -27,4 +28,8 @@ def staff_booking_view(session: Session, order: Order) -> dict:
             .where(ExtraCharge.order_id == order.id).order_by(ExtraCharge.seq))]
     sync = session.scalar(select(RegistrationSync).where(RegistrationSync.order_id == order.id))
     view["registration_sync"] = {"status": sync.status, "note": sync.note} if sync else None
+    item = session.get(Item, order.item_id) if order.item_id else None
+    view["attachment_required"] = bool(item and item.requires_attachment)
+    view["attachments"] = [attachment_view(session, row) for row in session.scalars(
+        select(OrderAttachment).where(OrderAttachment.order_id == order.id).order_by(OrderAttachment.id))]
     return view

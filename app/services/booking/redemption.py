@@ -14,7 +14,8 @@ exactly one of two concurrent redemptions through; the other gets
   commit; if the HIS does not answer, the outbox retries them like every HIS
   write (24 hours, scaled, then flagged); the key makes a retry return the same
   bill, so none is lost or doubled.
-The charge needs a card: a patient without one gets a HIS card first.
+The charge needs a card: a patient without one gets a HIS card first. An item that requires an attachment
+(a panoramic X-ray) is redeemed only with one on the order or a `no_attachment_reason`, which the audit keeps.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from app.domain import orders as o
 from app.domain.errors import Conflict, InvalidTransition
 from app.domain.his_writes import HisWriteKind, HisWriteStatus
 from app.runtime import Runtime
+from app.services.booking.attachments import attachment_check
 from app.services.booking.desk_views import staff_booking_view
 from app.services.booking.front_desk import actor_of, snapshot
 from app.services.booking.staff_patients import ensure_card
@@ -50,16 +52,19 @@ def _require_redeemable(order: Order) -> None:
                        "redeemed on its appointment day (reschedule it to today)", "not_appointment_day")
 
 
-def redeem(rt: Runtime, principal: StaffPrincipal, order_no: str, extra_charges: list[dict]) -> dict:
+def redeem(rt: Runtime, principal: StaffPrincipal, order_no: str, extra_charges: list[dict],
+           no_attachment_reason: str | None = None) -> dict:
     with rt.db.session() as session:
         order = scoped_booking(session, principal.clinic_ids, order_no)
         _require_redeemable(order)
+        attachment_check(session, order, no_attachment_reason)
         patient_id = order.patient_id
     card_no = ensure_card(rt, patient_id)
     now = utcnow()
     with rt.db.session() as session:
         order = scoped_booking(session, principal.clinic_ids, order_no, lock=True)
         _require_redeemable(order)
+        attachments = attachment_check(session, order, no_attachment_reason)
         before = snapshot(order)
         if not move(session, order, o.REDEEMED, "redeemed by staff", actor=actor_of(principal), redeemed_at=now):
             raise InvalidTransition("the booking changed meanwhile; reload it")
@@ -84,7 +89,8 @@ def redeem(rt: Runtime, principal: StaffPrincipal, order_no: str, extra_charges:
         bill_writes = [write.id for write in bills]
         record_staff_event(session, principal, order.clinic_id, "booking_redeemed", "order", order.order_no,
                            before=before, after={
-                               **snapshot(order), "card_no": card_no, "settlement_type": setting["settlement_type"],
+                               **snapshot(order), **attachments, "card_no": card_no,
+                               "settlement_type": setting["settlement_type"],
                                "extra_charges": [{"name": c["name"], "amount_fen": c["amount_fen"]}
                                                  for c in extra_charges]})
         order_id = order.id

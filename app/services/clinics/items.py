@@ -24,14 +24,15 @@ from app.services.common.staff_scope import clinic_ids_in_scope, one_clinic, sco
 
 KINDS = ("item", "package")
 CODE_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
-EDITABLE = ("name", "kind", "description", "price_fen", "collected_by", "channels", "purchase_price_fen", "active")
+EDITABLE = ("name", "kind", "description", "price_fen", "collected_by", "channels", "purchase_price_fen", "active",
+            "requires_attachment")
 
 
 def item_view(item: Item, clinic_code: str) -> dict:
     return {"id": item.id, "clinic_code": clinic_code, "code": item.code, "kind": item.kind, "name": item.name,
             "description": item.description, "price_fen": item.price_fen, "collected_by": item.collected_by,
             "channels": list(item.channels), "purchase_price_fen": dict(item.purchase_price_fen or {}),
-            "active": item.active, "created_at": item.created_at}
+            "active": item.active, "requires_attachment": item.requires_attachment, "created_at": item.created_at}
 
 
 def _audited(item: Item) -> dict:
@@ -84,7 +85,8 @@ def create_item(rt: Runtime, principal: StaffPrincipal, clinic_code: str | None,
                         price_fen=data["price_fen"], collected_by=data.get("collected_by") or CLINIC,
                         channels=list(data.get("channels") or CHANNELS),
                         purchase_price_fen=data.get("purchase_price_fen") or None,
-                        active=data.get("active", True))
+                        active=data.get("active", True),
+                        requires_attachment=data.get("requires_attachment", False))
             _check(item)
             session.add(item)
             session.flush()

@@ -32,6 +32,7 @@ from app.his.base import HisNotFound, HisUnavailable
 from app.runtime import Runtime
 from app.services.his import his_client, record_request_write, send
 from app.services.refunds.executor import add_refund, refunded_on_attempt
+from app.services.refunds.requests import awaiting_on_order
 
 
 def live_balance(rt: Runtime, clinic_id: int, card_no: str) -> int:
@@ -57,7 +58,8 @@ def _refundable_topups(session: Session, clinic_id: int, card_no: str,
     now = utcnow()
     for order, attempt in session.execute(query).all():
         account = session.get(MerchantAccount, attempt.merchant_account_id)
-        remaining = attempt.amount_fen - refunded_on_attempt(session, attempt.id)
+        # A staff refund of this top-up awaiting finance's approval holds its amount.
+        remaining = attempt.amount_fen - refunded_on_attempt(session, attempt.id) - awaiting_on_order(session, order.id)
         skip = None
         if now - attempt.paid_at > timedelta(days=account.refund_window_days):
             skip = "past the channel's refund window"
@@ -72,7 +74,7 @@ def _refund_count(session: Session, attempt_id: int) -> int:
                                                        Refund.status != RefundStatus.FAILED)).all())
 
 
-def _holds_in_flight(session: Session, clinic_id: int, card_no: str) -> int:
+def holds_in_flight(session: Session, clinic_id: int, card_no: str) -> int:
     """Amounts of this card's requests whose hold the HIS has not recorded yet (its balance still shows them)."""
     rows = session.scalars(select(HisOutbox).join(RefundRequest, RefundRequest.id == HisOutbox.refund_request_id)
                            .where(RefundRequest.clinic_id == clinic_id, RefundRequest.card_no == card_no,
@@ -93,7 +95,7 @@ def request_refund(rt: Runtime, *, clinic_id: int, card_no: str, amount_fen: int
             existing = _existing_request(session, clinic_id, origin, external_request_no, card_no, amount_fen)
             if existing is not None:
                 return existing
-        check_limits(amount_fen, balance - _holds_in_flight(session, clinic_id, card_no), [t for *_, t in topups])
+        check_limits(amount_fen, balance - holds_in_flight(session, clinic_id, card_no), [t for *_, t in topups])
         parts = allocate(amount_fen, [t for *_, t in topups])
         attempts = {order.id: attempt for order, attempt, _ in topups}
         now = utcnow()

@@ -19,15 +19,21 @@ from app.domain.orders import can_transition
 from app.domain.refunds import (
     CARD_ORIGINS,
     ORDER_MONEY_ORIGINS,
+    RefundOrigin,
     RefundRequestStatus,
     RefundStatus,
     request_status,
 )
+from app.services.common.audit import record_system_event
 from app.services.common.status import set_status
 from app.services.his import record_request_write, request_write
 from app.services.orders import move
 
 log = logging.getLogger(__name__)
+
+# The HIS writes a staff refund may have had recorded before its money failed to go back (a card hold is
+# restored instead).
+STAFF_REFUND_WRITES = (HisWriteKind.BILL_SETTLEMENT_REVERSAL, HisWriteKind.CHARGE_ADJUSTMENT)
 
 
 def locked_request(session: Session, request_id: int) -> RefundRequest:
@@ -51,20 +57,37 @@ def on_part_settled(session: Session, part: Refund) -> None:
         session.execute(update(Order).where(Order.id == part.order_id)
                         .values(refunded_fen=Order.refunded_fen + part.amount_fen)
                         .execution_options(synchronize_session=False))
-        if request.origin in CARD_ORIGINS:
-            _note_topup_refunded(session, part.order_id, request)
-    if part.status == RefundStatus.FAILED and request.origin in CARD_ORIGINS:
+        if request.origin in CARD_ORIGINS or request.origin == RefundOrigin.STAFF:
+            _note_order_refunded(session, part.order_id, request)
+    if part.status == RefundStatus.FAILED and request.origin in CARD_ORIGINS | {RefundOrigin.STAFF}:
         _restore_card(session, request, part)
+        if request.origin == RefundOrigin.STAFF:
+            _note_failed_after_his_write(session, request, part)
     if update_request_status(session, request) != RefundRequestStatus.PROCESSING:
         _settle_orders(session, request)
 
 
-def _note_topup_refunded(session: Session, order_id: int, request: RefundRequest) -> None:
+def _note_order_refunded(session: Session, order_id: int, request: RefundRequest) -> None:
+    """A top-up or visit-bill order shows it was (partly) refunded; a booking keeps its status (booked or
+    redeemed: the visit stands) and shows the refund in refunded_fen."""
     order = session.get(Order, order_id)
     session.refresh(order)
     target = o.REFUNDED if order.refunded_fen >= order.amount_fen else o.PARTIALLY_REFUNDED
     if order.status != target and can_transition(order.type, order.status, target):
-        move(session, order, target, f"card refund {request.refund_request_no}")
+        move(session, order, target, f"{request.origin} refund {request.refund_request_no}")
+
+
+def _note_failed_after_his_write(session: Session, request: RefundRequest, part: Refund) -> None:
+    """A staff refund whose money did not go back after the HIS recorded the reversal or charge adjustment:
+    finance sees it in the audit trail (the HIS now shows less than the clinic kept; a card hold is restored)."""
+    told = [w for w in (request_write(session, request.id, kind) for kind in STAFF_REFUND_WRITES)
+            if w is not None and w.status == HisWriteStatus.SENT]
+    if told:
+        log.error("staff refund %s failed after the HIS recorded its %s", request.refund_request_no, told[0].kind)
+        record_system_event(session, request.clinic_id, "staff_refund_failed_after_his_write", "refund",
+                            part.refund_no, after={"refund_request_no": request.refund_request_no,
+                                                   "his_write": told[0].kind, "amount_fen": part.amount_fen,
+                                                   "failure_code": part.failure_code})
 
 
 def _restore_card(session: Session, request: RefundRequest, part: Refund) -> None:

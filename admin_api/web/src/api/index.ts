@@ -62,3 +62,27 @@ export async function download(path: string, query: Record<string, string>): Pro
   setTimeout(() => URL.revokeObjectURL(link.href), 10_000)
   return filename
 }
+
+/** A multipart upload (an order attachment): the JSON answer, or the ApiError the API refused it with. */
+export async function upload<T>(path: string, form: FormData): Promise<T> {
+  let response: Response
+  try {
+    response = await fetch(`${ADMIN_PREFIX}${path}`, {
+      method: 'POST', body: form, headers: { Authorization: `Bearer ${session.token ?? ''}` },
+    })
+  } catch {
+    throw toApiError(0, null)
+  }
+  if (response.status === 401) onUnauthorized()
+  const body = await response.json().catch(() => null)
+  if (!response.ok) throw toApiError(response.status, body)
+  return body as T
+}
+
+/** A file the API serves (an attachment) as an object URL for an <img>; the caller revokes it. */
+export async function objectUrl(path: string): Promise<string> {
+  const response = await fetch(`${ADMIN_PREFIX}${path}`, { headers: { Authorization: `Bearer ${session.token ?? ''}` } })
+  if (response.status === 401) onUnauthorized()
+  if (!response.ok) throw toApiError(response.status, await response.json().catch(() => null))
+  return URL.createObjectURL(await response.blob())
+}

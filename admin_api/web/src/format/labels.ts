@@ -36,6 +36,7 @@ const EXTRA_STATUS: Record<string, string> = { pending: '待开单', created: '�
 const HIS_WRITE_KIND: Record<string, string> = {
   recharge: '充值入账', bill_settlement: '缴费结算', registration: '挂号', registration_revert: '退号', charge: '核销记账',
   extra_charge: '额外收费开单', refund_hold: '退款冻结', refund_restore: '退款解冻',
+  bill_settlement_reversal: '冲销缴费结算', charge_adjustment: '冲减核销记账',
 }
 const HIS_WRITE_STATUS: Record<string, string> = { pending: '待发送', sent: '已写入', rejected: '被拒绝', flagged: '需人工处理' }
 const QUEUE: Record<string, string> = { notifications: '渠道通知', his: 'HIS 写入', channel: '渠道查询与退款', default: '其他任务' }
@@ -43,6 +44,13 @@ const WORK: Record<string, string> = {
   inbox: '通知收件箱', his_outbox: 'HIS 写入', payment_queries: '待查询支付', expired_orders: '过期未付订单', refunds: '退款',
   no_shows: '爽约标记', registration_syncs: '挂号同步', message_pushes: '消息推送',
 }
+
+// Refund requests (staff refunds wait for finance above the approval threshold).
+const REFUND_REQUEST_STATUS: Record<string, string> = {
+  awaiting_approval: '待审批', processing: '退款中', succeeded: '已退款', failed: '失败', partially_failed: '部分失败',
+  rejected: '已驳回',
+}
+const ATTACHMENT_KIND: Record<string, string> = { panoramic_xray: '全景片', xray: 'X 光片', photo: '照片', other: '其他' }
 
 function label(table: Record<string, string>) {
   return (code: string | null | undefined): string => (code ? (table[code] ?? code) : '—')
@@ -69,6 +77,9 @@ export const queueName = label(QUEUE)
 export const workName = label(WORK)
 export const transactionStatus = label(TRANSACTION_STATUS)
 export const recordName = label(RECORD)
+export const refundRequestStatus = label(REFUND_REQUEST_STATUS)
+export const attachmentKind = label(ATTACHMENT_KIND)
+export const ATTACHMENT_KINDS = Object.keys(ATTACHMENT_KIND)
 
 export const CHANNELS = Object.keys(CHANNEL)
 export const SOURCES = Object.keys(SOURCE)
@@ -83,7 +94,8 @@ export const TRANSACTION_STATUSES = Object.keys(TRANSACTION_STATUS)
 export function statusTone(status: string): 'success' | 'warning' | 'danger' | 'info' | 'primary' {
   if (['redeemed', 'done', 'resolved', 'repaired', 'settled', 'completed', 'checked', 'succeeded', 'sent',
     'processed'].includes(status)) return 'success'
-  if (['paid', 'open', 'running', 'refunding', 'pending_payment', 'held', 'processing'].includes(status)) return 'warning'
+  if (['paid', 'open', 'running', 'refunding', 'pending_payment', 'held', 'processing', 'awaiting_approval']
+    .includes(status)) return 'warning'
   if (['no_show', 'failed', 'cancelled', 'rejected', 'flagged'].includes(status)) return 'danger'
   if (['booked', 'rescheduled', 'generated'].includes(status)) return 'primary'
   return 'info'

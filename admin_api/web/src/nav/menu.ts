@@ -52,6 +52,7 @@ export const SCREENS: readonly Screen[] = [
   { name: 'items', path: 'setup/items', title: '项目与套餐', group: 'setup', roles: ADMIN, inMenu: true },
   { name: 'item-schedule', path: 'setup/items/:itemId(\\d+)/schedule', title: '排班', group: 'setup', roles: ADMIN, inMenu: false },
   { name: 'users', path: 'setup/users', title: '用户管理', group: 'setup', roles: USER_MANAGERS, inMenu: true },
+  { name: 'refund-approvals', path: 'finance/refund-approvals', title: '待审批退款', group: 'finance', roles: FINANCE, inMenu: true },
   { name: 'settlement-types', path: 'setup/settlement-types', title: '结算类型', group: 'setup', roles: ADMIN, inMenu: true },
   { name: 'inventory', path: 'setup/inventory', title: '渠道库存', group: 'setup', roles: ADMIN, inMenu: true },
   { name: 'audit', path: 'setup/audit', title: '审计日志', group: 'setup', roles: ADMIN, inMenu: true },
