@@ -1321,6 +1321,85 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/channel-apps/{app_id}/message-templates/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                app_id: number;
+            };
+            cookie?: never;
+        };
+        /** What the app's templates may say: the app, and per purpose the facts its keywords may show. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    app_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["MessageTemplateOptions"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/clinics": {
         parameters: {
             query?: never;
@@ -6319,7 +6398,7 @@ export interface components {
         MessageTemplate: {
             /** @description template keyword -> the fact it shows (bill_created: title, amount, time, clinic, card_no, bill_kind, bill_id; payment_succeeded: order_no, amount, time, title, clinic; refund_succeeded: order_no, amount, time, status, clinic), e.g. {"thing1": "title", "amount2": "amount", "time3": "time", "thing4": "clinic"} */
             fields: {
-                [key: string]: string;
+                [key: string]: "amount" | "bill_id" | "bill_kind" | "card_no" | "clinic" | "order_no" | "status" | "time" | "title";
             };
             /**
              * @description the page a message opens (its card is added as ?card_no=)
@@ -6337,7 +6416,7 @@ export interface components {
         MessageTemplateIn: {
             /** @description template keyword -> the fact it shows (bill_created: title, amount, time, clinic, card_no, bill_kind, bill_id; payment_succeeded: order_no, amount, time, title, clinic; refund_succeeded: order_no, amount, time, status, clinic), e.g. {"thing1": "title", "amount2": "amount", "time3": "time", "thing4": "clinic"} */
             fields: {
-                [key: string]: string;
+                [key: string]: "amount" | "bill_id" | "bill_kind" | "card_no" | "clinic" | "order_no" | "status" | "time" | "title";
             };
             /**
              * @description the page a message opens (its card is added as ?card_no=)
@@ -6348,6 +6427,12 @@ export interface components {
             purpose: "bill_created" | "payment_succeeded" | "refund_succeeded";
             /** @description the template's id in the channel's console */
             template_id: string;
+        };
+        MessageTemplateOptions: {
+            app: components["schemas"]["TemplateApp"];
+            /** @description the page a template without one opens */
+            default_page: string;
+            purposes: components["schemas"]["PurposeOptions"][];
         };
         NewPatient: {
             id_number?: string;
@@ -6391,6 +6476,14 @@ export interface components {
         PurchasePrice: {
             alipay?: number;
             wechat?: number;
+        };
+        PurposeOptions: {
+            /** @enum {string} */
+            purpose: "bill_created" | "payment_succeeded" | "refund_succeeded";
+            /** @description the facts a keyword of this purpose's template may show */
+            sources: ("amount" | "bill_id" | "bill_kind" | "card_no" | "clinic" | "order_no" | "status" | "time" | "title")[];
+            /** @description the facts a template's keywords usually show, in order */
+            usual_sources: ("amount" | "bill_id" | "bill_kind" | "card_no" | "clinic" | "order_no" | "status" | "time" | "title")[];
         };
         QueueDepth: {
             deferred: number;
@@ -6808,6 +6901,16 @@ export interface components {
             status: string;
             /** Format: date-time */
             succeeded_at?: string | null;
+        };
+        TemplateApp: {
+            /** @description the app's id at the channel */
+            app_id: string;
+            /** @enum {string} */
+            channel: "wechat" | "alipay";
+            /** @description its clinic; null for the platform's own app */
+            clinic_code: string | null;
+            id: number;
+            name: string | null;
         };
         Totals: {
             amount_fen: number;
