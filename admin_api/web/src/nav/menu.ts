@@ -51,6 +51,10 @@ export const SCREENS: readonly Screen[] = [
   // operator's once the operator API admits it.
   { name: 'ops-queues', path: 'ops/queues', title: '任务队列', group: 'ops', roles: ADMIN, inMenu: true },
   { name: 'ops-flagged', path: 'ops/flagged', title: '待处理 HIS 写入', group: 'ops', roles: ADMIN, inMenu: true },
+  // A channel app's message templates, reached from the app (the operator's channel apps, an admin's clinic): the
+  // operator sets any app's, an admin its clinics' (admin_api/message_templates.py).
+  { name: 'message-templates', path: 'setup/channel-apps/:appId(\\d+)/message-templates', title: '消息模板', group: 'setup',
+    roles: ['operator', 'admin'], inMenu: false },
 ]
 
 const LANDING: Record<Role, string> = {
