@@ -67,6 +67,12 @@ describe('the message templates form', () => {
       '<payment_succeeded>：有一行选了内容但没有填关键词', '<payment_succeeded>：有一行选了内容但没有填关键词'])
   })
 
+  it('lists a saved template\'s keywords in the template\'s order, whatever order the API\'s object has', () => {
+    const forms = formFromTemplates(OPTIONS, [{ ...BILL, fields: { amount2: 'amount', thing10: 'card_no', thing1: 'title',
+      time3: 'time' } }])
+    expect(forms[0].rows.map((r) => r.keyword)).toEqual(['thing1', 'amount2', 'time3', 'thing10'])
+  })
+
   it('leaves to the API what only it knows (a keyword it does not take)', () => {
     const forms = formFromTemplates(OPTIONS, [{ ...BILL, fields: { 'Thing 1': 'title' } }])
     const { body, problems } = bodyFromForm(forms, 'pages/bills/index')

@@ -36,7 +36,7 @@ export function formFromTemplates(options: Options, templates: Template[]): Purp
   return options.purposes.map((offered) => {
     const saved = templates.find((t) => t.purpose === offered.purpose)
     const rows: KeywordRow[] = saved
-      ? Object.entries(saved.fields).map(([keyword, source]) => ({ keyword, source }))
+      ? Object.entries(saved.fields).map(([keyword, source]) => ({ keyword, source })).sort(byKeywordNumber)
       : offered.usual_sources.map((source) => ({ keyword: '', source }))
     return {
       purpose: offered.purpose,
@@ -47,6 +47,17 @@ export function formFromTemplates(options: Options, templates: Template[]): Purp
       sources: [...offered.sources],
     }
   })
+}
+
+// A template's keywords in its own order (thing1, amount2, time3…): the number each ends with. The API's object
+// comes back in its database's key order, which is not the template's.
+function keywordNumber(keyword: string): number {
+  const digits = /([0-9]+)$/.exec(keyword)
+  return digits ? Number(digits[1]) : Number.MAX_SAFE_INTEGER
+}
+
+function byKeywordNumber(a: KeywordRow, b: KeywordRow): number {
+  return keywordNumber(a.keyword) - keywordNumber(b.keyword) || a.keyword.localeCompare(b.keyword)
 }
 
 export interface Body {
