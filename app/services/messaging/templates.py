@@ -62,7 +62,7 @@ def get_templates(rt: Runtime, scope: tuple[int, ...] | None, app_row_id: int) -
 
 def template_options(rt: Runtime, scope: tuple[int, ...] | None, app_row_id: int) -> dict:
     """What a form for the app's templates offers: the app itself, and for each purpose the facts a keyword may
-    show (in the order a template's keywords usually take them)."""
+    show and those its template's keywords usually show, in order."""
     with rt.db.session() as session:
         account = _scoped_app(session, scope, app_row_id)
         clinic_code = session.scalar(select(Clinic.code).where(Clinic.id == account.clinic_id)) \
