@@ -51,7 +51,8 @@ def _larger_body_allowed(view):
 @staff_required(STAFF)
 @_larger_body_allowed
 @blp.arguments(AttachmentFormSchema, location="form")
-@blp.arguments(AttachmentFileSchema, location="files")
+@blp.arguments(AttachmentFileSchema, location="files",
+               example={"file": "(the JPEG's bytes)", "kind": "panoramic_xray"})
 @blp.response(201, AttachmentSchema)
 @documented_errors(blp, 404, 409, 413, 422, 503)
 def upload_attachment(form, files, order_no):
@@ -67,7 +68,7 @@ def upload_attachment(form, files, order_no):
 @staff_required(STAFF)
 @blp.response(200, AttachmentSchema(many=True))
 @documented_errors(blp, 404)
-def list_(order_no):
+def list_order_attachments(order_no):
     """A booking's attachments, oldest first."""
     return list_attachments(runtime(), clinic_scope(), order_no)
 

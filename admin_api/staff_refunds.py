@@ -124,7 +124,7 @@ class RefundQuoteSchema(Schema):
 @staff_required(STAFF, FINANCE)
 @blp.response(200, RefundQuoteSchema)
 @documented_errors(blp, 404)
-def quote(order_no):
+def get_refund_quote(order_no):
     """What remains refundable of an order, above which amount finance must approve, and what the HIS is told
     first."""
     return refund_quote(runtime(), current_staff(), order_no)
@@ -133,10 +133,10 @@ def quote(order_no):
 @blp.route("/orders/<order_no:order_no>/refunds", methods=["POST"])
 @staff_required(STAFF, FINANCE)
 @blp.doc(parameters=[IDEMPOTENCY_HEADER])
-@blp.arguments(StaffRefundBodySchema)
+@blp.arguments(StaffRefundBodySchema, example={"amount_fen": 3000, "reason": "患者投诉服务未完成，部分退款"})
 @blp.response(201, StaffRefundRequestSchema)
 @documented_errors(blp, 404, 409, 422, 503)
-def ask(body, order_no):
+def ask_for_refund(body, order_no):
     """Refund part or all of a paid order of any type (also after redemption), with a reason. Up to
     HPAY_REFUND_APPROVAL_FEN (with the order's earlier staff refunds) it starts at once; above it the request is
     `awaiting_approval` until a finance user other than you approves it. A booking not yet redeemed is refunded
@@ -152,7 +152,7 @@ def ask(body, order_no):
 @blp.arguments(RequestListQuerySchema, location="query")
 @blp.response(200, StaffRefundRequestSchema(many=True))
 @documented_errors(blp, 422)
-def list_(query):
+def list_refund_requests(query):
     """Staff refund requests of your clinics, newest first (at most 200); `status=awaiting_approval` is finance's
     list to decide."""
     return list_requests(runtime(), current_staff(), query.get("status"))
@@ -162,17 +162,17 @@ def list_(query):
 @staff_required(STAFF, FINANCE)
 @blp.response(200, StaffRefundRequestSchema)
 @documented_errors(blp, 404)
-def get(refund_request_no):
+def get_refund_request(refund_request_no):
     """One staff refund request of your clinics."""
     return get_request(runtime(), current_staff(), refund_request_no)
 
 
 @blp.route("/refund-requests/<refund_request_no:refund_request_no>/approve", methods=["POST"])
 @staff_required(FINANCE)
-@blp.arguments(ApproveBodySchema)
+@blp.arguments(ApproveBodySchema, example={"note": "已核实"})
 @blp.response(200, StaffRefundRequestSchema)
 @documented_errors(blp, 404, 409, 422, 503)
-def approve_(body, refund_request_no):
+def approve_refund_request(body, refund_request_no):
     """Approve a refund awaiting approval (not one you asked for: 403 `self_approval_forbidden`); it is checked
     again and starts. Of two finance users deciding at once, one wins; the other gets 409
     `refund_request_decided`."""
@@ -181,9 +181,9 @@ def approve_(body, refund_request_no):
 
 @blp.route("/refund-requests/<refund_request_no:refund_request_no>/reject", methods=["POST"])
 @staff_required(FINANCE)
-@blp.arguments(RejectBodySchema)
+@blp.arguments(RejectBodySchema, example={"note": "已到院处理，无需退款"})
 @blp.response(200, StaffRefundRequestSchema)
 @documented_errors(blp, 404, 409, 422)
-def reject_(body, refund_request_no):
+def reject_refund_request(body, refund_request_no):
     """Reject a refund awaiting approval, saying why (not one you asked for); nothing is refunded."""
     return reject(runtime(), current_staff(), refund_request_no, body["note"])

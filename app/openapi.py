@@ -236,6 +236,27 @@ def _security(operation: dict, endpoint: str, group: str) -> list[dict] | None:
             for requirement in declared]
 
 
+def _fold_form_fields(operation: dict, components: dict) -> None:
+    """A form field parsed next to files (`location="form"` beside `location="files"`) is documented by
+    flask-smorest as an OpenAPI 2 `formData` parameter, which 3.0 does not have: fold it into the multipart body's
+    schema (inlined, since the files' schema allows no other property)."""
+    form = [param for param in operation.get("parameters", ()) if param.get("in") == "formData"]
+    body = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data")
+    if not form or body is None:
+        return
+    operation["parameters"] = [param for param in operation["parameters"] if param.get("in") != "formData"]
+    schema = body["schema"]
+    if "$ref" in schema:
+        schema = components[schema["$ref"].rsplit("/", 1)[-1]]
+    body["schema"] = {
+        **schema,
+        "properties": {**schema.get("properties", {}),
+                       **{param["name"]: {**param.get("schema", {}), "description": param.get("description", "")}
+                          for param in form}},
+        "required": [*schema.get("required", ()), *(param["name"] for param in form if param.get("required"))],
+    }
+
+
 def document_operations(app: Flask, api: Api) -> None:
     """Give every operation its operationId, tags and security scheme by its audience (see the module's doc);
     call once, after every blueprint is registered."""
@@ -246,6 +267,7 @@ def document_operations(app: Flask, api: Api) -> None:
             operation = operations.get(method.lower())
             if operation is None:
                 continue
+            _fold_form_fields(operation, api.spec.components.schemas)
             group = audience(rule.rule)
             function = rule.endpoint.rsplit(".", 1)[-1]
             operation["operationId"] = operation.get("operationId") or OPERATION_IDS.get(

@@ -60,7 +60,8 @@ def _upload_call(order_no: str) -> Call:
 ROLE_MATRIX_CASES = {
     "admin_attachments.upload_attachment": Case(lambda w: _upload_call(w.booked_now().order_no),
                                                 lambda w: _upload_call(w.other.order_no)),
-    "admin_attachments.list_": Case(lambda w: Call("GET", f"/orders/{w.booked_now().order_no}/attachments"),
+    "admin_attachments.list_order_attachments": Case(
+        lambda w: Call("GET", f"/orders/{w.booked_now().order_no}/attachments"),
                                     lambda w: Call("GET", f"/orders/{w.other.order_no}/attachments")),
     "admin_attachments.download": Case(
         lambda w: Call("GET", "/orders/{}/attachments/{}".format(*_uploaded(w))),

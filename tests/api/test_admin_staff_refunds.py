@@ -42,20 +42,20 @@ def _foreign(w) -> str:
 
 
 ROLE_MATRIX_CASES = {
-    "admin_staff_refunds.quote": Case(
+    "admin_staff_refunds.get_refund_quote": Case(
         lambda w: Call("GET", f"/orders/{w.paid().order_no}/refund-quote"),
         lambda w: Call("GET", f"/orders/{w.other.order_no}/refund-quote")),
-    "admin_staff_refunds.ask": Case(
+    "admin_staff_refunds.ask_for_refund": Case(
         lambda w: Call("POST", f"/orders/{w.paid().order_no}/refunds", {"json": {"amount_fen": 500, "reason": "矩阵"}}),
         lambda w: Call("POST", f"/orders/{w.other.order_no}/refunds", {"json": {"amount_fen": 500, "reason": "矩阵"}})),
-    "admin_staff_refunds.list_": Case(lambda w: Call("GET", "/refund-requests"), None),
-    "admin_staff_refunds.get": Case(
+    "admin_staff_refunds.list_refund_requests": Case(lambda w: Call("GET", "/refund-requests"), None),
+    "admin_staff_refunds.get_refund_request": Case(
         lambda w: Call("GET", f"/refund-requests/{_awaiting(w)}"),
         lambda w: Call("GET", f"/refund-requests/{_foreign(w)}")),
-    "admin_staff_refunds.approve_": Case(
+    "admin_staff_refunds.approve_refund_request": Case(
         lambda w: Call("POST", f"/refund-requests/{_awaiting(w)}/approve", {"json": {"note": "矩阵"}}),
         lambda w: Call("POST", f"/refund-requests/{_foreign(w)}/approve", {"json": {}})),
-    "admin_staff_refunds.reject_": Case(
+    "admin_staff_refunds.reject_refund_request": Case(
         lambda w: Call("POST", f"/refund-requests/{_awaiting(w)}/reject", {"json": {"note": "矩阵"}}),
         lambda w: Call("POST", f"/refund-requests/{_foreign(w)}/reject", {"json": {"note": "矩阵"}})),
 }

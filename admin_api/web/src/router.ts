@@ -31,6 +31,7 @@ const COMPONENTS: Record<string, Lazy> = {
   audit: () => import('@/views/admin/AuditEvents.vue'),
   'ops-queues': () => import('@/views/ops/QueuesView.vue'),
   'ops-flagged': () => import('@/views/ops/FlaggedWrites.vue'),
+  'message-templates': () => import('@/views/setup/MessageTemplates.vue'),
 }
 
 const screens: RouteRecordRaw[] = SCREENS.map((screen) => ({

@@ -5,10 +5,18 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.db.models import MerchantAccount, MessageTemplate
+from app.db.models import Clinic, MerchantAccount, MessageTemplate
 from app.db.types import utcnow
 from app.domain.errors import InvalidInput, NotFound
-from app.domain.messaging import DEFAULT_PAGE, Purpose, default_fields, fields_problem, page_problem
+from app.domain.messaging import (
+    DEFAULT_ORDER,
+    DEFAULT_PAGE,
+    SOURCES,
+    Purpose,
+    default_fields,
+    fields_problem,
+    page_problem,
+)
 from app.runtime import Runtime
 from app.services.common.audit import record_staff_event
 from app.services.common.principals import StaffPrincipal
@@ -32,19 +40,38 @@ def template_for(session: Session, merchant_account_id: int, purpose: str) -> Me
                                                         MessageTemplate.purpose == str(purpose)))
 
 
-def _scoped_app(session: Session, scope: tuple[int, ...], app_row_id: int) -> MerchantAccount:
+def _scoped_app(session: Session, scope: tuple[int, ...] | None, app_row_id: int) -> MerchantAccount:
+    """The app, if the caller may see it: `scope` is the caller's clinics, or None for an operator, who sees every
+    clinic's apps and the platform's own (an admin never sees the platform's: they belong to no clinic)."""
     account = None
     if 0 < app_row_id <= MAX_ROW_ID:
-        account = session.scalar(select(MerchantAccount).where(MerchantAccount.id == app_row_id,
-                                                               MerchantAccount.clinic_id.in_(scope)))
+        query = select(MerchantAccount).where(MerchantAccount.id == app_row_id)
+        if scope is not None:
+            query = query.where(MerchantAccount.clinic_id.in_(scope))
+        account = session.scalar(query)
     if account is None:
-        raise NotFound(f"no channel app {app_row_id} in your clinics", "channel_app_not_found")
+        raise NotFound(f"no channel app {app_row_id}" + ("" if scope is None else " in your clinics"),
+                       "channel_app_not_found")
     return account
 
 
-def get_templates(rt: Runtime, scope: tuple[int, ...], app_row_id: int) -> list[dict]:
+def get_templates(rt: Runtime, scope: tuple[int, ...] | None, app_row_id: int) -> list[dict]:
     with rt.db.session() as session:
         return [template_view(row) for row in app_templates(session, _scoped_app(session, scope, app_row_id).id)]
+
+
+def template_options(rt: Runtime, scope: tuple[int, ...] | None, app_row_id: int) -> dict:
+    """What a form for the app's templates offers: the app itself, and for each purpose the facts a keyword may
+    show and those its template's keywords usually show, in order."""
+    with rt.db.session() as session:
+        account = _scoped_app(session, scope, app_row_id)
+        clinic_code = session.scalar(select(Clinic.code).where(Clinic.id == account.clinic_id)) \
+            if account.clinic_id is not None else None
+        return {"app": {"id": account.id, "name": account.name, "channel": account.channel,
+                        "app_id": account.app_id, "clinic_code": clinic_code},
+                "purposes": [{"purpose": str(purpose), "sources": list(SOURCES[purpose]),
+                              "usual_sources": list(DEFAULT_ORDER[purpose])} for purpose in Purpose],
+                "default_page": DEFAULT_PAGE}
 
 
 def _checked(entries: list[dict]) -> list[dict]:
@@ -64,11 +91,13 @@ def _checked(entries: list[dict]) -> list[dict]:
     return entries
 
 
-def put_templates(rt: Runtime, principal: StaffPrincipal, app_row_id: int, entries: list[dict]) -> list[dict]:
-    """Replace the app's templates with these (a purpose left out has none, and is never pushed)."""
+def put_templates(rt: Runtime, principal: StaffPrincipal, scope: tuple[int, ...] | None, app_row_id: int,
+                  entries: list[dict]) -> list[dict]:
+    """Replace the app's templates with these (a purpose left out has none, and is never pushed); `scope` as for
+    `_scoped_app`."""
     entries = _checked(entries)
     with rt.db.session() as session:
-        account = _scoped_app(session, principal.clinic_ids, app_row_id)
+        account = _scoped_app(session, scope, app_row_id)
         before = [template_view(row) for row in app_templates(session, account.id)]
         replace_templates(session, account.id, entries, principal.username)
         after = [template_view(row) for row in app_templates(session, account.id)]

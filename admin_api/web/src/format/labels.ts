@@ -44,6 +44,14 @@ const WORK: Record<string, string> = {
   inbox: '通知收件箱', his_outbox: 'HIS 写入', payment_queries: '待查询支付', expired_orders: '过期未付订单', refunds: '退款',
   no_shows: '爽约标记', registration_syncs: '挂号同步', message_pushes: '消息推送',
 }
+// Message templates of a channel app: what each is for, and the facts a keyword may show (app/domain/messaging.py).
+const MESSAGE_PURPOSE: Record<string, string> = {
+  bill_created: '待缴费通知', payment_succeeded: '支付成功通知', refund_succeeded: '退款成功通知',
+}
+const MESSAGE_FACT: Record<string, string> = {
+  title: '账单名称', amount: '金额', time: '时间', clinic: '诊所名称', card_no: '就诊卡号', bill_kind: '账单类型',
+  bill_id: '账单号', order_no: '订单号', status: '退款状态',
+}
 
 // Refund requests (staff refunds wait for finance above the approval threshold).
 const REFUND_REQUEST_STATUS: Record<string, string> = {
@@ -80,6 +88,8 @@ export const recordName = label(RECORD)
 export const refundRequestStatus = label(REFUND_REQUEST_STATUS)
 export const attachmentKind = label(ATTACHMENT_KIND)
 export const ATTACHMENT_KINDS = Object.keys(ATTACHMENT_KIND)
+export const messagePurpose = label(MESSAGE_PURPOSE)
+export const messageFact = label(MESSAGE_FACT)
 
 export const CHANNELS = Object.keys(CHANNEL)
 export const SOURCES = Object.keys(SOURCE)
