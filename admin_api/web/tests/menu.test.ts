@@ -13,7 +13,7 @@ describe('role-based navigation', () => {
   it('finance see the finance screens and the payment search only', () => {
     expect(menuFor('finance').map((g) => g.title)).toEqual(['查询', '财务'])
     expect(titles('finance')).toEqual(['transactions', 'finance-dashboard', 'reconciliation-runs', 'statements',
-      'settlements'])
+      'settlements', 'channel-orders', 'coupons'])
   })
 
   it('an order\'s story is reached from a list, by staff and finance', () => {
@@ -21,9 +21,14 @@ describe('role-based navigation', () => {
     expect(canUse('staff', 'order-story') && canUse('finance', 'order-story')).toBe(true)
   })
 
-  it('admins see every screen, as the API lets them do everything', () => {
+  it('admins see every clinic screen, as the API lets them do everything in their clinics', () => {
     expect(menuFor('admin').map((g) => g.title)).toEqual(['前台', '查询', '财务', '诊所设置', '运维'])
-    expect(titles('admin')).toEqual(SCREENS.filter((s) => s.inMenu).map((s) => s.name))
+    expect(titles('admin')).toEqual(SCREENS.filter((s) => s.inMenu && s.roles.includes('admin')).map((s) => s.name))
+  })
+
+  it('the operator pays the clinics\' cash settlements; a clinic role may not', () => {
+    expect(titles('operator')).toContain('payouts')
+    for (const role of ['staff', 'finance', 'admin']) expect(canUse(role, 'payouts')).toBe(false)
   })
 
   it('screens reached from a list are never in the menu but are usable by the same roles', () => {
@@ -46,7 +51,7 @@ describe('role-based navigation', () => {
   })
 
   it('unknown or missing roles see nothing and land on the empty page', () => {
-    for (const role of ['operator', 'patient', '', null, undefined]) {
+    for (const role of ['patient', '', null, undefined]) {
       expect(menuFor(role)).toEqual([])
       expect(landingFor(role)).toBe('no-screens')
     }

@@ -1961,6 +1961,184 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Settlement coupons of your clinics (the operator: of every clinic), newest first, with their state. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description one of your clinics (required if you have several) */
+                    clinic_code?: string;
+                    limit?: number;
+                    offset?: number;
+                    status?: "unused" | "used" | "expired";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["CouponPage"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/coupons/{code}/use": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Use a coupon of your clinic: once (409 `coupon_already_used`), while valid (409 `coupon_expired`). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    code: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Coupon"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/dashboard": {
         parameters: {
             query?: never;
@@ -4196,6 +4374,101 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/reports/channel-orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The clinic's own report of a month: its redeemed platform-collected orders of the channel (from the orders
+         *     themselves, not from a statement), each with the channel order number and its purchase price.
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description one of your clinics (required if you have several) */
+                    clinic_code?: string;
+                    /** @description an Asia/Shanghai month that has ended */
+                    month: string;
+                    channel: "wechat" | "alipay";
+                    limit?: number;
+                    offset?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ChannelOrdersReport"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/settings/settlement-types": {
         parameters: {
             query?: never;
@@ -4374,7 +4647,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Settlements of your clinics, newest first. */
+        /** Settlements of your clinics (the operator: of every clinic), newest first. */
         get: {
             parameters: {
                 query?: {
@@ -4551,7 +4824,7 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** One settlement of your clinics. */
+        /** One settlement of your clinics (the operator: of any clinic). */
         get: {
             parameters: {
                 query?: never;
@@ -4615,6 +4888,212 @@ export interface paths {
         };
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/settlements/{settlement_id}/invoice": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                settlement_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The clinic's invoice for a cash settlement arrived (its number): status `received`. Once only. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    settlement_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["InvoiceReceived"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Settlement"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/settlements/{settlement_id}/payout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                settlement_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The operator paid a cash settlement by bank transfer: status `paid`, with the bank serial number and time,
+         *     which the clinic's finance sees. Only once its invoice is received (409 `invoice_not_received`); once only
+         *     (409 `settlement_already_paid`).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    settlement_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["Payout"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Settlement"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
@@ -4993,7 +5472,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Mark the statement checked (核对) once it agrees with the report; only checked statements are settled. */
+        /**
+         * Compare the statement line by line with the clinic's own report of the month (GET /reports/channel-orders:
+         *     channel order number and purchase price) and mark it checked (核对) when they agree. Any difference is refused
+         *     409 `statement_differs`, `errors.differences[]` listing each (`kind`: `missing_in_report`,
+         *     `missing_in_statement`, `price_differs`; `channel_trade_no, order_no, statement_price_fen, report_price_fen`)
+         *     and `errors.difference_count`. Only checked statements are settled.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -6038,6 +6523,31 @@ export interface components {
             /** @description the channel's state of the trade (SUCCESS, …) */
             state: string;
         };
+        ChannelOrder: {
+            /** @description what the patient paid */
+            amount_fen: number;
+            /** @description the channel's order number */
+            channel_trade_no?: string | null;
+            item_name: string;
+            order_no: string;
+            out_trade_no?: string | null;
+            /** @description the item's channel purchase price as it was when the order was made */
+            purchase_price_fen: number;
+            /** Format: date-time */
+            redeemed_at: string;
+        };
+        ChannelOrdersReport: {
+            channel: string;
+            clinic_code: string;
+            /** @description orders in the whole month */
+            count: number;
+            items: components["schemas"]["ChannelOrder"][];
+            limit: number;
+            month: string;
+            offset: number;
+            /** @description their purchase prices, summed */
+            total_purchase_fen: number;
+        };
         CheckResult: {
             /** Format: date-time */
             checked_at: string;
@@ -6071,6 +6581,30 @@ export interface components {
             new_patient?: components["schemas"]["NewPatient"];
             /** @description an existing patient */
             patient_id?: number;
+        };
+        Coupon: {
+            clinic_code: string;
+            code: string;
+            /**
+             * Format: date
+             * @description the last day it may be used (Asia/Shanghai)
+             */
+            expires_on: string;
+            /** Format: date */
+            issued_on: string;
+            settlement_id: number;
+            /** @description `unused`, `used` or `expired` */
+            status: string;
+            /** Format: date-time */
+            used_at?: string | null;
+            used_by?: string | null;
+            value_fen: number;
+        };
+        CouponPage: {
+            items: components["schemas"]["Coupon"][];
+            limit: number;
+            offset: number;
+            total: number;
         };
         CreateSettlement: {
             /** @description cash only; required for cash */
@@ -6243,6 +6777,10 @@ export interface components {
             /** @description held by unpaid orders and sold */
             reserved: number;
         };
+        InvoiceReceived: {
+            /** @description the number printed on the clinic's invoice */
+            invoice_no: string;
+        };
         ItemCreate: {
             active?: boolean;
             /** @description offered on (the inventory is the stock per channel) */
@@ -6377,6 +6915,15 @@ export interface components {
         PasswordChange: {
             current_password: string;
             new_password: string;
+        };
+        Payout: {
+            /** @description the bank transfer's serial number */
+            bank_serial_no: string;
+            /**
+             * Format: date-time
+             * @description when the transfer was made, with its offset
+             */
+            paid_at: string;
         };
         PeriodTotals: {
             /** @description from the 1st to today */
@@ -6515,14 +7062,18 @@ export interface components {
             created_at: string;
             created_by: string;
             id: number;
+            /** @description cash: the clinic's invoice */
+            invoice?: components["schemas"]["SettlementInvoice"];
             /** @description cash: the amount the invoice is made out for */
             invoice_amount_fen?: number;
             invoice_type?: string;
             method: string;
+            /** @description cash: the operator's bank transfer, once paid */
+            payout?: components["schemas"]["SettlementPayout"] | (Record<string, never> | null);
             /** Format: date */
             settled_on: string;
             statement_ids: number[];
-            /** @description cash: pending_payment; coupon: completed */
+            /** @description cash: pending_payment, then paid; coupon: completed */
             status: string;
         };
         SettlementBankAccount: {
@@ -6537,11 +7088,32 @@ export interface components {
             expires_on: string;
             value_fen: number;
         };
+        SettlementInvoice: {
+            amount_fen: number;
+            invoice_no?: string | null;
+            /** Format: date-time */
+            received_at?: string | null;
+            received_by?: string | null;
+            /** @description `awaiting` or `received` */
+            status: string;
+            /** @description the buyer's tax number */
+            tax_no: string;
+            /** @description the buyer the invoice is made out to */
+            title: string;
+            /** @description `normal` or `special` (VAT) */
+            type: string;
+        };
         SettlementPage: {
             items: components["schemas"]["Settlement"][];
             limit: number;
             offset: number;
             total: number;
+        };
+        SettlementPayout: {
+            bank_serial_no: string;
+            /** Format: date-time */
+            paid_at: string;
+            paid_by: string;
         };
         SettlementTypeEntry: {
             /** @enum {string} */

@@ -40,7 +40,9 @@ export function moneyNewsMessage(event: LiveEvent): string {
 
 /** Open the live stream for the signed-in user and show what it brings; call once, in the signed-in shell. */
 export function useLiveNotifications(): void {
-  watch(() => session.token, (token) => startLiveEvents(token), { immediate: true })
+  // The platform's operator has no clinic whose events it follows (the stream admits staff and finance).
+  watch(() => session.token, (token) => startLiveEvents(session.user?.role === 'operator' ? null : token),
+    { immediate: true })
   onBeforeUnmount(stopLiveEvents)
   useLiveEvent('booking_paid', (event) => {
     playChime()
