@@ -3918,6 +3918,197 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/reconciliation/claims": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Claims against the channels of your clinics, newest first. */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description one of your clinics (required if you have several) */
+                    clinic_code?: string;
+                    limit?: number;
+                    offset?: number;
+                    status?: "open" | "settled";
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ClaimPage"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/reconciliation/claims/{claim_id}/settle": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                claim_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The channel paid or corrected what the claim names: settled, once, with a note (audited). */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    claim_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["SettleClaim"];
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Claim"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Refused in the record's current state (`error` says why) */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/reconciliation/discrepancies/{discrepancy_id}/resolve": {
         parameters: {
             query?: never;
@@ -3930,8 +4121,12 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Finance's decision on an open discrepancy (trust_channel, trust_platform or ignore), with a note; kept
-         *     in the audit trail and carried over when the day is reconciled again.
+         * Finance's decision on an open discrepancy, with a note, that acts: `trust_channel` on a payment or refund
+         *     missing on our side repairs it as the automatic repair does (asks the channel, completes the order and its
+         *     HIS write; 409 `repair_refused` with the channel's answer when it does not confirm, and the discrepancy stays
+         *     open); `trust_platform` on a channel bill records a claim against the channel (`claim_id`; GET
+         *     /reconciliation/claims); `ignore` records the decision. Kept in the audit trail (before/after) and carried
+         *     over when the day is reconciled again.
          */
         post: {
             parameters: {
@@ -4314,6 +4509,97 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["DiscrepancyPage"];
+                    };
+                };
+                /** @description Not signed in, or the session expired */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Your role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Not found in your clinics */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description Invalid input */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["AdminError"];
+                    };
+                };
+                /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+                503: {
+                    headers: {
+                        /** @description seconds to wait */
+                        "Retry-After"?: number;
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ApiError"];
+                    };
+                };
+                default: components["responses"]["DEFAULT_ERROR"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/reconciliation/runs/{run_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        /** Download a run as CSV (UTF-8 with BOM) or XLSX: every line with its outcome, streamed. */
+        get: {
+            parameters: {
+                query: {
+                    format: "csv" | "xlsx";
+                };
+                header?: never;
+                path: {
+                    run_id: number;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description every line of the run's day with its outcome: the discrepancies (status, decision, repair, claim) and the lines that matched */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                        "text/csv; charset=utf-8": string;
                     };
                 };
                 /** @description Not signed in, or the session expired */
@@ -6555,6 +6841,38 @@ export interface components {
             detail: string;
             ok: boolean;
         };
+        Claim: {
+            /** @description what the channel owes */
+            amount_fen: number;
+            channel: string;
+            clinic_code: string;
+            /** Format: date-time */
+            created_at: string;
+            created_by: string;
+            /**
+             * Format: date
+             * @description the business day of the run
+             */
+            date: string;
+            discrepancy_id: number;
+            discrepancy_type: string;
+            id: number;
+            note: string;
+            /** @description out_trade_no or refund number */
+            ref: string;
+            run_id: number;
+            /** Format: date-time */
+            settled_at?: string | null;
+            settled_by?: string | null;
+            /** @description `open` or `settled` */
+            status: string;
+        };
+        ClaimPage: {
+            items: components["schemas"]["Claim"][];
+            limit: number;
+            offset: number;
+            total: number;
+        };
         Clinic: {
             active: boolean;
             active_channel_apps: number;
@@ -6646,6 +6964,8 @@ export interface components {
         };
         Discrepancy: {
             channel_trade_no?: string | null;
+            /** @description the claim a trust_platform decision made */
+            claim_id?: number | null;
             detail?: string | null;
             id: number;
             /** @description payment, refund, or the HIS write's kind */
@@ -7052,6 +7372,10 @@ export interface components {
             configured: boolean;
             /** @description first 12 hex of the SHA-256 */
             fingerprint?: string | null;
+        };
+        SettleClaim: {
+            /** @description how the channel paid or corrected it */
+            note: string;
         };
         Settlement: {
             amount_fen: number;
