@@ -21,6 +21,7 @@ const COMPONENTS: Record<string, Lazy> = {
   settlements: () => import('@/views/finance/SettlementsView.vue'),
   'channel-orders': () => import('@/views/finance/ChannelOrdersReport.vue'),
   coupons: () => import('@/views/finance/CouponsView.vue'),
+  claims: () => import('@/views/finance/ClaimsView.vue'),
   payouts: () => import('@/views/finance/SettlementsView.vue'),
   'settlement-types': () => import('@/views/admin/SettlementTypes.vue'),
   inventory: () => import('@/views/admin/InventoryView.vue'),
