@@ -34,6 +34,14 @@ class TopupsQuerySchema(FileQuerySchema):
     app_id = text(1, 64, required=True, metadata={"description": "the channel app (one of your clinics')"})
 
 
+class TopupAppSchema(Schema):
+    app_id = fields.String(required=True)
+    channel = fields.String(required=True)
+    name = fields.String(allow_none=True)
+    active = fields.Boolean(required=True)
+    clinic_code = fields.String(required=True)
+
+
 def _file_doc(description: str) -> dict:
     return {"responses": {"200": {"description": description,
                                   "content": {mimetype: {"schema": {"type": "string", "format": "binary"}}
@@ -67,3 +75,12 @@ def topups(query):
     """Download the card top-ups one channel app took on a day: what a third-party app operator reconciles
     against."""
     return _send(daily_files.topups_file(runtime(), current_staff(), query["date"], query["app_id"], query["format"]))
+
+
+@blp.route("/reports/channel-apps", methods=["GET"])
+@staff_required(FINANCE)
+@blp.response(200, TopupAppSchema(many=True))
+@documented_errors(blp)
+def channel_apps():
+    """Your clinics' own channel apps: the apps a top-up file is made for."""
+    return daily_files.channel_apps(runtime(), current_staff())

@@ -99,6 +99,9 @@ def test_finance_downloads_the_top_ups_of_one_app_of_a_day(client, rt, topped_up
     assert (line[1], line[2], line[3], line[4], line[6], line[7]) == (
         payment["out_trade_no"], payment["channel_trade_no"], amount, topped_up["card_no"], refunded, refunds)
     assert all(_app_of(rt, row[0]) == app_id for row in table[1:])  # that app's top-ups only
+    apps = client.get(f"{ADMIN}/reports/channel-apps", headers=headers).get_json()
+    assert {"app_id": app_id, "channel": channel, "clinic_code": "demo"}.items() <= next(
+        a for a in apps if a["app_id"] == app_id).items()
 
     xlsx = client.get(f"{ADMIN}/reports/topups", query_string={"date": _today(), "app_id": app_id, "format": "xlsx"},
                       headers=headers)
@@ -127,6 +130,7 @@ def _demo_app(w) -> str:
 
 
 ROLE_MATRIX_CASES = {
+    "admin_daily_files.channel_apps": Case(lambda w: Call("GET", "/reports/channel-apps"), None),
     "admin_daily_files.his_ledger": Case(
         lambda w: Call("GET", "/reports/his-ledger", {"query_string": {"date": _today(), "format": "csv"}}),
         lambda w: Call("GET", "/reports/his-ledger", {"query_string": {"date": _today(), "format": "csv",

@@ -22,6 +22,7 @@ const COMPONENTS: Record<string, Lazy> = {
   'channel-orders': () => import('@/views/finance/ChannelOrdersReport.vue'),
   coupons: () => import('@/views/finance/CouponsView.vue'),
   claims: () => import('@/views/finance/ClaimsView.vue'),
+  'daily-files': () => import('@/views/finance/DailyFiles.vue'),
   payouts: () => import('@/views/finance/SettlementsView.vue'),
   'settlement-types': () => import('@/views/admin/SettlementTypes.vue'),
   inventory: () => import('@/views/admin/InventoryView.vue'),

@@ -13,7 +13,8 @@ describe('role-based navigation', () => {
   it('finance see the finance screens and the payment search only', () => {
     expect(menuFor('finance').map((g) => g.title)).toEqual(['查询', '财务'])
     expect(titles('finance')).toEqual(['transactions', 'finance-dashboard', 'reconciliation-runs', 'statements',
-      'settlements', 'channel-orders', 'coupons', 'claims'])
+      'settlements', 'channel-orders', 'coupons', 'claims',
+      'daily-files'])
   })
 
   it('an order\'s story is reached from a list, by staff and finance', () => {

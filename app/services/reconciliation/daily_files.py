@@ -31,6 +31,18 @@ TOPUP_HEADERS = ["平台订单号", "商户订单号", "渠道交易号", "金�
 TOPUP_MONEY = [header in ("金额", "已退款金额") for header in TOPUP_HEADERS]
 
 
+def channel_apps(rt: Runtime, principal: StaffPrincipal) -> list[dict]:
+    """The user's clinics' own channel apps (the ones a top-up file is made for)."""
+    with rt.db.session() as session:
+        rows = session.execute(select(MerchantAccount.app_id, MerchantAccount.channel, MerchantAccount.name,
+                                      MerchantAccount.active, Clinic.code)
+                               .join(Clinic, Clinic.id == MerchantAccount.clinic_id)
+                               .where(MerchantAccount.clinic_id.in_(principal.clinic_ids))
+                               .order_by(Clinic.code, MerchantAccount.channel, MerchantAccount.id))
+        return [{"app_id": app_id, "channel": channel, "name": name, "active": active, "clinic_code": code}
+                for app_id, channel, name, active, code in rows]
+
+
 def his_ledger_file(rt: Runtime, principal: StaffPrincipal, day: date, file_format: str,
                     clinic_code: str | None = None) -> TableFile:
     """The day's platform bill for the HIS of one of the user's clinics, as a file."""

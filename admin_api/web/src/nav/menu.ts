@@ -47,6 +47,7 @@ export const SCREENS: readonly Screen[] = [
   { name: 'channel-orders', path: 'finance/channel-orders', title: '渠道订单报表', group: 'finance', roles: FINANCE, inMenu: true },
   { name: 'coupons', path: 'finance/coupons', title: '代金券', group: 'finance', roles: FINANCE, inMenu: true },
   { name: 'claims', path: 'finance/claims', title: '渠道索赔', group: 'finance', roles: FINANCE, inMenu: true },
+  { name: 'daily-files', path: 'finance/daily-files', title: '日对账文件', group: 'finance', roles: FINANCE, inMenu: true },
   // The operator pays the clinics' cash settlements (the same screen, every clinic's, with the payout).
   { name: 'payouts', path: 'platform/payouts', title: '结算打款', group: 'finance', roles: ['operator'], inMenu: true },
   { name: 'settlement-types', path: 'setup/settlement-types', title: '结算类型', group: 'setup', roles: ADMIN, inMenu: true },
