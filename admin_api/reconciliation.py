@@ -102,6 +102,7 @@ class DiscrepancySchema(Schema):
     resolved_by = fields.String(allow_none=True)
     resolved_at = fields.AwareDateTime(allow_none=True)
     repair = fields.Nested(RepairSchema, allow_none=True)
+    claim_id = fields.Integer(allow_none=True, metadata={"description": "the claim a trust_platform decision made"})
 
 
 class DiscrepancyPageSchema(Schema):
@@ -180,7 +181,11 @@ RESOLVE_EXAMPLE = {
 @blp.response(200, DiscrepancySchema)
 @documented_errors(blp, 404, 409, 422)
 def resolve(body, discrepancy_id):
-    """Finance's decision on an open discrepancy (trust_channel, trust_platform or ignore), with a note; kept
-    in the audit trail and carried over when the day is reconciled again."""
+    """Finance's decision on an open discrepancy, with a note, that acts: `trust_channel` on a payment or refund
+    missing on our side repairs it as the automatic repair does (asks the channel, completes the order and its
+    HIS write; 409 `repair_refused` with the channel's answer when it does not confirm, and the discrepancy stays
+    open); `trust_platform` on a channel bill records a claim against the channel (`claim_id`; GET
+    /reconciliation/claims); `ignore` records the decision. Kept in the audit trail (before/after) and carried
+    over when the day is reconciled again."""
     return reconciliation.resolve_discrepancy(runtime(), current_staff(), discrepancy_id, body["resolution"],
                                               body["note"])

@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 from werkzeug.wsgi import wrap_file
 
 from admin_api.schemas import CHANNELS, ROW_ID, ClinicQuerySchema, PageQuerySchema, documented_errors, text
-from admin_api.security import ADMIN_PREFIX, FINANCE, current_staff, staff_required
+from admin_api.security import ADMIN_PREFIX, FINANCE, OPERATOR, current_staff, staff_required
 from app.domain.settlement import INVOICE_TYPES, SETTLEMENT_METHODS, STATEMENT_STATUSES
 from app.extensions import runtime
 from app.idempotent import answer_once
@@ -116,11 +116,29 @@ class SettlementBankAccountSchema(Schema):
     account_no = fields.String(required=True, metadata={"description": "masked"})
 
 
+class SettlementInvoiceSchema(Schema):
+    type = fields.String(required=True, metadata={"description": "`normal` or `special` (VAT)"})
+    title = fields.String(required=True, metadata={"description": "the buyer the invoice is made out to"})
+    tax_no = fields.String(required=True, metadata={"description": "the buyer's tax number"})
+    amount_fen = fields.Integer(required=True)
+    status = fields.String(required=True, metadata={"description": "`awaiting` or `received`"})
+    invoice_no = fields.String(allow_none=True)
+    received_at = fields.AwareDateTime(allow_none=True)
+    received_by = fields.String(allow_none=True)
+
+
+class SettlementPayoutSchema(Schema):
+    bank_serial_no = fields.String(required=True)
+    paid_at = fields.AwareDateTime(required=True)
+    paid_by = fields.String(required=True)
+
+
 class SettlementSchema(Schema):
     id = fields.Integer(required=True)
     clinic_code = fields.String(required=True)
     method = fields.String(required=True)
-    status = fields.String(required=True, metadata={"description": "cash: pending_payment; coupon: completed"})
+    status = fields.String(required=True, metadata={"description": "cash: pending_payment, then paid; coupon: "
+                                                                   "completed"})
     amount_fen = fields.Integer(required=True)
     statement_ids = fields.List(fields.Integer(), required=True)
     settled_on = fields.Date(required=True)
@@ -129,6 +147,9 @@ class SettlementSchema(Schema):
     invoice_type = fields.String()
     invoice_amount_fen = fields.Integer(metadata={"description": "cash: the amount the invoice is made out for"})
     bank_account = fields.Nested(SettlementBankAccountSchema)
+    invoice = fields.Nested(SettlementInvoiceSchema, metadata={"description": "cash: the clinic's invoice"})
+    payout = fields.Nested(SettlementPayoutSchema, allow_none=True,
+                           metadata={"description": "cash: the operator's bank transfer, once paid"})
     coupon = fields.Nested(SettlementCouponSchema)
 
 
@@ -214,17 +235,21 @@ def export_statement(query, statement_id):
 @blp.response(200, StatementSchema)
 @documented_errors(blp, 404, 409)
 def check_statement(statement_id):
-    """Mark the statement checked (核对) once it agrees with the report; only checked statements are settled."""
+    """Compare the statement line by line with the clinic's own report of the month (GET /reports/channel-orders:
+    channel order number and purchase price) and mark it checked (核对) when they agree. Any difference is refused
+    409 `statement_differs`, `errors.differences[]` listing each (`kind`: `missing_in_report`,
+    `missing_in_statement`, `price_differs`; `channel_trade_no, order_no, statement_price_fen, report_price_fen`)
+    and `errors.difference_count`. Only checked statements are settled."""
     return statements.check_statement(runtime(), current_staff(), statement_id)
 
 
 @blp.route("/settlements", methods=["GET"])
-@staff_required(FINANCE)
+@staff_required(FINANCE, OPERATOR)
 @blp.arguments(PageQuerySchema, location="query")
 @blp.response(200, SettlementPageSchema)
 @documented_errors(blp, 404, 422)
 def list_settlements(query):
-    """Settlements of your clinics, newest first."""
+    """Settlements of your clinics (the operator: of every clinic), newest first."""
     return settlements.list_settlements(runtime(), current_staff(), clinic_code=query.get("clinic_code"),
                                         limit=query["limit"], offset=query["offset"])
 
@@ -259,9 +284,9 @@ def create_settlement(body):
 
 
 @blp.route("/settlements/<int:settlement_id>", methods=["GET"])
-@staff_required(FINANCE)
+@staff_required(FINANCE, OPERATOR)
 @blp.response(200, SettlementSchema)
 @documented_errors(blp, 404)
 def get_settlement(settlement_id):
-    """One settlement of your clinics."""
+    """One settlement of your clinics (the operator: of any clinic)."""
     return settlements.get_settlement(runtime(), current_staff(), settlement_id)

@@ -99,6 +99,10 @@ class Settings:
     QUEUE_PREFIX: str = "hpay"
     # The Asia/Shanghai months (comma list of 1-12) in which checked statements may be settled.
     SETTLEMENT_MONTHS: str = "1,4,7,10"
+    # The buyer a clinic's invoice for a cash settlement is made out to: the platform operator's company name and
+    # its unified social credit code (tax number). Shown on every cash settlement.
+    INVOICE_TITLE: str = "平台运营方（请在 HPAY_INVOICE_TITLE 设置公司全称）"
+    INVOICE_TAX_NO: str = ""
     # When the daily reconciliation of the day before starts (HH:MM, Asia/Shanghai): after the channels
     # publish their bills (WeChat by 10:00).
     RECONCILE_AT: str = "10:30"

@@ -32,3 +32,13 @@ class DiscrepancyStatus(StrEnum):
 DISCREPANCY = StateMachine("discrepancy", DiscrepancyStatus, {
     DiscrepancyStatus.OPEN: {DiscrepancyStatus.RESOLVED},
 })
+
+
+class ClaimStatus(StrEnum):
+    """A claim against a channel (finance trusted our record): open until the channel pays or corrects it."""
+
+    OPEN = "open"
+    SETTLED = "settled"
+
+
+CLAIM = StateMachine("claim", ClaimStatus, {ClaimStatus.OPEN: {ClaimStatus.SETTLED}})

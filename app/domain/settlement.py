@@ -38,23 +38,35 @@ SETTLEMENT_METHODS = (CASH, COUPON)
 
 
 class SettlementStatus(StrEnum):
-    # Cash: the clinic sends its invoice and the platform pays by bank transfer; a coupon is issued at once.
+    # Cash: the clinic sends its invoice and the operator pays by bank transfer (`paid`, with the bank's serial
+    # number); a coupon settlement is complete at once.
     PENDING_PAYMENT = "pending_payment"
+    PAID = "paid"
     COMPLETED = "completed"
 
 
-PENDING_PAYMENT, COMPLETED = SettlementStatus.PENDING_PAYMENT, SettlementStatus.COMPLETED
-SETTLEMENT = StateMachine("settlement", SettlementStatus, {PENDING_PAYMENT: {COMPLETED}})
+PENDING_PAYMENT, PAID, COMPLETED = SettlementStatus.PENDING_PAYMENT, SettlementStatus.PAID, SettlementStatus.COMPLETED
+SETTLEMENT = StateMachine("settlement", SettlementStatus, {PENDING_PAYMENT: {PAID}})
+
+
+class InvoiceStatus(StrEnum):
+    """The clinic's invoice for a cash settlement: awaited until the operator records that it arrived."""
+
+    AWAITING = "awaiting"
+    RECEIVED = "received"
+
+
+INVOICE_MACHINE = StateMachine("settlement_invoice", InvoiceStatus, {InvoiceStatus.AWAITING: {InvoiceStatus.RECEIVED}})
 
 
 class CouponStatus(StrEnum):
-    ISSUED = "issued"
+    UNUSED = "unused"
     USED = "used"
     EXPIRED = "expired"
 
 
 COUPON_MACHINE = StateMachine("coupon", CouponStatus,
-                              {CouponStatus.ISSUED: {CouponStatus.USED, CouponStatus.EXPIRED}})
+                              {CouponStatus.UNUSED: {CouponStatus.USED, CouponStatus.EXPIRED}})
 
 NORMAL_INVOICE, SPECIAL_INVOICE = "normal", "special"
 INVOICE_TYPES = (NORMAL_INVOICE, SPECIAL_INVOICE)
@@ -140,6 +152,14 @@ def invoice_amount_fen(amount_fen: int, invoice_type: str) -> int:
     if invoice_type == SPECIAL_INVOICE:
         return amount_fen
     raise InvalidInput(f"invoice_type must be one of {', '.join(INVOICE_TYPES)}", "invalid_invoice_type")
+
+
+def coupon_state(stored: str, expires_on: date, today: date) -> str:
+    """What a coupon is on `today` (an Asia/Shanghai date): an unused one past its last valid day is expired,
+    whether or not a job has written that down yet."""
+    if stored == CouponStatus.UNUSED and today > expires_on:
+        return str(CouponStatus.EXPIRED)
+    return stored
 
 
 def coupon_expiry(settled_on: date) -> date:

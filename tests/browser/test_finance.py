@@ -148,7 +148,7 @@ def test_finance_generates_exports_checks_and_settles_a_statement(console, platf
     assert rows[2][4] == "139****5678" and rows[3][-1] == 249.0
 
     page.get_by_test_id(f"statement-check-{sid}").click()
-    assert "2 笔，¥249.00" in answer_box(page, "标记为已核对")
+    assert "2 笔，¥249.00" in answer_box(page, "与报表核对")
     success_toast(page, "已核对")
     statement_row = row(page, "statements-table", "¥249.00")
     statement_row.get_by_text("已核对").wait_for()

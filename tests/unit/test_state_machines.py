@@ -14,9 +14,9 @@ from app.domain.his_writes import HIS_WRITE, REGISTRATION_SYNC
 from app.domain.messaging import PUSH
 from app.domain.orders import MACHINES, transition
 from app.domain.payments import INBOX_NOTIFICATION, PAYMENT_ATTEMPT
-from app.domain.reconciliation_runs import DISCREPANCY, RECONCILIATION_RUN
+from app.domain.reconciliation_runs import CLAIM, DISCREPANCY, RECONCILIATION_RUN
 from app.domain.refunds import REFUND, REFUND_REQUEST, request_status
-from app.domain.settlement import COUPON_MACHINE, SETTLEMENT, STATEMENT
+from app.domain.settlement import COUPON_MACHINE, INVOICE_MACHINE, SETTLEMENT, STATEMENT
 from app.domain.state_machine import StateMachine
 
 _ORDER_COMMON = {
@@ -63,8 +63,10 @@ LEGAL = {
         ("pending", "used"), ("pending", "superseded"), ("pending", "failed"),
     }),
     "statement": (STATEMENT, {("generated", "checked"), ("checked", "settled"), ("checked", "generated")}),
-    "settlement": (SETTLEMENT, {("pending_payment", "completed")}),
-    "coupon": (COUPON_MACHINE, {("issued", "used"), ("issued", "expired")}),
+    "settlement": (SETTLEMENT, {("pending_payment", "paid")}),
+    "settlement_invoice": (INVOICE_MACHINE, {("awaiting", "received")}),
+    "coupon": (COUPON_MACHINE, {("unused", "used"), ("unused", "expired")}),
+    "claim": (CLAIM, {("open", "settled")}),
     "reconciliation run": (RECONCILIATION_RUN, {
         ("running", "done"), ("running", "failed"), ("done", "running"), ("failed", "running"),
     }),

@@ -13,7 +13,7 @@ describe('role-based navigation', () => {
   it('finance see the finance screens and the payment search only', () => {
     expect(menuFor('finance').map((g) => g.title)).toEqual(['查询', '财务'])
     expect(titles('finance')).toEqual(['transactions', 'finance-dashboard', 'reconciliation-runs', 'statements',
-      'settlements', 'refund-approvals'])
+      'settlements', 'refund-approvals', 'channel-orders', 'coupons', 'claims', 'daily-files'])
   })
 
   it('an order\'s story is reached from a list, by staff and finance', () => {
@@ -29,7 +29,7 @@ describe('role-based navigation', () => {
 
   it('the operator sees the platform\'s screens and the users it manages, nothing of a clinic\'s data', () => {
     expect(menuFor('operator').map((g) => g.title)).toEqual(['诊所设置', '平台运营'])
-    expect(titles('operator')).toEqual(['users', 'clinics', 'platform-apps'])
+    expect(titles('operator')).toEqual(['users', 'clinics', 'platform-apps', 'payouts'])
     expect(canUse('operator', 'clinic')).toBe(true)
     for (const name of ['bookings-pending', 'transactions', 'finance-dashboard', 'items', 'item-schedule', 'audit',
       'ops-queues']) expect(canUse('operator', name)).toBe(false)
@@ -41,6 +41,11 @@ describe('role-based navigation', () => {
     for (const role of ['staff', 'finance']) {
       for (const name of ['items', 'item-schedule', 'users', 'clinics']) expect(canUse(role, name)).toBe(false)
     }
+  })
+
+  it('the operator pays the clinics\' cash settlements; a clinic role may not', () => {
+    expect(titles('operator')).toContain('payouts')
+    for (const role of ['staff', 'finance', 'admin']) expect(canUse(role, 'payouts')).toBe(false)
   })
 
   it('screens reached from a list are never in the menu but are usable by the same roles', () => {

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import abort
+from flask import Response, abort
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
@@ -105,16 +105,34 @@ def bill_event(body):
     return {"accepted": True}
 
 
+class HisDayQuerySchema(Schema):
+    format = fields.String(load_default="json", validate=validate.OneOf(("json", "csv")),
+                           metadata={"description": "`json` (the default) or `csv`: the same day as a file (UTF-8 "
+                                                    "with BOM); the query string is part of what is signed"})
+
+
 @blp.route("/reconciliation/<string:day>", methods=["GET"])
 @his_signed
 @blp.doc(security=_HMAC)
-@blp.response(200, HisDaySchema)
+@blp.arguments(HisDayQuerySchema, location="query")
+@blp.response(200, HisDaySchema, description="the day's writes; with `format=csv`, the same rows as a text/csv "
+                                               "file")
 @blp.alt_response(401, schema=ApiErrorSchema, description=UNSIGNED)
-@blp.alt_response(422, schema=ApiErrorSchema, description="The date is not YYYY-MM-DD")
-def reconciliation_day(day):
-    """The platform's record of the HIS writes it made that day (Asia/Shanghai), for the HIS to check."""
+@blp.alt_response(422, schema=ApiErrorSchema, description="The date is not YYYY-MM-DD, or an unknown format")
+def reconciliation_day(query, day):
+    """The platform's record of the HIS writes it made that day (Asia/Shanghai), for the HIS to check; as a
+    file with `format=csv`."""
     try:
         parsed = date.fromisoformat(day)
     except ValueError:
         abort(422, description="the date must be YYYY-MM-DD")
+    if query["format"] == "csv":
+        exported = ledger.ledger_file(runtime(), his_clinic_id(), _clinic_code(), parsed, "csv")
+        response = Response(exported.chunks, mimetype=exported.mimetype)
+        response.headers.set("Content-Disposition", "attachment", filename=exported.filename)
+        return response
     return {"date": parsed, "writes": ledger.writes_on(runtime(), his_clinic_id(), parsed)}
+
+
+def _clinic_code() -> str:
+    return ledger.clinic_code(runtime(), his_clinic_id())

@@ -8,7 +8,12 @@ from app.db.models.messaging import HisOutbox, NotificationInbox
 from app.db.models.orders import IdempotencyRecord, Order, OrderEvent, PaymentAttempt
 from app.db.models.patient_messages import MessagePush, MessageSubscription, MessageTemplate, MpMessage, PolledBill
 from app.db.models.people import Card, CardVerification, MpUser, Patient
-from app.db.models.reconciliation import ReconciliationDiscrepancy, ReconciliationRepair, ReconciliationRun
+from app.db.models.reconciliation import (
+    ReconciliationClaim,
+    ReconciliationDiscrepancy,
+    ReconciliationRepair,
+    ReconciliationRun,
+)
 from app.db.models.refunds import Refund, RefundRequest
 from app.db.models.staff import (
     ExtraCharge,
@@ -18,7 +23,7 @@ from app.db.models.staff import (
     StaffUser,
     StaffUserClinic,
 )
-from app.db.models.statements import Coupon, Settlement, Statement, StatementLine
+from app.db.models.statements import Coupon, Settlement, SettlementInvoice, Statement, StatementLine
 
 __all__ = [
     "AuditEvent", "Card", "CardVerification", "Clinic", "ExtraCharge", "HisApiNonce", "HisOutbox", "IdempotencyRecord",
@@ -26,7 +31,7 @@ __all__ = [
     "LoginThrottle", "MerchantAccount", "MpUser", "NotificationInbox", "Order", "OrderEvent", "Patient",
     "PaymentAttempt", "Refund", "RefundRequest", "RegistrationSync", "SettlementTypeSetting", "Slot", "StaffUser",
     "StaffUserClinic",
-    "Coupon", "Settlement", "Statement", "StatementLine",
+    "Coupon", "Settlement", "SettlementInvoice", "Statement", "StatementLine", "ReconciliationClaim",
     "ReconciliationDiscrepancy", "ReconciliationRepair", "ReconciliationRun", "StatusEvent",
     "MessagePush", "MessageSubscription", "MessageTemplate", "MpMessage", "PolledBill",
     "OrderAttachment",

@@ -37,6 +37,9 @@ class Order(Base):
     bill_ids: Mapped[list | None] = mapped_column(JsonDoc)
     # The payment attempt whose money the order kept (others paid late or twice are refunded).
     paid_attempt_id: Mapped[int | None] = mapped_column(Integer)
+    # A platform-collected booking: the item's channel purchase price when the order was made (what the platform
+    # pays the clinic once it is redeemed; a later price change does not move it). NULL for the clinic's own.
+    purchase_price_fen: Mapped[int | None] = mapped_column(Integer)
     description: Mapped[str] = mapped_column(String(200))
     appointment_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

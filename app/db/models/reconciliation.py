@@ -89,6 +89,28 @@ class ReconciliationRepair(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ReconciliationClaim(Base):
+    """What the platform claims from a channel after finance trusted its own record over the channel's bill
+    (`trust_platform`): open until the channel pays or corrects it."""
+
+    __tablename__ = "reconciliation_claims"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    discrepancy_id: Mapped[int] = mapped_column(ForeignKey("reconciliation_discrepancies.id", ondelete="CASCADE"),
+                                                unique=True)
+    clinic_id: Mapped[int] = mapped_column(ForeignKey("clinics.id"), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    discrepancy_type: Mapped[str] = mapped_column(String(32))
+    ref: Mapped[str] = mapped_column(String(128))
+    amount_fen: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str] = mapped_column(String(500))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    settled_by: Mapped[str | None] = mapped_column(String(100))
+
+
 # What a day's run reads from the tables of other modules.
 Index("ix_payment_attempts_merchant_account_id_paid_at", PaymentAttempt.merchant_account_id, PaymentAttempt.paid_at)
 Index("ix_refunds_succeeded_at", Refund.succeeded_at)

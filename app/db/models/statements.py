@@ -32,6 +32,27 @@ class Settlement(Base):
     settled_on: Mapped[date] = mapped_column(Date)
     created_by: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The operator's bank transfer of a cash settlement: the bank's serial number, when it was paid, by whom.
+    bank_serial_no: Mapped[str | None] = mapped_column(String(64))
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    paid_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class SettlementInvoice(Base):
+    """The invoice the clinic makes out to the platform for a cash settlement (type and amount are on the
+    settlement): the buyer's title and tax number it must carry, and whether it has arrived."""
+
+    __tablename__ = "settlement_invoices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    settlement_id: Mapped[int] = mapped_column(ForeignKey("settlements.id"), unique=True)
+    title: Mapped[str] = mapped_column(String(200))
+    tax_no: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    invoice_no: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Coupon(Base):
@@ -49,6 +70,8 @@ class Coupon(Base):
     expires_on: Mapped[date] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    used_by: Mapped[str | None] = mapped_column(String(100))
 
 
 class Statement(Base):

@@ -21,7 +21,7 @@ from app.domain.payments import ChannelCheck
 from app.his.base import HisNotFound, HisUnavailable
 from app.runtime import Runtime
 from app.services.booking.cancellations import cancel_paid_booking
-from app.services.clinics import CLINIC, require_clinic_item, require_paying_account
+from app.services.clinics import CLINIC, PLATFORM, require_clinic_item, require_paying_account
 from app.services.common.principals import MpPrincipal
 from app.services.his import his_client
 from app.services.orders import describe, describe_many, move, take_place
@@ -114,6 +114,13 @@ def _booking(session: Session, principal: MpPrincipal, data: dict, order: Order,
     order.patient_id, order.item_id, order.slot_id = patient.id, item.id, slot.id
     order.appointment_at, order.amount_fen = slot.starts_at, item.price_fen
     order.description = item.name[:200]
+    if item.collected_by == PLATFORM:
+        # What the platform will owe the clinic for it, as the price is now: a later change moves no past order.
+        price = (item.purchase_price_fen or {}).get(order.channel)
+        if price is None:
+            raise Conflict(f"this item has no {order.channel} purchase price; it cannot be sold there yet",
+                           "purchase_price_missing")
+        order.purchase_price_fen = int(price)
 
 
 def _topup(rt: Runtime, session: Session, principal: MpPrincipal, data: dict, order: Order) -> None:

@@ -19,3 +19,8 @@ class StaffPrincipal:
     clinic_ids: tuple[int, ...]
     actor_type: str = "staff"
     """`staff` (a signed-in user), or `cli` (someone at the command line, acting as an operator)."""
+
+    @property
+    def platform_wide(self) -> bool:
+        """The platform's operator: no clinics of its own, sees what the platform does for every clinic."""
+        return self.role == "operator"

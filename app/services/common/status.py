@@ -24,12 +24,14 @@ from app.db.models import (
     MessagePush,
     NotificationInbox,
     PaymentAttempt,
+    ReconciliationClaim,
     ReconciliationDiscrepancy,
     ReconciliationRun,
     Refund,
     RefundRequest,
     RegistrationSync,
     Settlement,
+    SettlementInvoice,
     Statement,
     StatusEvent,
 )
@@ -38,9 +40,9 @@ from app.domain.cards import CARD_VERIFICATION
 from app.domain.his_writes import HIS_WRITE, REGISTRATION_SYNC
 from app.domain.messaging import PUSH
 from app.domain.payments import INBOX_NOTIFICATION, PAYMENT_ATTEMPT
-from app.domain.reconciliation_runs import DISCREPANCY, RECONCILIATION_RUN
+from app.domain.reconciliation_runs import CLAIM, DISCREPANCY, RECONCILIATION_RUN
 from app.domain.refunds import REFUND, REFUND_REQUEST
-from app.domain.settlement import COUPON_MACHINE, SETTLEMENT, STATEMENT
+from app.domain.settlement import COUPON_MACHINE, INVOICE_MACHINE, SETTLEMENT, STATEMENT
 from app.domain.state_machine import StateMachine
 
 MACHINES: dict[type, StateMachine] = {
@@ -54,6 +56,8 @@ MACHINES: dict[type, StateMachine] = {
     Statement: STATEMENT,
     Settlement: SETTLEMENT,
     Coupon: COUPON_MACHINE,
+    SettlementInvoice: INVOICE_MACHINE,
+    ReconciliationClaim: CLAIM,
     ReconciliationRun: RECONCILIATION_RUN,
     ReconciliationDiscrepancy: DISCREPANCY,
     MessagePush: PUSH,

@@ -6,7 +6,7 @@ What other packages may call:
 """
 from app.services.his.delivery import Performed, WriteKind, WriteRequest, redrive, register_kind, send
 from app.services.his.gateway import his_client
-from app.services.his.ledger import writes_on
+from app.services.his.ledger import ledger_file, writes_on
 from app.services.his.outbox import (
     count_writes,
     order_writes,
@@ -16,6 +16,6 @@ from app.services.his.outbox import (
     request_write,
 )
 
-__all__ = ["Performed", "WriteKind", "WriteRequest", "count_writes", "his_client", "order_writes",
+__all__ = ["Performed", "WriteKind", "WriteRequest", "count_writes", "his_client", "ledger_file", "order_writes",
            "record_order_write", "record_request_write", "record_write", "redrive", "register_kind",
            "request_write", "send", "writes_on"]

@@ -6,9 +6,10 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import select
 
-from app.db.models import HisOutbox, Order
+from app.db.models import Clinic, HisOutbox, Order
 from app.domain.his_writes import LEDGER_KINDS
 from app.runtime import Runtime
+from app.services.common.table_export import TableFile, require_format, table_file
 
 SHANGHAI = timezone(timedelta(hours=8))
 
@@ -25,3 +26,25 @@ def writes_on(rt: Runtime, clinic_id: int, day: date) -> list[dict]:
                  "order_no": row.payload.get("order_no", order_no), "card_no": row.payload.get("card_no"),
                  "amount_fen": row.payload.get("amount_fen"), "status": row.status, "sent_at": row.sent_at}
                 for row, order_no in rows]
+
+
+LEDGER_HEADERS = ["幂等键", "类型", "平台订单号", "就诊卡号", "金额", "状态", "写入时间"]
+LEDGER_MONEY = [header == "金额" for header in LEDGER_HEADERS]
+KIND_NAMES = {"recharge": "充值入账", "bill_settlement": "缴费结算", "registration": "挂号",
+              "registration_revert": "退号", "charge": "核销记账", "refund_hold": "退款冻结",
+              "refund_restore": "退款解冻"}
+
+
+def ledger_file(rt: Runtime, clinic_id: int, clinic_code: str, day: date, file_format: str) -> TableFile:
+    """The day's platform bill for the HIS (the writes of `writes_on`) as a CSV or XLSX file."""
+    require_format(file_format)
+    rows = [[write["idempotency_key"], KIND_NAMES.get(write["kind"], write["kind"]), write["order_no"] or "",
+             write["card_no"] or "", write["amount_fen"], write["status"],
+             write["sent_at"].astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")]
+            for write in writes_on(rt, clinic_id, day)]
+    return table_file(f"his-ledger-{clinic_code}-{day.isoformat()}", file_format, LEDGER_HEADERS, LEDGER_MONEY, rows)
+
+
+def clinic_code(rt: Runtime, clinic_id: int) -> str:
+    with rt.db.session() as session:
+        return session.scalar(select(Clinic.code).where(Clinic.id == clinic_id))

@@ -21,13 +21,8 @@ from app.services.reconciliation.findings import (
     TYPES,
     UNKNOWN_IN_HIS,
 )
-from app.services.reconciliation.queries import (
-    get_run,
-    list_discrepancies,
-    list_runs,
-    resolve_discrepancy,
-    start_from_admin,
-)
+from app.services.reconciliation.queries import get_run, list_discrepancies, list_runs, start_from_admin
+from app.services.reconciliation.resolutions import resolve_discrepancy
 from app.services.reconciliation.runner import (
     daily_cron,
     execute_run,

@@ -1,5 +1,5 @@
-"""Finance's view of reconciliation: runs and their discrepancies within the user's clinics, starting a
-run (done by a worker), and resolving a discrepancy with an audited decision."""
+"""Finance's view of reconciliation: runs and their discrepancies within the user's clinics, and starting a
+run (done by a worker). Resolving a discrepancy: resolutions.py."""
 from __future__ import annotations
 
 from datetime import date
@@ -7,15 +7,21 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Clinic, MerchantAccount, ReconciliationDiscrepancy, ReconciliationRepair, ReconciliationRun
-from app.db.types import utcnow
-from app.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
+from app.db.models import (
+    Clinic,
+    MerchantAccount,
+    ReconciliationClaim,
+    ReconciliationDiscrepancy,
+    ReconciliationRepair,
+    ReconciliationRun,
+)
+from app.domain.errors import InvalidInput, NotFound, Unavailable
 from app.runtime import Runtime
 from app.services.common.audit import record_event
 from app.services.common.principals import StaffPrincipal
 from app.services.common.staff_scope import clinic_ids_in_scope, one_clinic
-from app.services.common.status import set_status
-from app.services.reconciliation.findings import OPEN, RESOLUTIONS, RESOLVED, SOURCES, STATUSES, TYPES
+from app.services.reconciliation.findings import SOURCES, STATUSES, TYPES
+from app.services.reconciliation.resolutions import discrepancy_view
 from app.services.reconciliation.runner import primary_target
 from app.services.reconciliation.runs import fail_run, load_run_view, run_view, start_run
 
@@ -24,7 +30,7 @@ JOB = "workers.jobs.reconcile_run"
 JOB_TIMEOUT_S = 3600
 
 
-def _scoped_run(session: Session, principal: StaffPrincipal, run_id: int) -> ReconciliationRun:
+def scoped_run(session: Session, principal: StaffPrincipal, run_id: int) -> ReconciliationRun:
     run = None
     if 0 < run_id <= MAX_ROW_ID:
         run = session.scalar(select(ReconciliationRun).where(ReconciliationRun.id == run_id,
@@ -58,7 +64,7 @@ def list_runs(rt: Runtime, principal: StaffPrincipal, clinic_code: str | None = 
 
 def get_run(rt: Runtime, principal: StaffPrincipal, run_id: int) -> dict:
     with rt.db.session() as session:
-        return load_run_view(session, _scoped_run(session, principal, run_id).id)
+        return load_run_view(session, scoped_run(session, principal, run_id).id)
 
 
 def start_from_admin(rt: Runtime, principal: StaffPrincipal, business_date: date, source: str,
@@ -85,18 +91,6 @@ def start_from_admin(rt: Runtime, principal: StaffPrincipal, business_date: date
         return load_run_view(session, ticket.run_id)
 
 
-def discrepancy_view(row: ReconciliationDiscrepancy, repair: ReconciliationRepair | None) -> dict:
-    return {
-        "id": row.id, "run_id": row.run_id, "type": row.type, "status": row.status, "kind": row.kind,
-        "ref": row.ref, "channel_trade_no": row.channel_trade_no, "their_amount_fen": row.their_amount_fen,
-        "our_amount_fen": row.our_amount_fen, "their_status": row.their_status, "our_status": row.our_status,
-        "occurred_at": row.occurred_at, "detail": row.detail, "resolution": row.resolution, "note": row.note,
-        "resolved_by": row.resolved_by, "resolved_at": row.resolved_at,
-        "repair": None if repair is None else {"id": repair.id, "action": repair.action, "outcome": repair.outcome,
-                                               "at": repair.created_at},
-    }
-
-
 def list_discrepancies(rt: Runtime, principal: StaffPrincipal, run_id: int, type_: str | None = None,
                        status: str | None = None, limit: int = 100, offset: int = 0) -> dict:
     if type_ is not None and type_ not in TYPES:
@@ -104,7 +98,7 @@ def list_discrepancies(rt: Runtime, principal: StaffPrincipal, run_id: int, type
     if status is not None and status not in STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", "invalid_status")
     with rt.db.session() as session:
-        run = _scoped_run(session, principal, run_id)
+        run = scoped_run(session, principal, run_id)
         conditions = [ReconciliationDiscrepancy.run_id == run.id]
         if type_ is not None:
             conditions.append(ReconciliationDiscrepancy.type == type_)
@@ -112,42 +106,9 @@ def list_discrepancies(rt: Runtime, principal: StaffPrincipal, run_id: int, type
             conditions.append(ReconciliationDiscrepancy.status == status)
         total = session.scalar(select(func.count()).select_from(ReconciliationDiscrepancy).where(*conditions))
         rows = session.execute(
-            select(ReconciliationDiscrepancy, ReconciliationRepair)
+            select(ReconciliationDiscrepancy, ReconciliationRepair, ReconciliationClaim)
             .outerjoin(ReconciliationRepair, ReconciliationRepair.id == ReconciliationDiscrepancy.repair_id)
+            .outerjoin(ReconciliationClaim, ReconciliationClaim.discrepancy_id == ReconciliationDiscrepancy.id)
             .where(*conditions).order_by(ReconciliationDiscrepancy.id).limit(limit).offset(offset))
         return {"items": [discrepancy_view(*row) for row in rows], "total": total, "limit": limit,
                 "offset": offset}
-
-
-def resolve_discrepancy(rt: Runtime, principal: StaffPrincipal, discrepancy_id: int, resolution: str,
-                        note: str) -> dict:
-    """Finance's decision on an open discrepancy, kept with who and when, and in the audit trail. The
-    decision is carried over to the same discrepancy when its day is reconciled again."""
-    if resolution not in RESOLUTIONS:
-        raise InvalidInput(f"resolution must be one of {', '.join(RESOLUTIONS)}", "invalid_resolution")
-    if not note.strip():
-        raise InvalidInput("say why in the note", "note_required")
-    with rt.db.session() as session:
-        row = None
-        if 0 < discrepancy_id <= MAX_ROW_ID:
-            row = session.scalar(
-                select(ReconciliationDiscrepancy).join(ReconciliationRun)
-                .where(ReconciliationDiscrepancy.id == discrepancy_id,
-                       ReconciliationRun.clinic_id.in_(principal.clinic_ids)).with_for_update())
-        if row is None:
-            raise NotFound("no such discrepancy in your clinics", "discrepancy_not_found")
-        if row.status != OPEN:
-            raise Conflict(f"the discrepancy is {row.status}; only open ones are resolved", "discrepancy_not_open")
-        now = utcnow()
-        done = set_status(session, row, RESOLVED, reason=f"resolved: {resolution}", actor=f"staff:{principal.username}",
-                          resolution=resolution, note=note[:500], resolved_by=principal.username, resolved_at=now)
-        if not done:
-            raise Conflict("the discrepancy was resolved meanwhile", "discrepancy_not_open")
-        run = session.get(ReconciliationRun, row.run_id)
-        record_event(session, actor_type="staff", actor_id=str(principal.user_id), actor_name=principal.username,
-                     clinic_id=run.clinic_id, action="reconciliation_resolve", target_type="reconciliation_discrepancy",
-                     target_id=row.id, before={"status": OPEN, "type": row.type, "ref": row.ref},
-                     after={"status": RESOLVED, "resolution": resolution}, note=note[:500])
-        session.refresh(row)
-        repair = session.get(ReconciliationRepair, row.repair_id) if row.repair_id else None
-        return discrepancy_view(row, repair)

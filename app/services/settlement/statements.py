@@ -1,5 +1,9 @@
 """Monthly statements of redeemed channel orders: generate (or regenerate), read, check.
 
+A statement covers the platform-collected orders (paid through a platform channel app) of one channel that
+were redeemed in the month, one line per order at the purchase price the order kept when it was made; its total
+is what the platform owes the clinic.
+
 A statement is a snapshot: generation copies each redeemed order of the month
 into a line (patient masked), so what finance checked and exported stays what
 gets settled. Regenerating replaces the lines of an unsettled statement and
@@ -14,7 +18,7 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.db.models import Clinic, Item, Order, Patient, PaymentAttempt, Slot, Statement, StatementLine
+from app.db.models import Clinic, Item, MerchantAccount, Order, Patient, PaymentAttempt, Slot, Statement, StatementLine
 from app.db.types import utcnow
 from app.domain.errors import Conflict, InvalidInput, NotFound
 from app.domain.export_safety import mask_person_name
@@ -30,11 +34,12 @@ from app.domain.settlement import (
     parse_month,
 )
 from app.runtime import Runtime
-from app.services.clinics import CHANNELS
+from app.services.clinics import CHANNELS, PLATFORM
 from app.services.common.audit import record_staff_event
 from app.services.common.principals import StaffPrincipal
 from app.services.common.staff_scope import MAX_ROW_ID, clinic_ids_in_scope, one_clinic
 from app.services.common.status import set_status, update_while
+from app.services.settlement.channel_orders import statement_differences
 from config.logging import mask_phone
 
 GENERATION_BATCH = 500
@@ -118,17 +123,19 @@ def _claim(session: Session, principal: StaffPrincipal, clinic_id: int, month: s
 def _copy_lines(session: Session, statement: Statement, clinic_id: int, channel: str, month_start) -> tuple[int, int]:
     start, end = month_bounds_utc(month_start)
     query = (
-        select(Order.id, Order.order_no, Order.amount_fen, Order.redeemed_at,
+        select(Order.id, Order.order_no, Order.amount_fen, Order.purchase_price_fen, Order.redeemed_at,
                func.coalesce(Order.appointment_at, Slot.starts_at).label("appointment_at"),
                PaymentAttempt.out_trade_no, PaymentAttempt.channel_trade_no,
                Patient.name.label("patient_name"), Patient.phone.label("patient_phone"),
                Item.name.label("item_name"))
-        .outerjoin(PaymentAttempt, PaymentAttempt.id == Order.paid_attempt_id)
+        .join(PaymentAttempt, PaymentAttempt.id == Order.paid_attempt_id)
+        .join(MerchantAccount, MerchantAccount.id == PaymentAttempt.merchant_account_id)
         .outerjoin(Patient, Patient.id == Order.patient_id)
         .outerjoin(Item, Item.id == Order.item_id)
         .outerjoin(Slot, Slot.id == Order.slot_id)
         .where(Order.clinic_id == clinic_id, Order.type == BOOKING, Order.status == REDEEMED,
-               Order.channel == channel, Order.redeemed_at >= start, Order.redeemed_at < end)
+               Order.channel == channel, Order.redeemed_at >= start, Order.redeemed_at < end,
+               MerchantAccount.owner == PLATFORM, Order.purchase_price_fen.is_not(None))
         .order_by(Order.id)
         .limit(GENERATION_BATCH)
     )
@@ -143,10 +150,10 @@ def _copy_lines(session: Session, statement: Statement, clinic_id: int, channel:
             "out_trade_no": row.out_trade_no, "channel_trade_no": row.channel_trade_no,
             "patient_name": mask_person_name(row.patient_name), "patient_phone": mask_phone(row.patient_phone),
             "item_name": row.item_name or "", "appointment_at": row.appointment_at, "redeemed_at": row.redeemed_at,
-            "channel": channel, "purchase_price_fen": row.amount_fen, "amount_fen": row.amount_fen,
+            "channel": channel, "purchase_price_fen": row.purchase_price_fen, "amount_fen": row.amount_fen,
         } for row in rows])
         count += len(rows)
-        total += sum(row.amount_fen for row in rows)
+        total += sum(row.purchase_price_fen for row in rows)
         last_id = rows[-1].id
 
 
@@ -198,10 +205,18 @@ def list_lines(rt: Runtime, principal: StaffPrincipal, statement_id: int, limit:
 
 
 def check_statement(rt: Runtime, principal: StaffPrincipal, statement_id: int) -> dict:
-    """Mark the statement checked (核对): finance compared it with the report. Checking twice changes nothing."""
+    """Mark the statement checked (核对) when every line agrees with the clinic's own report of the month (same
+    channel order numbers, same purchase prices); otherwise refuse with the differences. Checking twice changes
+    nothing."""
     now = utcnow()
     with rt.db.session() as session:
         statement, clinic_code = scoped_statement(session, principal, statement_id)
+        if statement.status == GENERATED:
+            differences, count = statement_differences(session, statement)
+            if count:
+                raise Conflict(f"the statement differs from the clinic's report in {count} line(s); regenerate it "
+                               "or find out why", "statement_differs",
+                               {"differences": differences, "difference_count": count})
         checked = statement.status == GENERATED and set_status(
             session, statement, CHECKED, reason="checked against the report", actor=f"staff:{principal.username}",
             checked_at=now, checked_by=principal.username)

@@ -384,6 +384,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Settlement coupons of your clinics (the operator: of every clinic), newest first, with their state. */
+        get: operations["admin_list_coupons"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/coupons/{code}/use": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Use a coupon of your clinic: once (409 `coupon_already_used`), while valid (409 `coupon_expired`). */
+        post: operations["admin_use_coupon"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/dashboard": {
         parameters: {
             query?: never;
@@ -827,6 +863,42 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/reconciliation/claims": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Claims against the channels of your clinics, newest first. */
+        get: operations["admin_list_claims"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/reconciliation/claims/{claim_id}/settle": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                claim_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The channel paid or corrected what the claim names: settled, once, with a note (audited). */
+        post: operations["admin_settle_claim"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/reconciliation/discrepancies/{discrepancy_id}/resolve": {
         parameters: {
             query?: never;
@@ -839,8 +911,12 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Finance's decision on an open discrepancy (trust_channel, trust_platform or ignore), with a note; kept
-         *     in the audit trail and carried over when the day is reconciled again.
+         * Finance's decision on an open discrepancy, with a note, that acts: `trust_channel` on a payment or refund
+         *     missing on our side repairs it as the automatic repair does (asks the channel, completes the order and its
+         *     HIS write; 409 `repair_refused` with the channel's answer when it does not confirm, and the discrepancy stays
+         *     open); `trust_platform` on a channel bill records a claim against the channel (`claim_id`; GET
+         *     /reconciliation/claims); `ignore` records the decision. Kept in the audit trail (before/after) and carried
+         *     over when the day is reconciled again.
          */
         post: operations["admin_resolve_discrepancy"];
         delete?: never;
@@ -901,6 +977,25 @@ export interface paths {
         };
         /** A run's discrepancies, filtered by type and status. */
         get: operations["admin_list_discrepancies"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/reconciliation/runs/{run_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        /** Download a run as CSV (UTF-8 with BOM) or XLSX: every line with its outcome, streamed. */
+        get: operations["admin_export_run"];
         put?: never;
         post?: never;
         delete?: never;
@@ -990,6 +1085,80 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/admin/v1/reports/channel-apps": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your clinics' own channel apps: the apps a top-up file is made for. */
+        get: operations["admin_channel_apps"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/reports/channel-orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The clinic's own report of a month: its redeemed platform-collected orders of the channel (from the orders
+         *     themselves, not from a statement), each with the channel order number and its purchase price.
+         */
+        get: operations["admin_channel_orders_report"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/reports/his-ledger": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download the day's platform bill for the HIS (what the HIS reads from /api/his/v1/reconciliation/{date}). */
+        get: operations["admin_his_ledger"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/reports/topups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Download the card top-ups one channel app took on a day: what a third-party app operator reconciles
+         *     against.
+         */
+        get: operations["admin_topups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/admin/v1/settings/settlement-types": {
         parameters: {
             query?: never;
@@ -1015,7 +1184,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Settlements of your clinics, newest first. */
+        /** Settlements of your clinics (the operator: of every clinic), newest first. */
         get: operations["admin_list_settlements"];
         put?: never;
         /**
@@ -1038,10 +1207,52 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** One settlement of your clinics. */
+        /** One settlement of your clinics (the operator: of any clinic). */
         get: operations["admin_get_settlement"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/settlements/{settlement_id}/invoice": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                settlement_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** The clinic's invoice for a cash settlement arrived (its number): status `received`. Once only. */
+        post: operations["admin_record_invoice"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/admin/v1/settlements/{settlement_id}/payout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                settlement_id: number;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The operator paid a cash settlement by bank transfer: status `paid`, with the bank serial number and time,
+         *     which the clinic's finance sees. Only once its invoice is received (409 `invoice_not_received`); once only
+         *     (409 `settlement_already_paid`).
+         */
+        post: operations["admin_record_payout"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1121,7 +1332,13 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Mark the statement checked (核对) once it agrees with the report; only checked statements are settled. */
+        /**
+         * Compare the statement line by line with the clinic's own report of the month (GET /reports/channel-orders:
+         *     channel order number and purchase price) and mark it checked (核对) when they agree. Any difference is refused
+         *     409 `statement_differs`, `errors.differences[]` listing each (`kind`: `missing_in_report`,
+         *     `missing_in_statement`, `price_differs`; `channel_trade_no, order_no, statement_price_fen, report_price_fen`)
+         *     and `errors.difference_count`. Only checked statements are settled.
+         */
         post: operations["admin_check_statement"];
         delete?: never;
         options?: never;
@@ -1563,12 +1780,69 @@ export interface components {
             /** @description the channel's state of the trade (SUCCESS, …) */
             state: string;
         };
+        ChannelOrder: {
+            /** @description what the patient paid */
+            amount_fen: number;
+            /** @description the channel's order number */
+            channel_trade_no?: string | null;
+            item_name: string;
+            order_no: string;
+            out_trade_no?: string | null;
+            /** @description the item's channel purchase price as it was when the order was made */
+            purchase_price_fen: number;
+            /** Format: date-time */
+            redeemed_at: string;
+        };
+        ChannelOrdersReport: {
+            channel: string;
+            clinic_code: string;
+            /** @description orders in the whole month */
+            count: number;
+            items: components["schemas"]["ChannelOrder"][];
+            limit: number;
+            month: string;
+            offset: number;
+            /** @description their purchase prices, summed */
+            total_purchase_fen: number;
+        };
         CheckResult: {
             /** Format: date-time */
             checked_at: string;
             /** @description what the answer showed, or what is wrong */
             detail: string;
             ok: boolean;
+        };
+        Claim: {
+            /** @description what the channel owes */
+            amount_fen: number;
+            channel: string;
+            clinic_code: string;
+            /** Format: date-time */
+            created_at: string;
+            created_by: string;
+            /**
+             * Format: date
+             * @description the business day of the run
+             */
+            date: string;
+            discrepancy_id: number;
+            discrepancy_type: string;
+            id: number;
+            note: string;
+            /** @description out_trade_no or refund number */
+            ref: string;
+            run_id: number;
+            /** Format: date-time */
+            settled_at?: string | null;
+            settled_by?: string | null;
+            /** @description `open` or `settled` */
+            status: string;
+        };
+        ClaimPage: {
+            items: components["schemas"]["Claim"][];
+            limit: number;
+            offset: number;
+            total: number;
         };
         Clinic: {
             active: boolean;
@@ -1596,6 +1870,30 @@ export interface components {
             new_patient?: components["schemas"]["NewPatient"];
             /** @description an existing patient */
             patient_id?: number;
+        };
+        Coupon: {
+            clinic_code: string;
+            code: string;
+            /**
+             * Format: date
+             * @description the last day it may be used (Asia/Shanghai)
+             */
+            expires_on: string;
+            /** Format: date */
+            issued_on: string;
+            settlement_id: number;
+            /** @description `unused`, `used` or `expired` */
+            status: string;
+            /** Format: date-time */
+            used_at?: string | null;
+            used_by?: string | null;
+            value_fen: number;
+        };
+        CouponPage: {
+            items: components["schemas"]["Coupon"][];
+            limit: number;
+            offset: number;
+            total: number;
         };
         CreateSettlement: {
             /** @description cash only; required for cash */
@@ -1637,6 +1935,8 @@ export interface components {
         };
         Discrepancy: {
             channel_trade_no?: string | null;
+            /** @description the claim a trust_platform decision made */
+            claim_id?: number | null;
             detail?: string | null;
             id: number;
             /** @description payment, refund, or the HIS write's kind */
@@ -1755,6 +2055,10 @@ export interface components {
             quantity: number;
             /** @description held by unpaid orders and sold */
             reserved: number;
+        };
+        InvoiceReceived: {
+            /** @description the number printed on the clinic's invoice */
+            invoice_no: string;
         };
         ItemCreate: {
             active?: boolean;
@@ -1900,6 +2204,15 @@ export interface components {
         PasswordChange: {
             current_password: string;
             new_password: string;
+        };
+        Payout: {
+            /** @description the bank transfer's serial number */
+            bank_serial_no: string;
+            /**
+             * Format: date-time
+             * @description when the transfer was made, with its offset
+             */
+            paid_at: string;
         };
         PeriodTotals: {
             /** @description from the 1st to today */
@@ -2074,6 +2387,10 @@ export interface components {
             /** @description first 12 hex of the SHA-256 */
             fingerprint?: string | null;
         };
+        SettleClaim: {
+            /** @description how the channel paid or corrected it */
+            note: string;
+        };
         Settlement: {
             amount_fen: number;
             bank_account?: components["schemas"]["SettlementBankAccount"];
@@ -2083,14 +2400,18 @@ export interface components {
             created_at: string;
             created_by: string;
             id: number;
+            /** @description cash: the clinic's invoice */
+            invoice?: components["schemas"]["SettlementInvoice"];
             /** @description cash: the amount the invoice is made out for */
             invoice_amount_fen?: number;
             invoice_type?: string;
             method: string;
+            /** @description cash: the operator's bank transfer, once paid */
+            payout?: components["schemas"]["SettlementPayout"] | (Record<string, never> | null);
             /** Format: date */
             settled_on: string;
             statement_ids: number[];
-            /** @description cash: pending_payment; coupon: completed */
+            /** @description cash: pending_payment, then paid; coupon: completed */
             status: string;
         };
         SettlementBankAccount: {
@@ -2105,11 +2426,32 @@ export interface components {
             expires_on: string;
             value_fen: number;
         };
+        SettlementInvoice: {
+            amount_fen: number;
+            invoice_no?: string | null;
+            /** Format: date-time */
+            received_at?: string | null;
+            received_by?: string | null;
+            /** @description `awaiting` or `received` */
+            status: string;
+            /** @description the buyer's tax number */
+            tax_no: string;
+            /** @description the buyer the invoice is made out to */
+            title: string;
+            /** @description `normal` or `special` (VAT) */
+            type: string;
+        };
         SettlementPage: {
             items: components["schemas"]["Settlement"][];
             limit: number;
             offset: number;
             total: number;
+        };
+        SettlementPayout: {
+            bank_serial_no: string;
+            /** Format: date-time */
+            paid_at: string;
+            paid_by: string;
         };
         SettlementTypeEntry: {
             /** @enum {string} */
@@ -2420,6 +2762,13 @@ export interface components {
             clinic_code: string | null;
             id: number;
             name: string | null;
+        };
+        TopupApp: {
+            active: boolean;
+            app_id: string;
+            channel: string;
+            clinic_code: string;
+            name?: string | null;
         };
         Totals: {
             amount_fen: number;
@@ -4240,6 +4589,150 @@ export interface operations {
             };
             /** @description Not found in your clinics */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_list_coupons: {
+        parameters: {
+            query?: {
+                /** @description one of your clinics (required if you have several) */
+                clinic_code?: string;
+                limit?: number;
+                offset?: number;
+                status?: "unused" | "used" | "expired";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CouponPage"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not found in your clinics */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_use_coupon: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Coupon"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not found in your clinics */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Refused in the record's current state (`error` says why) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -6168,6 +6661,168 @@ export interface operations {
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };
+    admin_list_claims: {
+        parameters: {
+            query?: {
+                /** @description one of your clinics (required if you have several) */
+                clinic_code?: string;
+                limit?: number;
+                offset?: number;
+                status?: "open" | "settled";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ClaimPage"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not found in your clinics */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_settle_claim: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                claim_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "note": "微信支付 12 月 6 日补发了这笔交易的账单"
+                 *     }
+                 */
+                "application/json": components["schemas"]["SettleClaim"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Claim"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not found in your clinics */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Refused in the record's current state (`error` says why) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
     admin_resolve_discrepancy: {
         parameters: {
             query?: never;
@@ -6559,6 +7214,79 @@ export interface operations {
             default: components["responses"]["DEFAULT_ERROR"];
         };
     };
+    admin_export_run: {
+        parameters: {
+            query: {
+                format: "csv" | "xlsx";
+            };
+            header?: never;
+            path: {
+                run_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description every line of the run's day with its outcome: the discrepancies (status, decision, repair, claim) and the lines that matched */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv; charset=utf-8": string;
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not found in your clinics */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
     admin_list_refund_requests: {
         parameters: {
             query?: {
@@ -6828,6 +7556,282 @@ export interface operations {
             };
             /** @description Refused in the record's current state (`error` says why) */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_channel_apps: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TopupApp"][];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_channel_orders_report: {
+        parameters: {
+            query: {
+                /** @description one of your clinics (required if you have several) */
+                clinic_code?: string;
+                /** @description an Asia/Shanghai month that has ended */
+                month: string;
+                channel: "wechat" | "alipay";
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChannelOrdersReport"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not found in your clinics */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_his_ledger: {
+        parameters: {
+            query: {
+                /** @description one of your clinics (required if you have several) */
+                clinic_code?: string;
+                /** @description the Asia/Shanghai day */
+                date: string;
+                format: "csv" | "xlsx";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description the HIS writes the platform made that day, as GET /api/his/v1/reconciliation/{date} lists */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv; charset=utf-8": string;
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not found in your clinics */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_topups: {
+        parameters: {
+            query: {
+                /** @description the Asia/Shanghai day */
+                date: string;
+                format: "csv" | "xlsx";
+                /** @description the channel app (one of your clinics') */
+                app_id: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description every top-up paid through the app that day: out_trade_no, channel trade number, amount, card, time, refunds */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "text/csv; charset=utf-8": string;
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not found in your clinics */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7223,6 +8227,183 @@ export interface operations {
             };
             /** @description Not found in your clinics */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_record_invoice: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                settlement_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "invoice_no": "04412345"
+                 *     }
+                 */
+                "application/json": components["schemas"]["InvoiceReceived"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Settlement"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not found in your clinics */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Refused in the record's current state (`error` says why) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description `database_unavailable`: the database did not answer (e.g. while it restarts); `redis_unavailable`: Redis did not answer where the operation needs it (queueing work); ask again after `Retry-After` seconds */
+            503: {
+                headers: {
+                    /** @description seconds to wait */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            default: components["responses"]["DEFAULT_ERROR"];
+        };
+    };
+    admin_record_payout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                settlement_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "bank_serial_no": "BOC20261205000123",
+                 *       "paid_at": "2026-12-05T15:30:00+08:00"
+                 *     }
+                 */
+                "application/json": components["schemas"]["Payout"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Settlement"];
+                };
+            };
+            /** @description Not signed in, or the session expired */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Your role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Not found in your clinics */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Refused in the record's current state (`error` says why) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApiError"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };

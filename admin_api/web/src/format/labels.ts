@@ -21,6 +21,9 @@ const STATEMENT_STATUS: Record<string, string> = { generated: '已生成', check
 const SETTLEMENT_METHOD: Record<string, string> = { cash: '现金结算', coupon: '代金券' }
 const SETTLEMENT_STATUS: Record<string, string> = { pending_payment: '待打款', completed: '已完成', paid: '已打款' }
 const INVOICE_TYPE: Record<string, string> = { normal: '普通发票', special: '增值税专用发票' }
+const INVOICE_STATUS: Record<string, string> = { awaiting: '待收票', received: '已收票' }
+const COUPON_STATUS: Record<string, string> = { unused: '未使用', used: '已使用', expired: '已过期' }
+const CLAIM_STATUS: Record<string, string> = { open: '待追回', settled: '已了结' }
 const ROLE: Record<string, string> = { staff: '前台', finance: '财务', admin: '管理员', operator: '平台运营' }
 const SYNC_STATUS: Record<string, string> = { pending: '同步中', done: '已同步', stopped: '已停止' }
 // Payment attempts (pending, paid, closed) and refund parts (waiting, pending, processing, succeeded, failed).
@@ -76,6 +79,9 @@ export const statementStatus = label(STATEMENT_STATUS)
 export const settlementMethod = label(SETTLEMENT_METHOD)
 export const settlementStatus = label(SETTLEMENT_STATUS)
 export const invoiceType = label(INVOICE_TYPE)
+export const invoiceStatus = label(INVOICE_STATUS)
+export const couponStatus = label(COUPON_STATUS)
+export const claimStatus = label(CLAIM_STATUS)
 export const roleName = label(ROLE)
 export const syncStatus = label(SYNC_STATUS)
 export const extraChargeStatus = label(EXTRA_STATUS)
@@ -99,13 +105,14 @@ export const DISCREPANCY_STATUSES = Object.keys(DISCREPANCY_STATUS)
 export const RESOLUTIONS = Object.keys(RESOLUTION)
 export const STATEMENT_STATUSES = Object.keys(STATEMENT_STATUS)
 export const TRANSACTION_STATUSES = Object.keys(TRANSACTION_STATUS)
+export const COUPON_STATUSES = Object.keys(COUPON_STATUS)
 
 /** Element Plus tag colours by status. */
 export function statusTone(status: string): 'success' | 'warning' | 'danger' | 'info' | 'primary' {
   if (['redeemed', 'done', 'resolved', 'repaired', 'settled', 'completed', 'checked', 'succeeded', 'sent',
-    'processed'].includes(status)) return 'success'
-  if (['paid', 'open', 'running', 'refunding', 'pending_payment', 'held', 'processing', 'awaiting_approval']
-    .includes(status)) return 'warning'
+    'processed', 'received', 'unused'].includes(status)) return 'success'
+  if (['paid', 'open', 'running', 'refunding', 'pending_payment', 'held', 'processing', 'awaiting_approval',
+    'awaiting'].includes(status)) return 'warning'
   if (['no_show', 'failed', 'cancelled', 'rejected', 'flagged'].includes(status)) return 'danger'
   if (['booked', 'rescheduled', 'generated'].includes(status)) return 'primary'
   return 'info'

@@ -50,6 +50,10 @@ export const SCREENS: readonly Screen[] = [
   { name: 'statement', path: 'finance/statements/:statementId(\\d+)', title: '对账单明细', group: 'finance', roles: FINANCE, inMenu: false },
   { name: 'settlements', path: 'finance/settlements', title: '结算记录', group: 'finance', roles: FINANCE, inMenu: true },
   { name: 'refund-approvals', path: 'finance/refund-approvals', title: '待审批退款', group: 'finance', roles: FINANCE, inMenu: true },
+  { name: 'channel-orders', path: 'finance/channel-orders', title: '渠道订单报表', group: 'finance', roles: FINANCE, inMenu: true },
+  { name: 'coupons', path: 'finance/coupons', title: '代金券', group: 'finance', roles: FINANCE, inMenu: true },
+  { name: 'claims', path: 'finance/claims', title: '渠道索赔', group: 'finance', roles: FINANCE, inMenu: true },
+  { name: 'daily-files', path: 'finance/daily-files', title: '日对账文件', group: 'finance', roles: FINANCE, inMenu: true },
   { name: 'items', path: 'setup/items', title: '项目与套餐', group: 'setup', roles: ADMIN, inMenu: true },
   { name: 'item-schedule', path: 'setup/items/:itemId(\\d+)/schedule', title: '排班', group: 'setup', roles: ADMIN, inMenu: false },
   { name: 'users', path: 'setup/users', title: '用户管理', group: 'setup', roles: USER_MANAGERS, inMenu: true },
@@ -63,6 +67,8 @@ export const SCREENS: readonly Screen[] = [
   { name: 'clinics', path: 'platform/clinics', title: '诊所', group: 'platform', roles: OPERATOR, inMenu: true },
   { name: 'clinic', path: 'platform/clinics/:code([A-Za-z0-9][A-Za-z0-9_-]{0,31})', title: '诊所接入', group: 'platform', roles: OPERATOR, inMenu: false },
   { name: 'platform-apps', path: 'platform/channel-apps', title: '平台收款应用', group: 'platform', roles: OPERATOR, inMenu: true },
+  // The operator pays the clinics' cash settlements (the settlements screen, every clinic's, with the payout).
+  { name: 'payouts', path: 'platform/payouts', title: '结算打款', group: 'platform', roles: OPERATOR, inMenu: true },
   // A channel app's message templates, reached from the app (the operator's channel apps, an admin's clinic): the
   // operator sets any app's, an admin its clinics' (admin_api/message_templates.py).
   { name: 'message-templates', path: 'setup/channel-apps/:appId(\\d+)/message-templates', title: '消息模板', group: 'setup',
