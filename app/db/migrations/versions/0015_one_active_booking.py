@@ -1,0 +1,30 @@
+"""One active booking per patient, item and day: orders.active_booking_key with a unique constraint
+
+Revision ID: 0015
+Revises: 0012
+Create Date: 2026-12-06
+
+A booking holding its place carries `patient:item:day` (the Asia/Shanghai day of its appointment); the key is
+cleared when the booking leaves the place-holding statuses (app/services/orders/state.py), so the unique
+constraint refuses a second concurrent booking of the same patient, item and day. Orders there are keep NULL:
+the rule applies to bookings made from now on.
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = '0015'
+down_revision = '0012'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('active_booking_key', sa.String(length=64), nullable=True))
+        batch_op.create_unique_constraint('uq_orders_active_booking_key', ['active_booking_key'])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('orders', schema=None) as batch_op:
+        batch_op.drop_constraint('uq_orders_active_booking_key', type_='unique')
+        batch_op.drop_column('active_booking_key')
