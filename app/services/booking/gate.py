@@ -36,8 +36,8 @@ def admit(rt: Runtime, clinic_id: int, item_id: int, slot_id: int, channel: str)
         return OFF
     gate = rt.booking_gate
     admission = gate.take(clinic_id, item_id, slot_id, channel)
-    if admission.answer == UNBUILT:
-        rebuild(rt)
+    if admission.answer == UNBUILT and rebuild(rt) is not None:
+        admission = gate.take(clinic_id, item_id, slot_id, channel)  # built from the database just now
     return admission
 
 
