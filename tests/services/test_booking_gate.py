@@ -278,3 +278,19 @@ def test_a_user_books_at_most_the_daily_limit_even_at_once(world, redis_url):
         answers = list(pool.map(book, range(5)))
     assert sorted(answers) == ["booked"] * 2 + ["booking_limit_reached"] * 3
     assert sum(_reserved(rt, slot_ids[0])[0] for _, slot_ids in items) == 2
+
+
+def test_a_slot_made_after_the_build_is_loaded_by_its_first_request(gate_rt, world, redis):
+    rt, clinic = gate_rt, new_clinic(gate_rt)
+    item_id, [old_slot] = _slots(rt, clinic, capacity=2)
+    _book(rt, new_holder(rt, world, clinic), item_id, old_slot)  # builds the gate
+    new_item, [new_slot] = _slots(rt, clinic, capacity=2)
+    assert _left(rt, redis, new_slot) is None
+
+    _book(rt, new_holder(rt, world, clinic), new_item, new_slot)
+    assert _left(rt, redis, new_slot) == 1  # loaded from the database, then this request's place taken
+    _book(rt, new_holder(rt, world, clinic), new_item, new_slot)
+    late = new_holder(rt, world, clinic)
+    with _Statements(rt) as statements:
+        assert _refusal(rt, late, new_item, new_slot) == "slot_sold_out"
+    assert statements.count == 0 and _reserved(rt, new_slot) == (2, 2)

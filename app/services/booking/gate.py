@@ -1,5 +1,5 @@
 """The admission gate as the booking path uses it: ask it first, build it from the database when Redis lost it,
-load a slot it does not know yet, and correct it when the database disagrees.
+load a slot it does not know yet (made since the build), and correct it when the database disagrees.
 
 The gate may only under-admit: PostgreSQL's conditional update decides every booking it lets through, so a
 stale or lost gate costs time, never a place. When the gate admitted and the database then refused for a rule
@@ -20,6 +20,7 @@ from app.admission_gate import ADMITTED, DOWN, UNBUILT, UNKNOWN, Admission, Slot
 from app.db.models import Item, ItemInventory, Slot
 from app.db.types import utcnow
 from app.runtime import Runtime
+from app.services.common.staff_scope import MAX_ROW_ID
 
 log = logging.getLogger("hpay.gate")
 
@@ -38,6 +39,8 @@ def admit(rt: Runtime, clinic_id: int, item_id: int, slot_id: int, channel: str)
     admission = gate.take(clinic_id, item_id, slot_id, channel)
     if admission.answer == UNBUILT and rebuild(rt) is not None:
         admission = gate.take(clinic_id, item_id, slot_id, channel)  # built from the database just now
+    elif admission.answer == UNKNOWN and _load(rt, admission.generation, slot_id, item_id, channel):
+        admission = gate.take(clinic_id, item_id, slot_id, channel)  # a slot made since the build, now known
     return admission
 
 
@@ -54,15 +57,17 @@ def drain(rt: Runtime, admission: Admission, slot_id: int, item_id: int, channel
         gate.drain(admission.generation, key)
 
 
-def load_if_unknown(rt: Runtime, admission: Admission, slot_id: int, item_id: int, channel: str) -> None:
-    """After the database path for a slot the gate did not know: put it in, if it is open to bookings."""
-    if admission.answer != UNKNOWN or not admission.generation:
-        return
+def _load(rt: Runtime, generation: str, slot_id: int, item_id: int, channel: str) -> bool:
+    """Put a slot the gate does not know yet (made since the build) into it, when it is open to bookings: the
+    first requests after a slot appears each read it once, the rest are answered by the gate."""
+    if not generation or not 0 < slot_id <= MAX_ROW_ID:
+        return False
     with rt.db.session() as session:
         row = session.execute(_open_slots(utcnow()).where(Slot.id == slot_id, Slot.item_id == item_id,
                                                           ItemInventory.channel == channel)).first()
     if row is not None:
-        rt.booking_gate.load(admission.generation, _places(*row))
+        rt.booking_gate.load(generation, _places(*row))
+    return row is not None
 
 
 def rebuild(rt: Runtime) -> str | None:

@@ -20,7 +20,7 @@ from app.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.domain.payments import ChannelCheck
 from app.his.base import HisNotFound, HisUnavailable
 from app.runtime import Runtime
-from app.services.booking import gate, placing
+from app.services.booking import placing
 from app.services.booking.cancellations import cancel_paid_booking
 from app.services.clinics import CLINIC, require_paying_account
 from app.services.common.principals import MpPrincipal
@@ -96,8 +96,6 @@ def _create_booking(rt: Runtime, principal: MpPrincipal, data: dict) -> dict:
     except BaseException as exc:
         placing.settle_refusal(rt, admission, data, exc)
         raise
-    finally:
-        gate.load_if_unknown(rt, admission, data["slot_id"], data["item_id"], data["channel"])
     return answer
 
 
