@@ -28,7 +28,7 @@ from app.services.booking import gate
 from app.services.clinics import require_clinic_item, require_paying_account
 from app.services.common.principals import MpPrincipal
 from app.services.common.staff_scope import MAX_ROW_ID, SHANGHAI
-from app.services.orders import take_place
+from app.services.orders import take_inventory_place, take_slot_place
 from app.services.people import require_user_patient
 
 # Items change rarely and a crowd asks for the same few: their sale terms are kept this long per process.
@@ -85,12 +85,12 @@ def settle_refusal(rt: Runtime, admission: Admission, data: dict, exc: BaseExcep
 
 
 def fill_booking(rt: Runtime, session: Session, principal: MpPrincipal, data: dict, order: Order) -> None:
-    """Take the place, then check the request against what it names; raise (rolling back) on any refusal."""
+    """Take the slot's place, check the request against what it names, then take the item's stock (the row every
+    booking of the item queues on, so held for the shortest time); raise (rolling back) on any refusal."""
     item_id, slot_id, channel, now = data["item_id"], data["slot_id"], order.channel, order.created_at
-    full = take_place(session, slot_id, item_id, channel, open_at=now)
-    if full is not None:
+    if not take_slot_place(session, slot_id, item_id, open_at=now):
         _why_not(session, principal, item_id, slot_id, now)
-        raise sold_out(full, channel)
+        raise sold_out(SLOT_FULL, channel)
     account = require_paying_account(session, session.get(Clinic, principal.clinic_id), principal.user_id)
     patient = require_user_patient(session, principal, data["patient_id"])
     item = _item_terms(session, principal.clinic_id, item_id)
@@ -101,6 +101,8 @@ def fill_booking(rt: Runtime, session: Session, principal: MpPrincipal, data: di
         raise Conflict(f"this item is not offered through {channel}", "channel_not_offered")
     _within_daily_limit(rt, session, principal, now)
     starts_at = session.scalar(select(Slot.starts_at).where(Slot.id == slot_id))
+    if not take_inventory_place(session, item.id, channel):
+        raise sold_out(INVENTORY_FULL, channel)
     order.patient_id, order.item_id, order.slot_id = patient.id, item.id, slot_id
     order.appointment_at, order.amount_fen = starts_at, item.price_fen
     order.description = item.name[:200]

@@ -42,33 +42,39 @@ def move(session: Session, order: Order, to_status: str, reason: str, actor: str
     return True
 
 
-def take_place(session: Session, slot_id: int, item_id: int, channel: str,
-               open_at: datetime | None = None) -> str | None:
-    """Reserve one place in the slot and the channel's inventory; None on success, else what is full.
-
-    With `open_at`, only in a slot of this item that is open to patients then (released, not closed, not
-    started): a booking tries this first and looks up why only when it fails."""
-    conditions = [Slot.id == slot_id, Slot.reserved < Slot.capacity]
-    if open_at is not None:
-        conditions += [Slot.item_id == item_id, Slot.closed.is_(False), Slot.starts_at > open_at,
-                       or_(Slot.release_at.is_(None), Slot.release_at <= open_at)]
-    slot_taken = session.execute(
-        update(Slot).where(*conditions)
-        .values(reserved=Slot.reserved + 1).execution_options(synchronize_session=False)
-    ).rowcount
-    if slot_taken != 1:
+def take_place(session: Session, slot_id: int, item_id: int, channel: str) -> str | None:
+    """Reserve one place in the slot and the channel's inventory; None on success, else what is full."""
+    if not take_slot_place(session, slot_id):
         return "slot"
-    stock_taken = session.execute(
-        update(ItemInventory)
-        .where(ItemInventory.item_id == item_id, ItemInventory.channel == channel,
-               ItemInventory.reserved < ItemInventory.quantity)
-        .values(reserved=ItemInventory.reserved + 1).execution_options(synchronize_session=False)
-    ).rowcount
-    if stock_taken != 1:
+    if not take_inventory_place(session, item_id, channel):
         session.execute(update(Slot).where(Slot.id == slot_id).values(reserved=Slot.reserved - 1)
                         .execution_options(synchronize_session=False))
         return "inventory"
     return None
+
+
+def take_slot_place(session: Session, slot_id: int, item_id: int | None = None,
+                    open_at: datetime | None = None) -> bool:
+    """One place of the slot, if it has one. With `item_id` and `open_at`: only in a slot of this item that is
+    open to patients then (released, not closed, not started), so a booking tries this first and looks up why
+    only when it fails."""
+    conditions = [Slot.id == slot_id, Slot.reserved < Slot.capacity]
+    if open_at is not None:
+        conditions += [Slot.item_id == item_id, Slot.closed.is_(False), Slot.starts_at > open_at,
+                       or_(Slot.release_at.is_(None), Slot.release_at <= open_at)]
+    return session.execute(update(Slot).where(*conditions).values(reserved=Slot.reserved + 1)
+                           .execution_options(synchronize_session=False)).rowcount == 1
+
+
+def take_inventory_place(session: Session, item_id: int, channel: str) -> bool:
+    """One place of the item's stock on this channel. Every booking of the item waits for this row's lock until
+    its transaction ends: a booking takes it last, just before its order is written."""
+    return session.execute(
+        update(ItemInventory)
+        .where(ItemInventory.item_id == item_id, ItemInventory.channel == channel,
+               ItemInventory.reserved < ItemInventory.quantity)
+        .values(reserved=ItemInventory.reserved + 1).execution_options(synchronize_session=False)
+    ).rowcount == 1
 
 
 def release_place(session: Session, order: Order) -> None:
