@@ -294,3 +294,17 @@ def test_a_slot_made_after_the_build_is_loaded_by_its_first_request(gate_rt, wor
     with _Statements(rt) as statements:
         assert _refusal(rt, late, new_item, new_slot) == "slot_sold_out"
     assert statements.count == 0 and _reserved(rt, new_slot) == (2, 2)
+
+
+def test_the_gate_tells_another_clinics_user_nothing_about_a_slot(gate_rt, world, redis):
+    """An attack: a user of another clinic names this clinic's sold-out slot. The gate answers only for the
+    slot's own clinic and item, so the database answers: no such item, never `slot_sold_out`."""
+    rt, clinic, other = gate_rt, new_clinic(gate_rt), new_clinic(gate_rt)
+    item_id, [slot_id] = _slots(rt, clinic, capacity=1)
+    _book(rt, new_holder(rt, world, clinic), item_id, slot_id)
+    assert _left(rt, redis, slot_id) == 0
+    outsider = new_holder(rt, world, other)
+    with pytest.raises(NotFound) as refused:
+        _book(rt, outsider, item_id, slot_id)
+    assert refused.value.code == "item_not_found"
+    assert _reserved(rt, slot_id) == (1, 1) and _left(rt, redis, slot_id) == 0
