@@ -117,6 +117,9 @@ class AdmissionGate:
         self.prefix = f"{prefix}:gate"
         self.retry_s = retry_s
         self._down_until = 0.0
+        # A give-back or a drop lost to a Redis error leaves the mirror short of places: once Redis answers
+        # again this process removes the marker, and the gate is rebuilt from the database.
+        self._lost_changes = False
         self._scripts: dict[str, object] = {}
         self._lock = threading.Lock()
 
@@ -143,13 +146,19 @@ class AdmissionGate:
                 script = self._scripts.setdefault(name, self._redis().register_script(source))
         return script
 
-    def _call(self, name: str, source: str, keys: list[str], args: list, fallback):
+    def _call(self, name: str, source: str, keys: list[str], args: list, fallback, changes: bool = False):
         if time.monotonic() < self._down_until:
+            self._lost_changes |= changes
             return fallback
         try:
+            if self._lost_changes:
+                self._redis().delete(self.marker)
+                self._lost_changes = False
+                log.warning("booking gate marked for a rebuild: changes were lost while Redis was unavailable")
             return self._script(name, source)(keys=keys, args=args)
         except (RedisError, OSError) as exc:
             self._down_until = time.monotonic() + self.retry_s
+            self._lost_changes |= changes
             log.warning("booking gate unavailable, the database decides alone for %ss: %s", self.retry_s, exc)
             return fallback
 
@@ -163,7 +172,8 @@ class AdmissionGate:
 
     def give_back(self, slot_id: int, item_id: int, channel: str, generation: str = "") -> None:
         self._call("give_back", _GIVE_BACK,
-                   [self.marker, self.slot_key(slot_id), self.inventory_key(item_id, channel)], [generation], 0)
+                   [self.marker, self.slot_key(slot_id), self.inventory_key(item_id, channel)], [generation], 0,
+                   changes=True)
 
     def drain(self, generation: str, key: str) -> None:
         self._call("drain", _DRAIN, [self.marker, key], [generation], 0)
@@ -174,12 +184,17 @@ class AdmissionGate:
 
     def forget(self, keys: list[str]) -> None:
         """Drop keys whose database rows changed outside the gate (capacity, closing, stock): reloaded on use."""
-        if keys and time.monotonic() >= self._down_until:
-            try:
-                self._redis().delete(*keys)
-            except (RedisError, OSError) as exc:
-                self._down_until = time.monotonic() + self.retry_s
-                log.warning("booking gate keys %s not dropped: %s", keys, exc)
+        if not keys:
+            return
+        if time.monotonic() < self._down_until:
+            self._lost_changes = True
+            return
+        try:
+            self._redis().delete(*keys)
+        except (RedisError, OSError) as exc:
+            self._down_until = time.monotonic() + self.retry_s
+            self._lost_changes = True
+            log.warning("booking gate keys %s not dropped: %s", keys, exc)
 
     # --- rebuilding ------------------------------------------------------------------------------------
     def generation(self) -> str | None:

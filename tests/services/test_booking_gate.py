@@ -308,3 +308,26 @@ def test_the_gate_tells_another_clinics_user_nothing_about_a_slot(gate_rt, world
         _book(rt, outsider, item_id, slot_id)
     assert refused.value.code == "item_not_found"
     assert _reserved(rt, slot_id) == (1, 1) and _left(rt, redis, slot_id) == 0
+
+
+def test_a_place_given_back_while_redis_was_unreachable_is_not_lost(gate_rt, world, redis):
+    rt, clinic = gate_rt, new_clinic(gate_rt)
+    item_id, [slot_id] = _slots(rt, clinic, capacity=1)
+    first = _book(rt, new_holder(rt, world, clinic), item_id, slot_id)
+    assert _left(rt, redis, slot_id) == 0
+    # A worker process that cannot reach Redis expires the order: the database frees the place, the gate
+    # never hears of it.
+    worker = world.runtime(REDIS_URL="redis://127.0.0.1:1/0", QUEUE_PREFIX=rt.settings.QUEUE_PREFIX,
+                           BOOKING_GATE_RETRY_S=0)
+    with worker.db.session() as session:
+        order_id = session.scalar(select(Order.id).where(Order.order_no == first["order_no"]))
+        session.execute(update(Order).where(Order.id == order_id).values(expires_at=datetime.now(UTC)))
+    assert expire_order(worker, order_id) == "closed"
+    assert _left(rt, redis, slot_id) == 0 and _reserved(rt, slot_id) == (0, 0)
+
+    # Redis answers that process again (the client reconnects at the right address): its first call marks
+    # the gate for a rebuild, which counts the freed place from the database.
+    worker.settings.REDIS_URL = rt.settings.REDIS_URL
+    del worker.__dict__["redis"]
+    assert _book(worker, new_holder(rt, world, clinic), item_id, slot_id)["status"] == "created"
+    assert _left(rt, redis, slot_id) == 0 and _reserved(rt, slot_id) == (1, 1)
