@@ -11,8 +11,6 @@ counting, so concurrent requests of one user count one after the other).
 """
 from __future__ import annotations
 
-import threading
-import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -20,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.admission_gate import ADMITTED, INVENTORY_FULL, SLOT_FULL, Admission
-from app.db.models import Clinic, Item, MpUser, Order, Slot
+from app.db.models import Clinic, MpUser, Order, Slot
 from app.domain import orders as o
 from app.domain.errors import Conflict, NotFound
 from app.runtime import Runtime
@@ -30,32 +28,6 @@ from app.services.common.principals import MpPrincipal
 from app.services.common.staff_scope import MAX_ROW_ID, SHANGHAI
 from app.services.orders import take_inventory_place, take_slot_place
 from app.services.people import require_user_patient
-
-# Items change rarely and a crowd asks for the same few: their sale terms are kept this long per process.
-ITEM_CACHE_S = 5.0
-
-
-class _ItemTerms:
-    __slots__ = ("id", "name", "price_fen", "collected_by", "channels")
-
-    def __init__(self, item: Item) -> None:
-        self.id, self.name, self.price_fen = item.id, item.name, item.price_fen
-        self.collected_by, self.channels = item.collected_by, tuple(item.channels)
-
-
-_items: dict[tuple[int, int], tuple[float, _ItemTerms]] = {}
-_items_lock = threading.Lock()
-
-
-def _item_terms(session: Session, clinic_id: int, item_id: int) -> _ItemTerms:
-    now = time.monotonic()
-    cached = _items.get((clinic_id, item_id))
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    terms = _ItemTerms(require_clinic_item(session, clinic_id, item_id))
-    with _items_lock:
-        _items[(clinic_id, item_id)] = (now + ITEM_CACHE_S, terms)
-    return terms
 
 
 def sold_out(full: str, channel: str) -> Conflict:
@@ -93,7 +65,7 @@ def fill_booking(rt: Runtime, session: Session, principal: MpPrincipal, data: di
         raise sold_out(SLOT_FULL, channel)
     account = require_paying_account(session, session.get(Clinic, principal.clinic_id), principal.user_id)
     patient = require_user_patient(session, principal, data["patient_id"])
-    item = _item_terms(session, principal.clinic_id, item_id)
+    item = require_clinic_item(session, principal.clinic_id, item_id)
     if item.collected_by != account.owner:
         raise Conflict(f"this item is paid through the {item.collected_by}'s app, not the one you signed in through",
                        "item_not_sold_through_this_app")
