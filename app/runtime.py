@@ -17,6 +17,7 @@ from redis import Redis
 from rq import Queue
 
 from app import live_events
+from app.admission_gate import AdmissionGate, apply_after_commit
 from app.channels import channel_for, messenger_for
 from app.channels.base import MerchantConfig, PaymentChannel
 from app.channels.messaging import MessageSender
@@ -85,6 +86,8 @@ class Runtime:
         # Events announced in a transaction reach staff's live streams once it commits (app.live_events).
         live_events.publish_after_commit(self.db.sessionmaker,
                                          live_events.Publisher(lambda: self.redis, self.settings.QUEUE_PREFIX))
+        # Booking places given back in a transaction return to the admission gate once it commits.
+        apply_after_commit(self.db.sessionmaker, lambda: self.booking_gate)
         self._his_clients: dict[tuple, HisClient] = {}
         self._his_lock = threading.Lock()
 
@@ -98,6 +101,11 @@ class Runtime:
         """A client for blocking stream reads (staff's live events): its socket waits longer than a read blocks."""
         return Redis.from_url(self.settings.REDIS_URL, socket_timeout=self.settings.LIVE_HEARTBEAT_S + 10,
                               socket_connect_timeout=2, health_check_interval=30)
+
+    @cached_property
+    def booking_gate(self) -> AdmissionGate:
+        """The Redis mirror of open slots' places in front of the database (app.admission_gate)."""
+        return AdmissionGate(lambda: self.redis, self.settings.QUEUE_PREFIX, self.settings.BOOKING_GATE_RETRY_S)
 
     def queue_name(self, name: str) -> str:
         return f"{self.settings.QUEUE_PREFIX}-{name}"

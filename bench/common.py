@@ -113,8 +113,9 @@ class BenchStack:
         return {"HPAY_ENV": "development", "HPAY_DATABASE_URL": self.database_url,
                 "HPAY_REDIS_URL": self.redis_url, "HPAY_SECRET_KEY": BENCH_SECRET_KEY, "HPAY_LOG_LEVEL": "INFO"}
 
-    def gunicorn(self, app_spec: str, label: str, ready_path: str = "/") -> Gunicorn:
-        server = Gunicorn(app_spec, self.env(), label, self.workers, self.worker_threads).start(ready_path)
+    def gunicorn(self, app_spec: str, label: str, ready_path: str = "/", env: dict[str, str] | None = None) -> Gunicorn:
+        server = Gunicorn(app_spec, {**self.env(), **(env or {})}, label, self.workers,
+                          self.worker_threads).start(ready_path)
         self._exit.callback(server.stop)
         return server
 

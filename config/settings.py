@@ -81,6 +81,14 @@ class Settings:
     TOKEN_TTL_S: int = 7200
     ORDER_TTL_S: int = 900
     TOPUP_MIN_FEN: int = 100
+    # The booking admission gate (app/admission_gate.py): open slots' places mirrored in Redis, so a crowd's
+    # sold-out answers need no database work. Off: every booking request tries the database.
+    BOOKING_GATE_ENABLED: bool = True
+    # After a Redis error the gate stays out of the way (bookings use the database alone) for this long.
+    BOOKING_GATE_RETRY_S: float = 5.0
+    # Bookings one mini-program user may make per Asia/Shanghai day (those cancelled or expired unpaid do not
+    # count); more: 409 booking_limit_reached. 0: no limit.
+    BOOKINGS_PER_USER_PER_DAY: int = 5
     TOPUP_MAX_FEN: int = 500_000
     # A patient may cancel a paid booking online until this long before the appointment.
     CANCEL_DEADLINE_S: int = 2 * 3600
@@ -347,6 +355,8 @@ class TestSettings(Settings):
     SETTLEMENT_MONTHS: str = "1,2,3,4,5,6,7,8,9,10,11,12"
     # Every test shares 127.0.0.1 and the session's Redis; the rate-limit tests build apps of their own.
     RATE_LIMIT_SCALE: float = 1000.0
+    # Many tests book for one user within seconds; the tests of the daily cap set their own.
+    BOOKINGS_PER_USER_PER_DAY: int = 1000
 
     def default_secret_key(self) -> str:
         return _PROCESS_TEST_KEY

@@ -75,6 +75,8 @@ MACHINES: dict[str, StateMachine[OrderStatus]] = {
 MONEY_RECEIVED = frozenset({PAID, COMPLETED, BOOKED, REDEEMED, NO_SHOW, RESCHEDULED, REFUNDING, PARTIALLY_REFUNDED})
 # Statuses that hold a slot and inventory place.
 HOLDS_PLACE = frozenset({CREATED, PAID, BOOKED, NO_SHOW, RESCHEDULED})
+# Bookings that count towards a user's daily limit: all but those that ended unpaid (cancelled, expired).
+COUNTS_TOWARDS_DAILY_LIMIT = HOLDS_PLACE | {REDEEMED, REFUNDING, REFUNDED, PARTIALLY_REFUNDED}
 # A paid booking that has not been redeemed yet: cancellable (and refunded in full).
 CANCELLABLE_BOOKING = (PAID, BOOKED, NO_SHOW, RESCHEDULED)
 # A booking on its way to the appointment: watched for no-shows, kept in step with the HIS registration.

@@ -221,8 +221,8 @@ def test_a_slots_capacity_never_goes_below_the_places_taken(client, rt, sandbox,
     client.post(f"{ADMIN}/items/{item['id']}/schedules", json=schedule(day, day, capacity=3), headers=headers)
     slot = slots_of(client, headers, item["id"], day, day)[0]
     buyer = user(client, sandbox, label("c"))
-    patient = add_patient(client, buyer)
-    for _ in range(2):
+    for n in range(2):  # two patients: one patient books an item once a day
+        patient = add_patient(client, buyer, f"患者{n}")
         assert place_order(client, buyer, booking(item["id"], slot["id"], patient["id"])).status_code == 201
 
     below = client.patch(f"{ADMIN}/slots/{slot['id']}", json={"capacity": 1}, headers=headers)

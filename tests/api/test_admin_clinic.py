@@ -30,8 +30,8 @@ def test_inventory_is_set_per_channel_and_never_below_what_is_held_or_sold(clien
     headers, username = admin
     item_id, slot_id = fresh_slot(rt, capacity=5, inventory=3)
     buyer = user(client, sandbox, label("buyer"))
-    patient = add_patient(client, buyer)
-    for _ in range(2):
+    for n in range(2):  # two patients: one patient books an item once a day
+        patient = add_patient(client, buyer, f"患者{n}")
         created(place_order(client, buyer, booking(item_id, slot_id, patient["id"])))
 
     shown = client.get(f"{ADMIN}/items/{item_id}/inventory", headers=headers)

@@ -261,12 +261,17 @@ def test_the_same_key_and_body_returns_the_first_order(client, rt, patient_user)
     assert remaining(client, headers, rt, item_id, slot_id) == 4
 
 
-def test_without_a_key_each_post_is_a_new_order(client, rt, patient_user):
+def test_without_a_key_a_repeat_is_a_new_request_not_a_replay(client, rt, patient_user):
+    """No key, no replay: the same body again is a second booking of the same patient, item and day, which the
+    one-booking rule refuses (it takes no place); the same body for another patient is a new order."""
     headers, patient = patient_user
     item_id, slot_id = fresh_slot(rt, capacity=5)
     body = booking(item_id, slot_id, patient["id"])
 
-    first, second = created(place_order(client, headers, body)), created(place_order(client, headers, body))
+    first = created(place_order(client, headers, body))
+    assert refusal(place_order(client, headers, body)) == (409, "patient_already_booked")
+    other = add_patient(client, headers, "赵六", "13812345679")
+    second = created(place_order(client, headers, booking(item_id, slot_id, other["id"])))
 
     assert first["order_no"] != second["order_no"]
     assert orders_of_user(rt, first["order_no"]) == 2

@@ -19,6 +19,7 @@ class Order(Base):
         Index("ix_orders_status_expires_at", "status", "expires_at"),
         # A patient's orders: the transaction search by phone or card finds patients first.
         Index("ix_orders_patient_id", "patient_id"),
+        Index("ix_orders_active_booking_key", "active_booking_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -49,6 +50,9 @@ class Order(Base):
     redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Lease for the expiry job, so one expired order is handled by one worker at a time.
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # `patient:item:Asia/Shanghai day of the appointment` while a booking holds its place, NULL otherwise: the
+    # unique index lets one patient hold one booking of an item per day, whatever the concurrency.
+    active_booking_key: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from app.db.models import Card, Clinic, MerchantAccount, Order, Slot
+from app.db.models import Card, Clinic, MerchantAccount, Order
 from app.db.types import utcnow
 from app.domain import ids
 from app.domain import orders as o
@@ -20,13 +20,14 @@ from app.domain.errors import Conflict, InvalidInput, NotFound, Unavailable
 from app.domain.payments import ChannelCheck
 from app.his.base import HisNotFound, HisUnavailable
 from app.runtime import Runtime
+from app.services.booking import placing
 from app.services.booking.cancellations import cancel_paid_booking
-from app.services.clinics import CLINIC, PLATFORM, require_clinic_item, require_paying_account
+from app.services.clinics import CLINIC, require_paying_account
 from app.services.common.principals import MpPrincipal
 from app.services.his import his_client
-from app.services.orders import describe, describe_many, move, take_place
+from app.services.orders import describe, describe_many, move
 from app.services.payments import close_pending_attempts, pending_attempts, settle_attempt_at_channel
-from app.services.people import require_user_card, require_user_patient
+from app.services.people import require_user_card
 
 MAX_BILLS_PER_ORDER = 20
 
@@ -56,19 +57,15 @@ def create_order(rt: Runtime, principal: MpPrincipal, data: dict) -> dict:
     if channel != principal.channel:
         raise InvalidInput(f"you are signed in through {principal.channel}; pay with {principal.channel}",
                            "channel_mismatch")
+    if data["type"] == o.BOOKING:
+        return _create_booking(rt, principal, data)
     with rt.db.session() as session:
         _paying_account(session, principal, data["type"])
     bills = _fetch_bills(rt, principal, data) if data["type"] == o.VISIT_BILL else None
-    now = utcnow()
     with rt.db.session() as session:
-        account = _paying_account(session, principal, data["type"])
-        order = Order(order_no=ids.new_business_no(data["type"], now), clinic_id=principal.clinic_id,
-                      user_id=principal.user_id, type=data["type"], status=o.CREATED, channel=channel,
-                      refunded_fen=0, expires_at=now + timedelta(seconds=rt.settings.ORDER_TTL_S), created_at=now,
-                      updated_at=now)
-        if data["type"] == o.BOOKING:
-            _booking(session, principal, data, order, account)
-        elif data["type"] == o.TOPUP:
+        _paying_account(session, principal, data["type"])
+        order = _new_order(rt, principal, data)
+        if data["type"] == o.TOPUP:
             _topup(rt, session, principal, data, order)
         else:
             _visit_bills(session, principal, data, order, bills)
@@ -76,6 +73,30 @@ def create_order(rt: Runtime, principal: MpPrincipal, data: dict) -> dict:
         session.flush()
         order.payments = []
         return describe(session, order)
+
+
+def _new_order(rt: Runtime, principal: MpPrincipal, data: dict) -> Order:
+    now = utcnow()
+    return Order(order_no=ids.new_business_no(data["type"], now), clinic_id=principal.clinic_id,
+                 user_id=principal.user_id, type=data["type"], status=o.CREATED, channel=data["channel"],
+                 refunded_fen=0, expires_at=now + timedelta(seconds=rt.settings.ORDER_TTL_S), created_at=now,
+                 updated_at=now)
+
+
+def _create_booking(rt: Runtime, principal: MpPrincipal, data: dict) -> dict:
+    """The admission gate first (a sold-out answer ends here), then the database (app.services.booking.placing)."""
+    admission = placing.admit(rt, principal, data)
+    try:
+        with rt.db.session() as session:
+            order = _new_order(rt, principal, data)
+            placing.fill_booking(rt, session, principal, data, order)
+            placing.insert_booking(session, order)
+            order.payments = []
+            answer = describe(session, order)
+    except BaseException as exc:
+        placing.settle_refusal(rt, admission, data, exc)
+        raise
+    return answer
 
 
 def _paying_account(session: Session, principal: MpPrincipal, order_type: str) -> MerchantAccount:
@@ -86,41 +107,6 @@ def _paying_account(session: Session, principal: MpPrincipal, order_type: str) -
         raise Conflict("card top-ups and visit bills are paid through the clinic's own app",
                        "clinic_payment_through_platform_app")
     return account
-
-
-def _booking(session: Session, principal: MpPrincipal, data: dict, order: Order, account: MerchantAccount) -> None:
-    patient = require_user_patient(session, principal, data["patient_id"])
-    item = require_clinic_item(session, principal.clinic_id, data["item_id"])
-    if item.collected_by != account.owner:
-        raise Conflict(f"this item is paid through the {item.collected_by}'s app, not the one you signed in through",
-                       "item_not_sold_through_this_app")
-    if order.channel not in item.channels:
-        raise Conflict(f"this item is not offered through {order.channel}", "channel_not_offered")
-    slot = session.get(Slot, data["slot_id"])
-    if slot is None or slot.item_id != item.id:
-        raise NotFound("no such time slot for this item", "slot_not_found")
-    now = utcnow()
-    if slot.closed:
-        raise Conflict("this time slot is closed", "slot_closed")
-    if slot.release_at is not None and slot.release_at > now:
-        raise Conflict("this time slot is not released yet", "slot_not_released")
-    if slot.starts_at <= now:
-        raise Conflict("this time slot has already started", "slot_in_past")
-    full = take_place(session, slot.id, item.id, order.channel)
-    if full == "slot":
-        raise Conflict("this time slot is fully booked", "slot_sold_out")
-    if full == "inventory":
-        raise Conflict(f"no more of this item can be sold through {order.channel}", "inventory_sold_out")
-    order.patient_id, order.item_id, order.slot_id = patient.id, item.id, slot.id
-    order.appointment_at, order.amount_fen = slot.starts_at, item.price_fen
-    order.description = item.name[:200]
-    if item.collected_by == PLATFORM:
-        # What the platform will owe the clinic for it, as the price is now: a later change moves no past order.
-        price = (item.purchase_price_fen or {}).get(order.channel)
-        if price is None:
-            raise Conflict(f"this item has no {order.channel} purchase price; it cannot be sold there yet",
-                           "purchase_price_missing")
-        order.purchase_price_fen = int(price)
 
 
 def _topup(rt: Runtime, session: Session, principal: MpPrincipal, data: dict, order: Order) -> None:

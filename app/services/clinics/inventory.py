@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.admission_gate import note_inventory_changed
 from app.db.models import ItemInventory
 from app.domain.errors import Conflict
 from app.runtime import Runtime
@@ -46,6 +47,7 @@ def _set_levels(rt: Runtime, principal: StaffPrincipal, item_id: int, entries: l
         before = _levels(session, item.id)
         for entry in entries:
             channel, quantity = entry["channel"], entry["quantity"]
+            note_inventory_changed(session, item.id, channel)
             exists = session.scalar(select(ItemInventory.id).where(ItemInventory.item_id == item.id,
                                                                    ItemInventory.channel == channel))
             if exists is None:

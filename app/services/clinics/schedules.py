@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.admission_gate import note_slot_changed
 from app.db.models import Clinic, Item, Slot
 from app.domain import schedules
 from app.domain.errors import Conflict, InvalidInput, NotFound
@@ -130,6 +131,8 @@ def update_slot(rt: Runtime, principal: StaffPrincipal, slot_id: int, data: dict
             if changed != 1:
                 raise Conflict(f"{slot.reserved} places of this slot are taken; the capacity cannot be "
                                f"{values['capacity']}", "capacity_below_taken", details={"reserved": slot.reserved})
+        # The admission gate reloads the slot from the database once this commits.
+        note_slot_changed(session, slot.id)
         item_clinic = session.scalar(select(Item.clinic_id).where(Item.id == slot.item_id))
         record_staff_event(session, principal, item_clinic, "slot_updated", "slot", slot.id, before=before,
                            after=_audited_slot(slot))

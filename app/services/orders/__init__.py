@@ -3,7 +3,8 @@ booking holds), and the order as the APIs show it.
 
 What other packages may call:
 """
-from app.services.orders.state import move, release_place, take_place
+from app.services.orders.state import move, release_place, take_inventory_place, take_place, take_slot_place
 from app.services.orders.views import describe, describe_many
 
-__all__ = ["describe", "describe_many", "move", "release_place", "take_place"]
+__all__ = ["describe", "describe_many", "move", "release_place", "take_inventory_place", "take_place",
+           "take_slot_place"]

@@ -6,10 +6,13 @@ that leaves the statuses that hold a place gives its slot and inventory place ba
 """
 from __future__ import annotations
 
-from sqlalchemy import update
+from datetime import datetime
+
+from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.admission_gate import note_returned
 from app.db.models import ItemInventory, Order, OrderEvent, Slot
 from app.db.types import utcnow
 from app.domain.orders import BOOKING, HOLDS_PLACE, transition
@@ -41,23 +44,37 @@ def move(session: Session, order: Order, to_status: str, reason: str, actor: str
 
 def take_place(session: Session, slot_id: int, item_id: int, channel: str) -> str | None:
     """Reserve one place in the slot and the channel's inventory; None on success, else what is full."""
-    slot_taken = session.execute(
-        update(Slot).where(Slot.id == slot_id, Slot.reserved < Slot.capacity)
-        .values(reserved=Slot.reserved + 1).execution_options(synchronize_session=False)
-    ).rowcount
-    if slot_taken != 1:
+    if not take_slot_place(session, slot_id):
         return "slot"
-    stock_taken = session.execute(
-        update(ItemInventory)
-        .where(ItemInventory.item_id == item_id, ItemInventory.channel == channel,
-               ItemInventory.reserved < ItemInventory.quantity)
-        .values(reserved=ItemInventory.reserved + 1).execution_options(synchronize_session=False)
-    ).rowcount
-    if stock_taken != 1:
+    if not take_inventory_place(session, item_id, channel):
         session.execute(update(Slot).where(Slot.id == slot_id).values(reserved=Slot.reserved - 1)
                         .execution_options(synchronize_session=False))
         return "inventory"
     return None
+
+
+def take_slot_place(session: Session, slot_id: int, item_id: int | None = None,
+                    open_at: datetime | None = None) -> bool:
+    """One place of the slot, if it has one. With `item_id` and `open_at`: only in a slot of this item that is
+    open to patients then (released, not closed, not started), so a booking tries this first and looks up why
+    only when it fails."""
+    conditions = [Slot.id == slot_id, Slot.reserved < Slot.capacity]
+    if open_at is not None:
+        conditions += [Slot.item_id == item_id, Slot.closed.is_(False), Slot.starts_at > open_at,
+                       or_(Slot.release_at.is_(None), Slot.release_at <= open_at)]
+    return session.execute(update(Slot).where(*conditions).values(reserved=Slot.reserved + 1)
+                           .execution_options(synchronize_session=False)).rowcount == 1
+
+
+def take_inventory_place(session: Session, item_id: int, channel: str) -> bool:
+    """One place of the item's stock on this channel. Every booking of the item waits for this row's lock until
+    its transaction ends: a booking takes it last, just before its order is written."""
+    return session.execute(
+        update(ItemInventory)
+        .where(ItemInventory.item_id == item_id, ItemInventory.channel == channel,
+               ItemInventory.reserved < ItemInventory.quantity)
+        .values(reserved=ItemInventory.reserved + 1).execution_options(synchronize_session=False)
+    ).rowcount == 1
 
 
 def release_place(session: Session, order: Order) -> None:
@@ -69,3 +86,7 @@ def release_place(session: Session, order: Order) -> None:
                     .where(ItemInventory.item_id == order.item_id, ItemInventory.channel == order.channel,
                            ItemInventory.reserved > 0)
                     .values(reserved=ItemInventory.reserved - 1).execution_options(synchronize_session=False))
+    session.execute(update(Order).where(Order.id == order.id, Order.active_booking_key.is_not(None))
+                    .values(active_booking_key=None).execution_options(synchronize_session=False))
+    set_committed_value(order, "active_booking_key", None)
+    note_returned(session, order.slot_id, order.item_id, order.channel)

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import live_events
+from app.admission_gate import note_slot_changed
 from app.db.models import HisOutbox, Item, Order, PaymentAttempt, RefundRequest
 from app.db.types import utcnow
 from app.domain import ids
@@ -86,6 +87,8 @@ def _late_payment(session: Session, order: Order, attempt: PaymentAttempt, sourc
         and take_place(session, order.slot_id, order.item_id, order.channel) is None
     )
     if honourable:
+        if order.type == o.BOOKING:
+            note_slot_changed(session, order.slot_id)  # a place taken past the admission gate: it reloads
         move(session, order, o.PAID, f"late payment via {source} honoured", paid_at=attempt.paid_at,
              paid_attempt_id=attempt.id)
         record_write_for_paid_order(session, order)

@@ -1,0 +1,132 @@
+"""Placing a booking when a day's appointments open: the admission gate first, then the conditional update,
+then the lookups, and the fairness rules hospitals apply.
+
+A crowd's sold-out answer costs one Redis script (app.services.booking.gate). A request the gate admits (or
+that goes to the database because the gate is off, unbuilt or down) takes its place with the conditional
+update first and looks things up only when that succeeded; a lookup or a rule that fails rolls the place back
+with the transaction (and gives the gate its place back). The rules: one booking holding a place per patient,
+item and Asia/Shanghai day of the appointment (a unique key on the order, so two devices at once cannot both
+pass), and per user HPAY_BOOKINGS_PER_USER_PER_DAY bookings made per day (the user's row is locked while
+counting, so concurrent requests of one user count one after the other).
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.admission_gate import ADMITTED, INVENTORY_FULL, SLOT_FULL, Admission
+from app.db.models import Clinic, MpUser, Order, Slot
+from app.domain import orders as o
+from app.domain.errors import Conflict, NotFound
+from app.runtime import Runtime
+from app.services.booking import gate
+from app.services.clinics import PLATFORM, require_clinic_item, require_paying_account
+from app.services.common.principals import MpPrincipal
+from app.services.common.staff_scope import MAX_ROW_ID, SHANGHAI
+from app.services.orders import take_inventory_place, take_slot_place
+from app.services.people import require_user_patient
+
+
+def sold_out(full: str, channel: str) -> Conflict:
+    if full == SLOT_FULL:
+        return Conflict("this time slot is fully booked", "slot_sold_out")
+    return Conflict(f"no more of this item can be sold through {channel}", "inventory_sold_out")
+
+
+def admit(rt: Runtime, principal: MpPrincipal, data: dict) -> Admission:
+    """Ask the gate before any database work; a sold-out answer ends the request here."""
+    admission = gate.admit(rt, principal.clinic_id, data["item_id"], data["slot_id"], data["channel"])
+    if admission.answer in (SLOT_FULL, INVENTORY_FULL):
+        raise sold_out(admission.answer, data["channel"])
+    return admission
+
+
+def settle_refusal(rt: Runtime, admission: Admission, data: dict, exc: BaseException) -> None:
+    """The database refused after the gate admitted: drain the gate when it said full, else give back."""
+    if admission.answer != ADMITTED:
+        return
+    where = (data["slot_id"], data["item_id"], data["channel"])
+    code = getattr(exc, "code", None)
+    if code in ("slot_sold_out", "inventory_sold_out"):
+        gate.drain(rt, admission, *where, full=SLOT_FULL if code == "slot_sold_out" else INVENTORY_FULL)
+    else:
+        gate.give_back(rt, admission, *where)
+
+
+def fill_booking(rt: Runtime, session: Session, principal: MpPrincipal, data: dict, order: Order) -> None:
+    """Take the slot's place, check the request against what it names, then take the item's stock (the row every
+    booking of the item queues on, so held for the shortest time); raise (rolling back) on any refusal."""
+    item_id, slot_id, channel, now = data["item_id"], data["slot_id"], order.channel, order.created_at
+    if not take_slot_place(session, slot_id, item_id, open_at=now):
+        _why_not(session, principal, item_id, slot_id, now)
+        raise sold_out(SLOT_FULL, channel)
+    account = require_paying_account(session, session.get(Clinic, principal.clinic_id), principal.user_id)
+    patient = require_user_patient(session, principal, data["patient_id"])
+    item = require_clinic_item(session, principal.clinic_id, item_id)
+    if item.collected_by != account.owner:
+        raise Conflict(f"this item is paid through the {item.collected_by}'s app, not the one you signed in through",
+                       "item_not_sold_through_this_app")
+    if channel not in item.channels:
+        raise Conflict(f"this item is not offered through {channel}", "channel_not_offered")
+    if item.collected_by == PLATFORM:
+        # What the platform will owe the clinic for it, as the price is now: a later change moves no past order.
+        price = (item.purchase_price_fen or {}).get(channel)
+        if price is None:
+            raise Conflict(f"this item has no {channel} purchase price; it cannot be sold there yet",
+                           "purchase_price_missing")
+        order.purchase_price_fen = int(price)
+    _within_daily_limit(rt, session, principal, now)
+    starts_at = session.scalar(select(Slot.starts_at).where(Slot.id == slot_id))
+    if not take_inventory_place(session, item.id, channel):
+        raise sold_out(INVENTORY_FULL, channel)
+    order.patient_id, order.item_id, order.slot_id = patient.id, item.id, slot_id
+    order.appointment_at, order.amount_fen = starts_at, item.price_fen
+    order.description = item.name[:200]
+    order.active_booking_key = active_booking_key(patient.id, item.id, starts_at)
+
+
+def active_booking_key(patient_id: int, item_id: int, starts_at: datetime) -> str:
+    return f"{patient_id}:{item_id}:{starts_at.astimezone(SHANGHAI).date().isoformat()}"
+
+
+def insert_booking(session: Session, order: Order) -> None:
+    """Add the order; the unique key refuses a patient's second booking of the item that day."""
+    session.add(order)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        if "active_booking_key" not in str(exc.orig):
+            raise
+        raise Conflict("this patient already has a booking of this item on that day", "patient_already_booked",
+                       details={"patient_id": order.patient_id, "item_id": order.item_id}) from None
+
+
+def _within_daily_limit(rt: Runtime, session: Session, principal: MpPrincipal, now: datetime) -> None:
+    limit = rt.settings.BOOKINGS_PER_USER_PER_DAY
+    if limit <= 0:
+        return
+    session.scalar(select(MpUser.id).where(MpUser.id == principal.user_id).with_for_update())
+    day_start = datetime.combine(now.astimezone(SHANGHAI).date(), datetime.min.time(), SHANGHAI)
+    made = session.scalar(select(func.count()).select_from(Order).where(
+        Order.user_id == principal.user_id, Order.type == o.BOOKING, Order.created_at >= day_start,
+        Order.created_at < day_start + timedelta(days=1), Order.status.in_(o.COUNTS_TOWARDS_DAILY_LIMIT)))
+    if made >= limit:
+        raise Conflict(f"you can make at most {limit} bookings a day", "booking_limit_reached",
+                       details={"limit": limit})
+
+
+def _why_not(session: Session, principal: MpPrincipal, item_id: int, slot_id: int, now: datetime) -> None:
+    """The conditional update took nothing: say why when it is not simply full."""
+    require_clinic_item(session, principal.clinic_id, item_id)
+    slot = session.get(Slot, slot_id) if 0 < slot_id <= MAX_ROW_ID else None
+    if slot is None or slot.item_id != item_id:
+        raise NotFound("no such time slot for this item", "slot_not_found")
+    if slot.closed:
+        raise Conflict("this time slot is closed", "slot_closed")
+    if slot.release_at is not None and slot.release_at > now:
+        raise Conflict("this time slot is not released yet", "slot_not_released")
+    if slot.starts_at <= now:
+        raise Conflict("this time slot has already started", "slot_in_past")
