@@ -54,7 +54,14 @@ def test_the_purchase_price_is_kept_on_the_order_and_a_later_price_change_moves_
     first = orders.create_order(rt, principal, booking)["order_no"]
     admin = StaffPrincipal(user_id=1, username="admin-test", role="admin", clinic_ids=(clinic.id,))
     update_item(rt, admin, item_id, {"purchase_price_fen": {"wechat": 21000, "alipay": 20500}})
-    second = orders.create_order(rt, principal, booking)["order_no"]
+    # A family member: one patient holds one booking of an item a day.
+    with rt.db.session() as session:
+        child = Patient(clinic_id=clinic.id, user_id=principal.user_id, name="测试家属", phone="13900001113",
+                        relation="child")
+        session.add(child)
+        session.flush()
+        child_id = child.id
+    second = orders.create_order(rt, principal, {**booking, "patient_id": child_id})["order_no"]
 
     pay(rt, world, Holder(principal, patient_id, ""), first)
 
