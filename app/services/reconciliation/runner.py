@@ -20,7 +20,16 @@ from app.runtime import Runtime
 from app.services.reconciliation.channel_run import BillFetch, Progress, run_channel
 from app.services.reconciliation.findings import CHANNEL_SOURCES, SHANGHAI, shanghai_today
 from app.services.reconciliation.his_run import run_his
-from app.services.reconciliation.runs import DONE, FAILED, RunTicket, fail_run, finish_run, load_run_view, scope_of, start_run
+from app.services.reconciliation.runs import (
+    DONE,
+    FAILED,
+    RunTicket,
+    fail_run,
+    finish_run,
+    load_run_view,
+    scope_of,
+    start_run,
+)
 from config.settings import ConfigurationError
 
 log = logging.getLogger(__name__)
