@@ -13,6 +13,7 @@ from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from admin_api import blueprints as admin_blueprints
+from admin_api.security import PUBLIC, declared_access
 from app import monitoring, ratelimit
 from app.api.contracts import register_contracts
 from app.api.health import blp as health_blp
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     ratelimit.install(app, api, settings)
     install_cors(app, settings)
     # Last: the operations' ids, tags and security schemes, once every blueprint and response is documented.
-    document_operations(app, api)
+    document_operations(app, api, declared_access, PUBLIC)
 
     @app.get(f"{DOCS_STATIC}/<path:filename>")
     def docs_static(filename: str):

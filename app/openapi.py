@@ -16,13 +16,15 @@ refer to it too. An operation added later follows the same rules without touchin
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask
 from flask_smorest import Api
 from flask_smorest.spec.plugins import FlaskPlugin
 
-from admin_api.security import ADMIN, FINANCE, OPERATOR, PUBLIC, ROLES, STAFF, declared_access
 from app.errors import ApiErrorSchema
 from app.his import signing
+from app.services.people import ADMIN, FINANCE, OPERATOR, ROLES, STAFF
 
 MP_BEARER = "mp_bearer"
 ADMIN_BEARER = "admin_bearer"
@@ -212,10 +214,10 @@ def audience(path: str) -> str:
     return next((name for prefix, name in AUDIENCE_PREFIXES if path.startswith(prefix)), OPS)
 
 
-def admin_tags(access) -> list[str]:
+def admin_tags(access, public: str) -> list[str]:
     """The tags of an admin route: one per role it names (admins, admitted to every clinic route, only where no
     other clinic role is named); sign-in where any user may call."""
-    if access == PUBLIC or set(access or ()) >= set(ROLES):
+    if access == public or set(access or ()) >= set(ROLES):
         return [TAG_ADMIN_SESSION]
     if not access:  # declares nothing: refused at request time, and the role-matrix test names it
         return []
@@ -257,9 +259,10 @@ def _fold_form_fields(operation: dict, components: dict) -> None:
     }
 
 
-def document_operations(app: Flask, api: Api) -> None:
+def document_operations(app: Flask, api: Api, access_of: Callable, public: str) -> None:
     """Give every operation its operationId, tags and security scheme by its audience (see the module's doc);
-    call once, after every blueprint is registered."""
+    call once, after every blueprint is registered. `access_of(view)` is the roles an admin view declares (or
+    `public`): given by the factory, the one place app knows the admin API."""
     paths = api.spec._paths  # apispec keeps the registered operations here until the document is built
     for rule in app.url_map.iter_rules():
         operations = paths.get(FlaskPlugin.flaskpath2openapi(rule.rule), {})
@@ -273,7 +276,7 @@ def document_operations(app: Flask, api: Api) -> None:
             operation["operationId"] = operation.get("operationId") or OPERATION_IDS.get(
                 rule.endpoint, f"{group}_{function}")
             if group == ADMIN_API:
-                operation["tags"] = admin_tags(declared_access(app.view_functions[rule.endpoint]))
+                operation["tags"] = admin_tags(access_of(app.view_functions[rule.endpoint]), public)
             else:
                 operation["tags"] = [AUDIENCE_TAG[group]]
             security = _security(operation, rule.endpoint, group)

@@ -7,10 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 
-from app.db.models import ReconciliationDiscrepancy
+from app.db.models import ReconciliationDiscrepancy, ReconciliationRun
 from app.services import reconciliation
 from app.services.reconciliation.findings import OPEN, UNKNOWN_IN_HIS, Finding, RunOutcome
-from app.services.reconciliation.runs import finish_run, start_run
+from app.services.reconciliation.runs import RunTicket, finish_run, start_run
 from tests.api.admin_helpers import clinic_id, make_user, sign_in
 from tests.api.test_admin_role_matrix import Call, Case
 from tests.integration.reconciliation_support import adapter, own_clinic, sandbox_post, today_shanghai
@@ -114,6 +114,25 @@ def test_finance_starts_a_run_reads_its_discrepancies_and_resolves_one(client, r
     again = client.post(f"{ADMIN}/reconciliation/discrepancies/{item['id']}/resolve", headers=headers,
                         json={"resolution": "ignore", "note": "twice"})
     assert (again.status_code, again.get_json()["error"]) == (409, "discrepancy_not_open")
+
+
+def test_a_run_delivered_twice_keeps_the_discrepancies_finance_is_working_on(rt, demo_clinic):
+    """A redelivered job executing the same attempt again must not replace the rows (and ids) of its result."""
+    run_id, discrepancy_id = _run_with_open_discrepancy(rt, clinic_id(rt))
+    with rt.db.session() as session:
+        run = session.get(ReconciliationRun, run_id)
+        ticket = RunTicket(run.id, run.attempt, run.business_date, run.source, run.clinic_id, None, "platform")
+
+    stored = finish_run(rt, ticket, RunOutcome(findings=[Finding(UNKNOWN_IN_HIS, OPEN, "recharge", "another",
+                                                                 their_amount_fen=1)]))
+    again = reconciliation.execute_started(rt, run_id, ticket.attempt)
+
+    assert stored is False
+    assert again["status"] == "done"
+    with rt.db.session() as session:
+        rows = session.execute(select(ReconciliationDiscrepancy.id, ReconciliationDiscrepancy.ref).where(
+            ReconciliationDiscrepancy.run_id == run_id)).all()
+    assert rows == [(discrepancy_id, f"matrix:{run_id}")]
 
 
 def test_refusals(client, rt, sandbox, demo_clinic):

@@ -10,5 +10,7 @@ from app.services.people.patients import (
     require_user_card,
     require_user_patient,
 )
+from app.services.people.staff_auth import ADMIN, FINANCE, OPERATOR, ROLES, STAFF
 
-__all__ = ["PHONE_PATTERN", "his_key_for", "normalized_patient_fields", "require_user_card", "require_user_patient"]
+__all__ = ["ADMIN", "FINANCE", "OPERATOR", "PHONE_PATTERN", "ROLES", "STAFF", "his_key_for",
+           "normalized_patient_fields", "require_user_card", "require_user_patient"]

@@ -20,7 +20,16 @@ from app.runtime import Runtime
 from app.services.reconciliation.channel_run import BillFetch, Progress, run_channel
 from app.services.reconciliation.findings import CHANNEL_SOURCES, SHANGHAI, shanghai_today
 from app.services.reconciliation.his_run import run_his
-from app.services.reconciliation.runs import FAILED, RunTicket, fail_run, finish_run, load_run_view, scope_of, start_run
+from app.services.reconciliation.runs import (
+    DONE,
+    FAILED,
+    RunTicket,
+    fail_run,
+    finish_run,
+    load_run_view,
+    scope_of,
+    start_run,
+)
 from config.settings import ConfigurationError
 
 log = logging.getLogger(__name__)
@@ -63,6 +72,8 @@ def execute_started(rt: Runtime, run_id: int, attempt: int) -> dict:
         run = session.get(ReconciliationRun, run_id)
         if run is None or run.attempt != attempt:
             return {"id": run_id, "status": "superseded"}
+        if run.status == DONE:
+            return load_run_view(session, run_id)  # this attempt was executed already: its result stands
         ticket = RunTicket(run.id, run.attempt, run.business_date, run.source, run.clinic_id,
                            run.merchant_account_id, run.started_by or "platform")
     return execute_run(rt, ticket)

@@ -1,7 +1,8 @@
 """A run's life: claimed (one at a time per day, source and scope), then its result stored over the last one.
 
 Starting a run bumps its `attempt`; the result is written only if the row still carries that attempt,
-so a run that lost its lease to a newer one (a worker that stalled) cannot overwrite the newer result.
+so a run that lost its lease to a newer one (a worker that stalled) cannot overwrite the newer result,
+and only once per attempt, so a job delivered twice cannot replace rows finance is already working on.
 Writing a result replaces the run's discrepancies in one transaction, and a finance resolution of a
 discrepancy that is found again carries over to the new row.
 """
@@ -108,6 +109,12 @@ def finish_run(rt: Runtime, ticket: RunTicket, outcome: RunOutcome) -> bool:
         if run.attempt != ticket.attempt:
             log.warning("reconciliation run %s attempt %s was overtaken by attempt %s; result dropped", run.id,
                         ticket.attempt, run.attempt)
+            return False
+        if run.status == DONE:
+            # A second execution of the same attempt (a redelivered job): the first result stays, so the
+            # discrepancy ids finance is reading or resolving are not replaced under them.
+            log.info("reconciliation run %s attempt %s already has its result; duplicate dropped", run.id,
+                     ticket.attempt)
             return False
         resolved = {(d.type, d.kind, d.ref): d for d in session.scalars(select(ReconciliationDiscrepancy).where(
             ReconciliationDiscrepancy.run_id == run.id, ReconciliationDiscrepancy.status == RESOLVED))}
