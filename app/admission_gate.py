@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import event
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.after_commit import defer, run_after_commit
 
 log = logging.getLogger("hpay.gate")
 
@@ -251,22 +252,16 @@ def note_inventory_changed(session: Session, item_id: int, channel: str) -> None
 
 
 def _pending(session: Session, change: tuple) -> None:
-    owner = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(_PENDING, []).append((owner, change))
+    defer(session, _PENDING, change)
 
 
 def apply_after_commit(factory: sessionmaker, gate: Callable[[], AdmissionGate]) -> None:
     """Apply each session's noted changes once its outermost transaction commits; forget those of a
     transaction or savepoint that rolls back."""
 
-    def committed(session: Session) -> None:
-        if session.in_nested_transaction():
-            return
-        pending = session.info.pop(_PENDING, None)
-        if not pending:
-            return
+    def apply(changes: list[tuple]) -> None:
         target, stale = gate(), []
-        for _owner, change in pending:
+        for change in changes:
             if change[0] == "return":
                 target.give_back(*change[1:])
             elif change[0] == "slot":
@@ -275,22 +270,4 @@ def apply_after_commit(factory: sessionmaker, gate: Callable[[], AdmissionGate])
                 stale.append(target.inventory_key(*change[1:]))
         target.forget(stale)
 
-    def rolled_back(session: Session, previous: SessionTransaction) -> None:
-        pending = session.info.get(_PENDING)
-        if not pending:
-            return
-        if previous.parent is None:
-            session.info.pop(_PENDING, None)
-        else:
-            session.info[_PENDING] = [(o, c) for o, c in pending if not _within(o, previous)]
-
-    event.listen(factory, "after_commit", committed)
-    event.listen(factory, "after_soft_rollback", rolled_back)
-
-
-def _within(owner: SessionTransaction | None, ended: SessionTransaction) -> bool:
-    while owner is not None:
-        if owner is ended:
-            return True
-        owner = owner.parent
-    return False
+    run_after_commit(factory, _PENDING, apply)

@@ -23,8 +23,9 @@ from datetime import UTC, datetime
 
 from redis import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import event
-from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.after_commit import defer, run_after_commit
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,7 @@ def announce(session: Session, clinic_id: int, type_: str, data: dict) -> None:
     the savepoint it was announced in, rolls back)."""
     if type_ not in TYPES:
         raise ValueError(f"unknown live event type {type_!r}")
-    owner = session.get_nested_transaction() or session.get_transaction()
-    session.info.setdefault(_PENDING, []).append((owner, LiveEvent(clinic_id, type_, data)))
+    defer(session, _PENDING, LiveEvent(clinic_id, type_, data))
 
 
 def stream_key(prefix: str, clinic_id: int) -> str:
@@ -86,33 +86,7 @@ class Publisher:
 def publish_after_commit(factory: sessionmaker, publisher: Publisher) -> None:
     """Publish each session's announced events once its outermost transaction commits; forget those of a
     transaction or savepoint that rolls back."""
-
-    def committed(session: Session) -> None:
-        if session.in_nested_transaction():
-            return  # a savepoint released: the transaction goes on
-        pending = session.info.pop(_PENDING, None)
-        if pending:
-            publisher.publish([item for _owner, item in pending])
-
-    def rolled_back(session: Session, previous: SessionTransaction) -> None:
-        pending = session.info.get(_PENDING)
-        if not pending:
-            return
-        if previous.parent is None:
-            session.info.pop(_PENDING, None)
-        else:
-            session.info[_PENDING] = [(owner, item) for owner, item in pending if not _within(owner, previous)]
-
-    event.listen(factory, "after_commit", committed)
-    event.listen(factory, "after_soft_rollback", rolled_back)
-
-
-def _within(owner: SessionTransaction | None, ended: SessionTransaction) -> bool:
-    while owner is not None:
-        if owner is ended:
-            return True
-        owner = owner.parent
-    return False
+    run_after_commit(factory, _PENDING, publisher.publish)
 
 
 # --- reading ------------------------------------------------------------------------------------------------

@@ -136,8 +136,9 @@ def test_a_channel_whose_inventory_is_used_up_is_409_while_the_slot_keeps_its_pl
     with rt.db.session() as session:
         quantity = session.scalar(select(ItemInventory.quantity).where(row))
         session.execute(update(ItemInventory).where(row).values(quantity=ItemInventory.reserved))
+    family = add_patient(client, headers, "家属")  # the patient already holds a booking of the item that day
     try:
-        resp = place_order(client, headers, booking(item_id, slot_id, patient["id"]))
+        resp = place_order(client, headers, booking(item_id, slot_id, family["id"]))
         other_channel = place_order(client, alipay, booking(item_id, slot_id, alipay_patient["id"], "alipay"))
     finally:
         with rt.db.session() as session:

@@ -93,6 +93,7 @@ def _create_booking(rt: Runtime, principal: MpPrincipal, data: dict) -> dict:
             placing.insert_booking(session, order)
             order.payments = []
             answer = describe(session, order)
+            placing.take_stock(session, order)
     except BaseException as exc:
         placing.settle_refusal(rt, admission, data, exc)
         raise

@@ -57,8 +57,8 @@ def settle_refusal(rt: Runtime, admission: Admission, data: dict, exc: BaseExcep
 
 
 def fill_booking(rt: Runtime, session: Session, principal: MpPrincipal, data: dict, order: Order) -> None:
-    """Take the slot's place, check the request against what it names, then take the item's stock (the row every
-    booking of the item queues on, so held for the shortest time); raise (rolling back) on any refusal."""
+    """Take the slot's place and check the request against what it names; raise (rolling back) on any refusal.
+    The item's stock is taken afterwards by `take_stock`, the last statement before the commit."""
     item_id, slot_id, channel, now = data["item_id"], data["slot_id"], order.channel, order.created_at
     if not take_slot_place(session, slot_id, item_id, open_at=now):
         _why_not(session, principal, item_id, slot_id, now)
@@ -79,13 +79,19 @@ def fill_booking(rt: Runtime, session: Session, principal: MpPrincipal, data: di
                            "purchase_price_missing")
         order.purchase_price_fen = int(price)
     _within_daily_limit(rt, session, principal, now)
-    starts_at = session.scalar(select(Slot.starts_at).where(Slot.id == slot_id))
-    if not take_inventory_place(session, item.id, channel):
-        raise sold_out(INVENTORY_FULL, channel)
+    starts_at = session.get(Slot, slot_id).starts_at  # read once: the order's answer shows the slot too
     order.patient_id, order.item_id, order.slot_id = patient.id, item.id, slot_id
     order.appointment_at, order.amount_fen = starts_at, item.price_fen
     order.description = item.name[:200]
     order.active_booking_key = active_booking_key(patient.id, item.id, starts_at)
+
+
+def take_stock(session: Session, order: Order) -> None:
+    """One place of the item's stock on the order's channel. Every booking of the item queues on this row's lock
+    until its transaction ends, so it is taken last, once the order is written and its answer built: the lock is
+    held for this statement and the commit, not for Python work a busy process may be slow to get back to."""
+    if not take_inventory_place(session, order.item_id, order.channel):
+        raise sold_out(INVENTORY_FULL, order.channel)
 
 
 def active_booking_key(patient_id: int, item_id: int, starts_at: datetime) -> str:
