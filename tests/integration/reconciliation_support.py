@@ -35,7 +35,7 @@ from app.domain import ids
 from app.runtime import Runtime
 from app.services.booking import orders
 from app.services.clinics.merchants import merchant_config
-from app.services.common.principals import MpPrincipal
+from app.services.common.principals import MpPrincipal, MpSignedSession
 from app.services.his import delivery
 from app.services.payments import attempts
 from app.services.refunds import executor
@@ -152,8 +152,8 @@ def new_payer(rt, clinic: OwnClinic, channel: str) -> tuple[MpPrincipal, str]:
 def unpaid_topup(rt, clinic: OwnClinic, channel: str, amount_fen: int):
     """A top-up order whose trade exists at the channel, not paid: (order_no, PayInstructions, card_no)."""
     principal, card_no = new_payer(rt, clinic, channel)
-    order = orders.create_order(rt, principal, {"type": "topup", "card_no": card_no, "amount_fen": amount_fen,
-                                                "channel": channel})
+    order = orders.create_order(rt, MpSignedSession(principal, token_version=0),
+                                {"type": "topup", "card_no": card_no, "amount_fen": amount_fen, "channel": channel})
     return order["order_no"], attempts.pay_order(rt, principal, order["order_no"], "127.0.0.1"), card_no
 
 

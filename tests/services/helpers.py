@@ -25,7 +25,7 @@ from app.domain.his_writes import HisWriteStatus
 from app.domain.refunds import IN_FLIGHT
 from app.runtime import Runtime
 from app.services.booking import orders
-from app.services.common.principals import MpPrincipal
+from app.services.common.principals import MpPrincipal, MpSignedSession
 from app.services.his import send
 from app.services.payments import pay_order, query_attempt
 from app.services.refunds import advance
@@ -84,13 +84,18 @@ def new_holder(rt: Runtime, world: World, clinic: OwnClinic, channel: str = "wec
         return Holder(MpPrincipal(user.id, clinic.id, channel), patient.id, card_no)
 
 
+def signed(principal: MpPrincipal) -> MpSignedSession:
+    """The session of a token the use cases are given: a new user's (token version 0, never logged out)."""
+    return MpSignedSession(principal, token_version=0)
+
+
 def place_topup(rt: Runtime, holder: Holder, amount_fen: int) -> str:
-    return orders.create_order(rt, holder.principal, {"type": "topup", "channel": holder.principal.channel,
+    return orders.create_order(rt, signed(holder.principal), {"type": "topup", "channel": holder.principal.channel,
                                                       "card_no": holder.card_no, "amount_fen": amount_fen})["order_no"]
 
 
 def place_bill_payment(rt: Runtime, holder: Holder, bill_ids: list[str]) -> str:
-    return orders.create_order(rt, holder.principal, {"type": "visit_bill", "channel": holder.principal.channel,
+    return orders.create_order(rt, signed(holder.principal), {"type": "visit_bill", "channel": holder.principal.channel,
                                                       "card_no": holder.card_no, "bill_ids": bill_ids})["order_no"]
 
 

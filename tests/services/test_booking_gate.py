@@ -19,7 +19,7 @@ from app.domain.errors import Conflict, NotFound
 from app.services.booking import orders
 from app.services.booking.gate import rebuild
 from app.services.payments import expire_order
-from tests.services.helpers import new_clinic, new_holder
+from tests.services.helpers import new_clinic, new_holder, signed
 
 
 @pytest.fixture()
@@ -51,7 +51,7 @@ def _slots(rt, clinic, capacity: int, count: int = 1, inventory: int = 100, days
 
 
 def _book(rt, holder, item_id: int, slot_id: int, patient_id: int | None = None) -> dict:
-    return orders.create_order(rt, holder.principal, {"type": "booking", "item_id": item_id, "slot_id": slot_id,
+    return orders.create_order(rt, signed(holder.principal), {"type": "booking", "item_id": item_id, "slot_id": slot_id,
                                                       "patient_id": patient_id or holder.patient_id,
                                                       "channel": holder.principal.channel})
 

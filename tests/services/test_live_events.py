@@ -17,7 +17,7 @@ from app.domain import orders as o
 from app.his import HisUnavailable
 from app.services.booking import orders
 from app.services.his import send
-from tests.services.helpers import OwnClinic, new_clinic, new_holder, pay, place_topup
+from tests.services.helpers import OwnClinic, new_clinic, new_holder, pay, place_topup, signed
 
 
 @pytest.fixture()
@@ -44,7 +44,7 @@ def _booking(rt, world, clinic: OwnClinic, holder) -> str:
         session.add(slot)
         session.flush()
         item_id, slot_id = item.id, slot.id
-    return orders.create_order(rt, holder.principal, {"type": "booking", "item_id": item_id, "slot_id": slot_id,
+    return orders.create_order(rt, signed(holder.principal), {"type": "booking", "item_id": item_id, "slot_id": slot_id,
                                                       "patient_id": holder.patient_id,
                                                       "channel": holder.principal.channel})["order_no"]
 

@@ -12,7 +12,7 @@ from app.domain.errors import Conflict
 from app.services.booking import orders
 from app.services.clinics.items import update_item
 from app.services.common.principals import MpPrincipal, StaffPrincipal
-from tests.services.helpers import Holder, new_clinic, order, pay
+from tests.services.helpers import Holder, new_clinic, order, pay, signed
 
 
 def _platform_booking_setup(rt, clinic, channel: str, prices: dict[str, int]):
@@ -51,7 +51,7 @@ def test_the_purchase_price_is_kept_on_the_order_and_a_later_price_change_moves_
                                                                       {"wechat": 18000, "alipay": 17500})
     booking = {"type": "booking", "channel": channel, "item_id": item_id, "slot_id": slot_id,
                "patient_id": patient_id}
-    first = orders.create_order(rt, principal, booking)["order_no"]
+    first = orders.create_order(rt, signed(principal), booking)["order_no"]
     admin = StaffPrincipal(user_id=1, username="admin-test", role="admin", clinic_ids=(clinic.id,))
     update_item(rt, admin, item_id, {"purchase_price_fen": {"wechat": 21000, "alipay": 20500}})
     # A family member: one patient holds one booking of an item a day.
@@ -61,7 +61,7 @@ def test_the_purchase_price_is_kept_on_the_order_and_a_later_price_change_moves_
         session.add(child)
         session.flush()
         child_id = child.id
-    second = orders.create_order(rt, principal, {**booking, "patient_id": child_id})["order_no"]
+    second = orders.create_order(rt, signed(principal), {**booking, "patient_id": child_id})["order_no"]
 
     pay(rt, world, Holder(principal, patient_id, ""), first)
 
@@ -90,7 +90,7 @@ def test_a_clinic_collected_booking_keeps_no_purchase_price(rt, world):
                          for each in ("wechat", "alipay")])
         session.flush()
         ids = (user.id, patient.id, item.id, slot.id)
-    order_no = orders.create_order(rt, MpPrincipal(ids[0], clinic.id, "wechat"), {
+    order_no = orders.create_order(rt, signed(MpPrincipal(ids[0], clinic.id, "wechat")), {
         "type": "booking", "channel": "wechat", "item_id": ids[2], "slot_id": ids[3], "patient_id": ids[1]})["order_no"]
     assert order(rt, order_no).purchase_price_fen is None
 
@@ -100,7 +100,7 @@ def test_a_platform_item_without_a_price_on_the_channel_is_not_sold_there(rt, wo
     # As an item made before purchase prices were required on every channel it is offered on.
     principal, patient_id, item_id, slot_id = _platform_booking_setup(rt, clinic, "alipay", {"wechat": 18000})
     with pytest.raises(Conflict) as refused:
-        orders.create_order(rt, principal, {"type": "booking", "channel": "alipay", "item_id": item_id,
+        orders.create_order(rt, signed(principal), {"type": "booking", "channel": "alipay", "item_id": item_id,
                                             "slot_id": slot_id, "patient_id": patient_id})
     assert refused.value.code == "purchase_price_missing"
     with rt.db.session() as session:

@@ -12,19 +12,23 @@ from app.api.mp.order_schemas import (
     OrderSchema,
     PayResultSchema,
 )
-from app.api.mp.security import current_principal, login_required
+from app.api.mp.security import current_principal, current_session, login_required, signed_in
 from app.api.schemas import ApiErrorSchema
 from app.extensions import runtime
+from app.idempotent import HEADER as IDEMPOTENCY_HEADER
 from app.idempotent import answer_once
 from app.identifiers import use_identifier_converters
 from app.services.booking import orders
 from app.services.payments import attempts
+from app.services.people import confirm_session
 from app.services.support import patient_inquiry, patient_receipt
 
 blp = Blueprint("mp_orders", __name__, url_prefix="/api/mp/v1", description="Mini-program orders")
 use_identifier_converters(blp)
 _AUTH = [{"bearer": []}]
 UNAUTHORIZED = "Missing or invalid bearer token"
+# One instance for every answer: a schema is costly to build and holds no state between dumps.
+_ORDER = OrderSchema()
 NO_SUCH_ORDER = "`order_not_found`: no such order of this user (or not an order number at all)"
 
 
@@ -45,7 +49,7 @@ CREATE_ORDER_EXAMPLES = {
 
 
 @blp.route("/orders", methods=["POST"])
-@login_required
+@signed_in
 @blp.doc(security=_AUTH, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
                                       "schema": {"type": "string", "maxLength": 200}}])
 @blp.arguments(CreateOrderSchema, examples=CREATE_ORDER_EXAMPLES)
@@ -59,9 +63,12 @@ CREATE_ORDER_EXAMPLES = {
                               "not answer after a few tries; try again after Retry-After")
 def create_order(body):
     """Place a booking, card top-up or visit-bill order (a booking holds its place until it expires)."""
-    principal = current_principal()
-    return answer_once(f"mp:{principal.user_id}:POST /orders", body,
-                       lambda: (201, OrderSchema().dump(orders.create_order(runtime(), principal, body))))
+    mp_session = current_session()
+    if request.headers.get(IDEMPOTENCY_HEADER) is not None:
+        # A keyed request's answer is stored: never store one for a session that was logged out.
+        confirm_session(runtime(), mp_session)
+    return answer_once(f"mp:{mp_session.principal.user_id}:POST /orders", body,
+                       lambda: (201, _ORDER.dump(orders.create_order(runtime(), mp_session, body))))
 
 
 @blp.route("/orders", methods=["GET"])

@@ -7,8 +7,8 @@ from flask import g, request
 
 from app.domain.errors import Unauthorized
 from app.extensions import runtime
-from app.services.common.principals import MpPrincipal
-from app.services.people.mp_auth import authenticate
+from app.services.common.principals import MpPrincipal, MpSignedSession
+from app.services.people.mp_auth import authenticate, read_session
 
 
 def bearer_token() -> str:
@@ -30,3 +30,18 @@ def login_required(view):
 
 def current_principal() -> MpPrincipal:
     return g.mp_principal
+
+
+def signed_in(view):
+    """The token's signature and expiry only: the use case confirms the session before its first database work
+    (a booking asks the admission gate first, so a crowd's sold-out answers touch no database)."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        g.mp_session = read_session(runtime(), bearer_token())
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def current_session() -> MpSignedSession:
+    return g.mp_session

@@ -23,11 +23,11 @@ from app.runtime import Runtime
 from app.services.booking import placing
 from app.services.booking.cancellations import cancel_paid_booking
 from app.services.clinics import CLINIC, require_paying_account
-from app.services.common.principals import MpPrincipal
+from app.services.common.principals import MpPrincipal, MpSignedSession
 from app.services.his import his_client
 from app.services.orders import describe, describe_many, move
 from app.services.payments import close_pending_attempts, pending_attempts, settle_attempt_at_channel
-from app.services.people import require_user_card
+from app.services.people import confirm_session, require_user_card
 
 MAX_BILLS_PER_ORDER = 20
 
@@ -52,13 +52,17 @@ def list_orders(rt: Runtime, principal: MpPrincipal, limit: int = 50, offset: in
             .order_by(Order.id.desc()).limit(limit).offset(offset))))
 
 
-def create_order(rt: Runtime, principal: MpPrincipal, data: dict) -> dict:
+def create_order(rt: Runtime, mp_session: MpSignedSession, data: dict) -> dict:
+    """Place an order for a signed-in user whose session the database has not confirmed yet: a booking asks the
+    admission gate first, and a sold-out answer (what the catalogue shows anyone) needs no database work."""
+    principal = mp_session.principal
     channel = data["channel"]
     if channel != principal.channel:
         raise InvalidInput(f"you are signed in through {principal.channel}; pay with {principal.channel}",
                            "channel_mismatch")
     if data["type"] == o.BOOKING:
-        return _create_booking(rt, principal, data)
+        return _create_booking(rt, mp_session, data)
+    confirm_session(rt, mp_session)
     with rt.db.session() as session:
         _paying_account(session, principal, data["type"])
     bills = _fetch_bills(rt, principal, data) if data["type"] == o.VISIT_BILL else None
@@ -83,10 +87,13 @@ def _new_order(rt: Runtime, principal: MpPrincipal, data: dict) -> Order:
                  updated_at=now)
 
 
-def _create_booking(rt: Runtime, principal: MpPrincipal, data: dict) -> dict:
-    """The admission gate first (a sold-out answer ends here), then the database (app.services.booking.placing)."""
+def _create_booking(rt: Runtime, mp_session: MpSignedSession, data: dict) -> dict:
+    """The admission gate first (a sold-out answer ends here), then the session confirmed, then the database
+    (app.services.booking.placing); a refusal after the gate admitted gives its place back."""
+    principal = mp_session.principal
     admission = placing.admit(rt, principal, data)
     try:
+        confirm_session(rt, mp_session)
         with rt.db.session() as session:
             order = _new_order(rt, principal, data)
             placing.fill_booking(rt, session, principal, data, order)

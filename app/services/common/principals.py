@@ -11,6 +11,17 @@ class MpPrincipal:
     channel: str
 
 
+@dataclass
+class MpSignedSession:
+    """What a well-signed, unexpired mini-program token says, before the database confirmed that its session
+    is still live (logout ends a session by moving the user's token version on). Confirmed at most once, by
+    `app.services.people.confirm_session`, before the first database work done for it."""
+
+    principal: MpPrincipal
+    token_version: int
+    confirmed: bool = False
+
+
 @dataclass(frozen=True)
 class StaffPrincipal:
     user_id: int

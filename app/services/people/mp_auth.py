@@ -17,7 +17,7 @@ from app.db.types import utcnow
 from app.domain.errors import Unauthorized, Unavailable
 from app.runtime import Runtime
 from app.services.clinics import channel_for_account, get_clinic, login_account, require_active
-from app.services.common.principals import MpPrincipal
+from app.services.common.principals import MpPrincipal, MpSignedSession
 from app.services.people.tokens import issue_token, read_token
 
 MP_AUDIENCE = "mp"
@@ -92,19 +92,31 @@ def _upsert_user(rt: Runtime, clinic_id: int, account_id: int, channel: str, ide
 
 
 def authenticate(rt: Runtime, bearer_token: str) -> MpPrincipal:
+    """The principal of a token whose signature, expiry and session (not logged out) all hold."""
+    return confirm_session(rt, read_session(rt, bearer_token))
+
+
+def read_session(rt: Runtime, bearer_token: str) -> MpSignedSession:
+    """The token's signature, expiry and claims, without the database: its session is not confirmed yet."""
     claims = read_token(rt.settings.SECRET_KEY, MP_AUDIENCE, bearer_token, rt.settings.TOKEN_TTL_S)
     try:
         principal = MpPrincipal(int(claims["uid"]), int(claims["cid"]), str(claims["ch"]))
-        version = int(claims["ver"])
+        return MpSignedSession(principal, int(claims["ver"]))
     except (KeyError, TypeError, ValueError):
         raise Unauthorized("the bearer token is not valid", "invalid_token") from None
-    with rt.db.session() as session:
-        current = session.scalar(select(MpUser.token_version).where(MpUser.id == principal.user_id))
-    if current is None:
-        raise Unauthorized("the bearer token is not valid", "invalid_token")
-    if current != version:
-        raise Unauthorized("this session was ended (logout); log in again", "token_revoked")
-    return principal
+
+
+def confirm_session(rt: Runtime, mp_session: MpSignedSession) -> MpPrincipal:
+    """Check once that the token's session is still live (the user exists and did not log out since)."""
+    if not mp_session.confirmed:
+        with rt.db.session() as session:
+            current = session.scalar(select(MpUser.token_version).where(MpUser.id == mp_session.principal.user_id))
+        if current is None:
+            raise Unauthorized("the bearer token is not valid", "invalid_token")
+        if current != mp_session.token_version:
+            raise Unauthorized("this session was ended (logout); log in again", "token_revoked")
+        mp_session.confirmed = True
+    return mp_session.principal
 
 
 def signed_principal(rt: Runtime, bearer_token: str) -> MpPrincipal | None:
