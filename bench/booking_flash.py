@@ -3,8 +3,10 @@
 Each round releases fresh slots (--slots x --places, 10 x 10 by default: 100 places) of a fresh item and sends
 the crowd at them: --users users, each one request, up to --connections at once, all opened first and sent at
 the same moment (tests/crowd.py, an asyncio client; wrk's fixed-duration loop does not fit a crowd that arrives
-once). Three variants, interleaved in every round, on the same PostgreSQL and Redis:
+once). Four variants, interleaved in every round, on the same PostgreSQL and Redis:
 
+  floor      GET /healthz by the same crowd, on the gate-on server: what HTTP, gunicorn, Flask and the crowd's
+             own client cost with no work at all behind them (no token, no database, no Redis)
   catalogue  GET /api/mp/v1/items by the same crowd (the read-only yardstick), on the gate-on server
   gate on    POST /api/mp/v1/orders through the admission gate (the platform as it runs)
   gate off   the same on a second server with HPAY_BOOKING_GATE_ENABLED=false (the database path alone)
@@ -29,7 +31,7 @@ from bench.common import BenchStack, add_server_args, describe_machine, load_ave
 from tests.crowd import Call, CrowdRun, run_crowd
 
 SLOT_SPACING = timedelta(minutes=20)
-CATALOGUE, GATE_ON, GATE_OFF = "catalogue", "gate on", "gate off"
+FLOOR, CATALOGUE, GATE_ON, GATE_OFF = "floor", "catalogue", "gate on", "gate off"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -203,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crowd: {args.users} users, one request each, {args.connections} connections at once; each booking "
               f"round: a fresh item with {args.slots} slots x {args.places} places released together "
               f"({places} places); {args.rounds} rounds", flush=True)
-        catalogue, on, off = Variant(CATALOGUE), Variant(GATE_ON), Variant(GATE_OFF)
+        floor, catalogue, on, off = Variant(FLOOR), Variant(CATALOGUE), Variant(GATE_ON), Variant(GATE_OFF)
         headers = [{"Authorization": f"Bearer {token}"} for token, _ in crowd]
 
         def bookings(item_id: int, slot_ids: list[int]) -> list[Call]:
@@ -228,23 +230,28 @@ def main(argv: list[str] | None = None) -> int:
             item_id, slot_ids = release.make()
             run_crowd(server.url, bookings(item_id, slot_ids)[:warm], warm)
 
-        honest = True
-        for round_no in range(1, args.rounds + 1):
-            run = run_crowd(gate_on.url, [Call("GET", "/api/mp/v1/items", h) for h in headers], args.connections)
-            catalogue.runs.append(run)
+        def read(variant: Variant, calls: list[Call], round_no: int) -> bool:
+            run = run_crowd(gate_on.url, calls, args.connections)
+            variant.runs.append(run)
             failed = {k: n for k, n in run.outcomes().items() if k != "200"}
-            honest &= not failed
-            print(f"round {round_no}/{args.rounds} {CATALOGUE:<9} {len(run.answers) / run.wall_s:6.0f} req/s  "
+            print(f"round {round_no}/{args.rounds} {variant.label:<9} {len(run.answers) / run.wall_s:6.0f} req/s  "
                   f"p50 {_percentile(run, 50):7.1f} ms  p99 {_percentile(run, 99):7.1f} ms  "
                   f"{'all 200' if not failed else f'FAILED {failed}'}", flush=True)
+            return not failed
+
+        honest = True
+        for round_no in range(1, args.rounds + 1):
+            honest &= read(floor, [Call("GET", "/healthz", {}) for _ in headers], round_no)
+            honest &= read(catalogue, [Call("GET", "/api/mp/v1/items", h) for h in headers], round_no)
             honest &= book(gate_on, on, round_no)
             honest &= book(gate_off, off, round_no)
 
         print()
-        print(table([catalogue, on, off]))
+        print(table([floor, catalogue, on, off]))
         print(ratios("gate on p99 / catalogue p99", on.p99(), catalogue.p99()) + "   (target <= 1.5x)")
         print(ratios("gate on req/s / gate off req/s", on.throughput(), off.throughput()) + "   (target >= 3x)")
         print(ratios("gate on req/s / catalogue req/s", on.throughput(), catalogue.throughput()))
+        print(ratios("gate on req/s / floor req/s", on.throughput(), floor.throughput()))
         print(f"checks (exactly {places} sold a round, the rest slot_sold_out, no 5xx, no oversell): "
               f"{'OK' if honest else 'FAILED'}; {load_average()} at the end")
         rt.close()

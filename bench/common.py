@@ -59,6 +59,11 @@ def add_server_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for every variant (default 2)")
     parser.add_argument("--worker-threads", type=int, default=0,
                         help="gthread workers with this many threads each, instead of sync workers (default: sync)")
+    parser.add_argument("--worker-class", choices=("sync", "gthread", "gevent"), default=None,
+                        help="gunicorn worker class (default: gthread with --worker-threads, else sync); gevent "
+                             "needs `pip install gevent` (not one of the platform's dependencies)")
+    parser.add_argument("--worker-connections", type=int, default=1000,
+                        help="greenlets per gevent worker (default 1000)")
     parser.add_argument("--pg-fsync-off", action="store_true",
                         help="run PostgreSQL with fsync=off as the test suite does (commits not flushed to disk)")
 
@@ -69,6 +74,8 @@ class BenchStack:
     def __init__(self, args: argparse.Namespace) -> None:
         self.fsync = not args.pg_fsync_off
         self.workers, self.worker_threads = args.workers, args.worker_threads
+        self.worker_class = args.worker_class or ("gthread" if args.worker_threads else "sync")
+        self.worker_connections = args.worker_connections
         self._exit = ExitStack()
         self.database_url = ""
         self.redis_url = ""
@@ -115,7 +122,7 @@ class BenchStack:
 
     def gunicorn(self, app_spec: str, label: str, ready_path: str = "/", env: dict[str, str] | None = None) -> Gunicorn:
         server = Gunicorn(app_spec, {**self.env(), **(env or {})}, label, self.workers,
-                          self.worker_threads).start(ready_path)
+                          self.worker_threads, self.worker_class, self.worker_connections).start(ready_path)
         self._exit.callback(server.stop)
         return server
 
@@ -136,11 +143,17 @@ def seed_demo_clinic(rt) -> None:
 class Gunicorn:
     """One gunicorn with the settings every variant shares (sync workers unless told), nothing else tuned."""
 
-    def __init__(self, app_spec: str, env: dict[str, str], label: str, workers: int, threads: int) -> None:
+    def __init__(self, app_spec: str, env: dict[str, str], label: str, workers: int, threads: int,
+                 worker_class: str = "", connections: int = 1000) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         bindir = Path(sys.executable).parent
-        kind = ["--worker-class", "gthread", "--threads", str(threads)] if threads else ["--worker-class", "sync"]
+        worker_class = worker_class or ("gthread" if threads else "sync")
+        kind = ["--worker-class", worker_class]
+        if worker_class == "gthread":
+            kind += ["--threads", str(threads)]
+        elif worker_class == "gevent":
+            kind += ["--worker-connections", str(connections)]
         self.process = ManagedProcess([str(bindir / "gunicorn"), app_spec, "--bind", f"127.0.0.1:{self.port}",
                                        "--workers", str(workers), *kind, "--timeout", "60"], env, f"bench-{label}")
 
@@ -280,6 +293,8 @@ def describe_machine(stack: BenchStack) -> str:
 
 
 def server_setting(stack: BenchStack) -> str:
+    if stack.worker_class == "gevent":
+        return f"{stack.workers} gevent workers x {stack.worker_connections} connections"
     if stack.worker_threads:
         return f"{stack.workers} gthread workers x {stack.worker_threads} threads"
     return f"{stack.workers} sync workers"

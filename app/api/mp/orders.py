@@ -52,7 +52,7 @@ CREATE_ORDER_EXAMPLES = {
 @signed_in
 @blp.doc(security=_AUTH, parameters=[{"in": "header", "name": "Idempotency-Key", "required": False,
                                       "schema": {"type": "string", "maxLength": 200}}])
-@blp.arguments(CreateOrderSchema, examples=CREATE_ORDER_EXAMPLES)
+@blp.arguments(CreateOrderSchema(), examples=CREATE_ORDER_EXAMPLES)  # built once: a crowd posts here
 @blp.response(201, OrderSchema)
 @blp.alt_response(401, schema=ApiErrorSchema, description=UNAUTHORIZED)
 @blp.alt_response(404, schema=ApiErrorSchema, description="No such item, slot, patient or card of this user")
