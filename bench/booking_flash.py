@@ -197,9 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         # Every user books at most once a round; the daily cap stays on (its cost is part of the path), above
         # what the rounds add up to.
         common = {"HPAY_BOOKINGS_PER_USER_PER_DAY": str(4 * args.rounds + 10)}
-        gate_on = stack.gunicorn("wsgi:app", "gate-on", "/readyz", env=common)
+        gate_on = stack.gunicorn("wsgi:app", "gate-on", "/readyz", env=common, platform_config=True)
         gate_off = stack.gunicorn("wsgi:app", "gate-off", "/readyz",
-                                  env={**common, "HPAY_BOOKING_GATE_ENABLED": "false"})
+                                  env={**common, "HPAY_BOOKING_GATE_ENABLED": "false"}, platform_config=True)
         places = args.slots * args.places
         print(describe_machine(stack), flush=True)
         print(f"crowd: {args.users} users, one request each, {args.connections} connections at once; each booking "

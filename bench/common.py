@@ -32,6 +32,7 @@ from tests.servers import PostgresServer, RedisServer, _pg_bin, _wait_port, free
 
 LUA_DIR = Path(__file__).resolve().parent / "lua"
 BENCH_SECRET_KEY = "bench-secret-key-not-for-production-0123456789"
+PLATFORM_GUNICORN_CONFIG = ROOT / "config" / "gunicorn.conf.py"
 
 
 class BenchPostgresServer(PostgresServer):
@@ -120,9 +121,13 @@ class BenchStack:
         return {"HPAY_ENV": "development", "HPAY_DATABASE_URL": self.database_url,
                 "HPAY_REDIS_URL": self.redis_url, "HPAY_SECRET_KEY": BENCH_SECRET_KEY, "HPAY_LOG_LEVEL": "INFO"}
 
-    def gunicorn(self, app_spec: str, label: str, ready_path: str = "/", env: dict[str, str] | None = None) -> Gunicorn:
+    def gunicorn(self, app_spec: str, label: str, ready_path: str = "/", env: dict[str, str] | None = None,
+                 platform_config: bool = False) -> Gunicorn:
+        """One server; with `platform_config`, gunicorn reads config/gunicorn.conf.py as `make run` and the image
+        do (its keep-alive, limits and hooks), the worker settings of the command line overriding its own."""
         server = Gunicorn(app_spec, {**self.env(), **(env or {})}, label, self.workers,
-                          self.worker_threads, self.worker_class, self.worker_connections).start(ready_path)
+                          self.worker_threads, self.worker_class, self.worker_connections,
+                          PLATFORM_GUNICORN_CONFIG if platform_config else None).start(ready_path)
         self._exit.callback(server.stop)
         return server
 
@@ -144,7 +149,7 @@ class Gunicorn:
     """One gunicorn with the settings every variant shares (sync workers unless told), nothing else tuned."""
 
     def __init__(self, app_spec: str, env: dict[str, str], label: str, workers: int, threads: int,
-                 worker_class: str = "", connections: int = 1000) -> None:
+                 worker_class: str = "", connections: int = 1000, config: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         bindir = Path(sys.executable).parent
@@ -154,6 +159,8 @@ class Gunicorn:
             kind += ["--threads", str(threads)]
         elif worker_class == "gevent":
             kind += ["--worker-connections", str(connections)]
+        if config is not None:
+            kind += ["--config", str(config)]
         self.process = ManagedProcess([str(bindir / "gunicorn"), app_spec, "--bind", f"127.0.0.1:{self.port}",
                                        "--workers", str(workers), *kind, "--timeout", "60"], env, f"bench-{label}")
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from app.db.models import AuditEvent, Clinic, Order, OrderEvent, Patient, RefundRequest
+from app.db.models import AuditEvent, Clinic, Order, OrderEvent, Patient, RefundRequest, Slot
 from app.services.booking import no_shows
 from app.services.his.gateway import his_client
 from tests.api.admin_helpers import (
@@ -24,6 +24,7 @@ from tests.api.admin_helpers import (
     paid_booking,
     staff_headers,
 )
+from tests.api.order_helpers import booking, place_order, refusal
 from workers.dispatcher import lease_spec
 
 NO_SHOWS = lease_spec("no_shows")
@@ -348,3 +349,37 @@ def test_staff_cancel_a_paid_booking_once_with_a_full_refund_request(client, san
         assert request.amount_fen == 2000 and request.origin == "cancellation"
     [event] = _audit(rt, "booking_cancelled", paid.order_no)
     assert event.actor_name == username and event.before["status"] == "paid" and event.note == "患者无法就诊"
+
+
+def _slot_of(rt, item_id: int, starts_at: datetime) -> int:
+    with rt.db.session() as session:
+        slot = Slot(item_id=item_id, starts_at=starts_at, ends_at=starts_at + timedelta(minutes=30), capacity=4,
+                    reserved=0)
+        session.add(slot)
+        session.flush()
+        return slot.id
+
+
+def test_a_booking_holds_the_patients_day_staff_chose_so_one_a_day_still_holds(client, sandbox, rt, desk):
+    headers, username = desk
+    booked = confirmed_booking(client, sandbox, rt, username)  # paid for a slot in two days, confirmed for today
+    move_appointment(rt, booked.order_no, now() - timedelta(hours=3))
+    assert no_shows.mark_if_overdue(rt, booked.order_id) == "no_show"
+    tomorrow, in_three_days = now() + timedelta(days=1), now() + timedelta(days=3)
+    slot_in_two_days = booked.slot_id
+    again = place_order(client, booked.mp_headers,
+                        booking(booked.item_id, _slot_of(rt, booked.item_id, tomorrow), booked.patient_id))
+    assert again.status_code == 201, again.get_json()  # the confirmation moved the key off the paid slot's day
+
+    onto_tomorrow = _post(client, headers, f"/bookings/{booked.order_no}/reschedule",
+                          {"appointment_at": tomorrow.isoformat()})
+    later = _post(client, headers, f"/bookings/{booked.order_no}/reschedule",
+                  {"appointment_at": in_three_days.isoformat()})
+
+    assert (onto_tomorrow.status_code, onto_tomorrow.get_json()["error"]) == (409, "patient_already_booked")
+    assert later.status_code == 200 and later.get_json()["status"] == "rescheduled"
+    third_day = place_order(client, booked.mp_headers,
+                            booking(booked.item_id, _slot_of(rt, booked.item_id, in_three_days), booked.patient_id))
+    assert refusal(third_day) == (409, "patient_already_booked")
+    second_day = place_order(client, booked.mp_headers, booking(booked.item_id, slot_in_two_days, booked.patient_id))
+    assert second_day.status_code == 201, second_day.get_json()

@@ -24,7 +24,7 @@ from app.db.types import utcnow
 from app.domain import orders as o
 from app.domain.errors import Conflict, InvalidInput, InvalidTransition
 from app.runtime import Runtime
-from app.services.booking import cancellations, registration_sync
+from app.services.booking import cancellations, placing, registration_sync
 from app.services.booking.desk_views import staff_booking_view
 from app.services.booking.staff_patients import patient_for_booking
 from app.services.common.audit import record_staff_event
@@ -118,6 +118,7 @@ def confirm(rt: Runtime, principal: StaffPrincipal, order_no: str, *, appointmen
         if not move(session, order, o.BOOKED, reason, actor=actor_of(principal), patient_id=patient.id,
                     appointment_at=appointment_at):
             raise InvalidTransition("the booking changed meanwhile; reload it")
+        _hold_the_day(session, order)
         registration_sync.request_sync(rt, session, order)
         record_staff_event(session, principal, order.clinic_id, "booking_confirmed", "order", order.order_no,
                            before=before,
@@ -142,6 +143,14 @@ def mark_no_show(rt: Runtime, principal: StaffPrincipal, order_no: str) -> dict:
         return staff_booking_view(session, order)
 
 
+def _hold_the_day(session: Session, order: Order) -> None:
+    """The booking's key follows the patient and day staff chose (409 `patient_already_booked` when that patient
+    holds another booking of the item that day), so the one-a-day rule holds after confirming and moving too."""
+    if order.active_booking_key is not None:
+        order.active_booking_key = o.active_booking_key(order.patient_id, order.item_id, order.appointment_at)
+        placing.flush_booking_key(session, order)
+
+
 def reschedule(rt: Runtime, principal: StaffPrincipal, order_no: str, appointment_at: datetime) -> dict:
     """A no-show (or a booking rescheduled before) moved to today or a later day."""
     with rt.db.session() as session:
@@ -158,6 +167,7 @@ def reschedule(rt: Runtime, principal: StaffPrincipal, order_no: str, appointmen
         if not move(session, order, o.RESCHEDULED, "rescheduled by staff", actor=actor_of(principal),
                     appointment_at=appointment_at):
             raise InvalidTransition("the booking changed meanwhile; reload it")
+        _hold_the_day(session, order)
         registration_sync.request_sync(rt, session, order)
         record_staff_event(session, principal, order.clinic_id, "booking_rescheduled", "order", order.order_no,
                            before=before,

@@ -83,7 +83,7 @@ def fill_booking(rt: Runtime, session: Session, principal: MpPrincipal, data: di
     order.patient_id, order.item_id, order.slot_id = patient.id, item.id, slot_id
     order.appointment_at, order.amount_fen = starts_at, item.price_fen
     order.description = item.name[:200]
-    order.active_booking_key = active_booking_key(patient.id, item.id, starts_at)
+    order.active_booking_key = o.active_booking_key(patient.id, item.id, starts_at)
 
 
 def take_stock(session: Session, order: Order) -> None:
@@ -94,20 +94,23 @@ def take_stock(session: Session, order: Order) -> None:
         raise sold_out(INVENTORY_FULL, order.channel)
 
 
-def active_booking_key(patient_id: int, item_id: int, starts_at: datetime) -> str:
-    return f"{patient_id}:{item_id}:{starts_at.astimezone(SHANGHAI).date().isoformat()}"
-
-
 def insert_booking(session: Session, order: Order) -> None:
     """Add the order; the unique key refuses a patient's second booking of the item that day."""
     session.add(order)
+    flush_booking_key(session, order)
+
+
+def flush_booking_key(session: Session, order: Order) -> None:
+    """Write the order's booking key (new, or moved to another day): 409 when the patient holds another booking
+    of the item that day (the caller's transaction then rolls back whole)."""
+    who = {"patient_id": order.patient_id, "item_id": order.item_id}  # read now: a failed flush expires the order
     try:
         session.flush()
     except IntegrityError as exc:
         if "active_booking_key" not in str(exc.orig):
             raise
         raise Conflict("this patient already has a booking of this item on that day", "patient_already_booked",
-                       details={"patient_id": order.patient_id, "item_id": order.item_id}) from None
+                       details=who) from None
 
 
 def _within_daily_limit(rt: Runtime, session: Session, principal: MpPrincipal, now: datetime) -> None:

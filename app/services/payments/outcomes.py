@@ -67,6 +67,11 @@ def record_payment(session: Session, attempt: PaymentAttempt, channel_trade_no: 
     return _duplicate_payment(session, order, attempt, source)
 
 
+def _holds_another_booking(session: Session, key: str | None) -> bool:
+    """The patient booked the item for that day again after this order closed (and still holds that place)."""
+    return key is not None and session.scalar(select(Order.id).where(Order.active_booking_key == key)) is not None
+
+
 def record_write_for_paid_order(session: Session, order: Order) -> HisOutbox:
     """What the HIS must record once an order's money arrived: registration, recharge or bill settlement."""
     kind = PAID_ORDER_WRITE[order.type]
@@ -82,13 +87,19 @@ def record_write_for_paid_order(session: Session, order: Order) -> HisOutbox:
 
 def _late_payment(session: Session, order: Order, attempt: PaymentAttempt, source: str) -> PaymentOutcome:
     attempt.late = True
+    key = (o.active_booking_key(order.patient_id, order.item_id, order.appointment_at)
+           if order.type == o.BOOKING and order.appointment_at is not None else None)
+    booked_again = _holds_another_booking(session, key)
     honourable = order.type != o.BOOKING or (
-        order.appointment_at is not None and order.appointment_at > utcnow()
+        order.appointment_at is not None and order.appointment_at > utcnow() and not booked_again
         and take_place(session, order.slot_id, order.item_id, order.channel) is None
     )
     if honourable:
         if order.type == o.BOOKING:
             note_slot_changed(session, order.slot_id)  # a place taken past the admission gate: it reloads
+            # One booking per patient, item and day still: a booking made meanwhile that wins the unique key
+            # fails this transaction, and the retried processing finds it and refunds this payment instead.
+            order.active_booking_key = key
         move(session, order, o.PAID, f"late payment via {source} honoured", paid_at=attempt.paid_at,
              paid_attempt_id=attempt.id)
         record_write_for_paid_order(session, order)
@@ -96,7 +107,8 @@ def _late_payment(session: Session, order: Order, attempt: PaymentAttempt, sourc
         outcome = PaymentOutcome.LATE_HONOURED
     else:
         refund_whole_payment(session, order, attempt, RefundOrigin.LATE_PAYMENT,
-                             "the order had been closed and its place is gone")
+                             "the patient booked this item for that day again meanwhile" if booked_again
+                             else "the order had been closed and its place is gone")
         outcome = PaymentOutcome.LATE_REFUNDED
     log.warning("late payment %s on closed order %s: %s", attempt.out_trade_no, order.order_no, outcome)
     record_system_event(session, order.clinic_id, "late_payment", "order", order.order_no,
