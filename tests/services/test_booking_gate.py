@@ -18,6 +18,9 @@ from app.db.models import Item, ItemInventory, Order, Slot
 from app.domain.errors import Conflict, NotFound
 from app.services.booking import orders
 from app.services.booking.gate import rebuild
+from app.services.clinics import schedules
+from app.services.clinics.inventory import set_inventory
+from app.services.common.principals import StaffPrincipal
 from app.services.payments import expire_order
 from tests.services.helpers import new_clinic, new_holder, signed
 
@@ -331,3 +334,31 @@ def test_a_place_given_back_while_redis_was_unreachable_is_not_lost(gate_rt, wor
     del worker.__dict__["redis"]
     assert _book(worker, new_holder(rt, world, clinic), item_id, slot_id)["status"] == "created"
     assert _left(rt, redis, slot_id) == 0 and _reserved(rt, slot_id) == (1, 1)
+
+
+def test_an_admin_changing_a_slot_or_the_stock_reaches_the_gate(gate_rt, world, redis):
+    rt, clinic = gate_rt, new_clinic(gate_rt)
+    admin = StaffPrincipal(user_id=1, username="admin-gate", role="admin", clinic_ids=(clinic.id,))
+    item_id, [full] = _slots(rt, clinic, capacity=1)
+    _book(rt, new_holder(rt, world, clinic), item_id, full)
+    late = new_holder(rt, world, clinic)
+    assert _refusal(rt, late, item_id, full) == "slot_sold_out" and _left(rt, redis, full) == 0
+
+    schedules.update_slot(rt, admin, full, {"capacity": 2})
+    assert _left(rt, redis, full) is None  # dropped at the commit: the next request reloads it
+    assert _book(rt, late, item_id, full)["status"] == "created"
+    assert _left(rt, redis, full) == 0 and _reserved(rt, full) == (2, 2)
+
+    closing_item, [closing] = _slots(rt, clinic, capacity=2)
+    _book(rt, new_holder(rt, world, clinic), closing_item, closing)
+    assert _left(rt, redis, closing) == 1
+    schedules.update_slot(rt, admin, closing, {"closed": True})
+    assert _left(rt, redis, closing) is None
+    assert _refusal(rt, new_holder(rt, world, clinic), closing_item, closing) == "slot_closed"
+    assert _left(rt, redis, closing) is None and _reserved(rt, closing) == (1, 1)  # a closed slot is not loaded
+
+    more_item, [more] = _slots(rt, clinic, capacity=5)
+    _book(rt, new_holder(rt, world, clinic), more_item, more)
+    set_inventory(rt, admin, more_item, [{"channel": "wechat", "quantity": 1}])  # the one sold is all there is
+    assert _refusal(rt, new_holder(rt, world, clinic), more_item, more) == "inventory_sold_out"
+    assert _reserved(rt, more) == (1, 1)
