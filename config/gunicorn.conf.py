@@ -20,7 +20,11 @@ HIS or a channel, and the app keeps per-thread connections (notification ingest)
 engine. gthread, deliberately, also because of staff's live events (Server-Sent Events,
 `/api/admin/v1/events/stream`): an open stream holds one thread of its worker for up to
 HPAY_LIVE_STREAM_MAX_S while it waits on Redis, which a sync worker could not do without being
-taken out of service for everyone. gthread's timeout watches the worker's main loop, not a request,
+taken out of service for everyone. Measured for a slot-release crowd (bench/booking_flash.py, README
+"Benchmarks": 1,000 patients at once on 2 cores): 2 gthread workers x 8 threads served the booking crowd
+within a few percent of 3 x 8 and 4 x 8, better than 3 x 16; 2 sync workers were about 15% faster but cannot
+hold a stream; gevent workers were slower still (every greenlet's SQLAlchemy and Redis pool checkout). So the
+default stays 2 (or one per CPU) x 8 threads. gthread's timeout watches the worker's main loop, not a request,
 so a long stream is not killed as a hung worker. Each process serves at most
 HPAY_LIVE_STREAMS_PER_PROCESS streams (default 4) and refuses more with 503 and Retry-After, so with
 8 threads at least 4 are always left for every other request: keep HPAY_WEB_THREADS at least
