@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -54,8 +55,12 @@ class CrowdRun:
 def run_crowd(base_url: str, calls: list[Call], connections: int, timeout_s: float = 120.0,
               during=None) -> CrowdRun:
     """Send every call, up to `connections` at once, and wait for every answer. `during(done_count)` (optional)
-    is called from the event loop's thread each time an answer arrives (to act in the middle of a crowd)."""
-    return asyncio.run(_crowd(base_url, calls, connections, timeout_s, during))
+    is called from the event loop's thread each time an answer arrives (to act in the middle of a crowd).
+
+    The crowd runs on a thread of its own with its own event loop: the caller's thread may already run one
+    (Playwright's sync API leaves its loop running in the test session's main thread)."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crowd") as pool:
+        return pool.submit(asyncio.run, _crowd(base_url, calls, connections, timeout_s, during)).result()
 
 
 async def _crowd(base_url: str, calls: list[Call], connections: int, timeout_s: float, during) -> CrowdRun:
