@@ -17,9 +17,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from limits import parse_many
+
+from config.dev_secret_key import dev_secret_key
+from config.origins import browser_origin
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -244,9 +246,9 @@ class Settings:
     def cors_origins(self) -> frozenset[str]:
         """The origins allowed to call the mini-program API from a browser."""
         if self.CORS_ORIGINS.strip():
-            return frozenset(_origin(value) for value in self.CORS_ORIGINS.split(",") if value.strip())
+            return frozenset(browser_origin(value) for value in self.CORS_ORIGINS.split(",") if value.strip())
         if self.ENV != "production" and self.SANDBOX_URL:
-            return frozenset({_origin(self.SANDBOX_URL, path_allowed=True)})
+            return frozenset({browser_origin(self.SANDBOX_URL, path_allowed=True)})
         return frozenset()
 
     def validate(self) -> None:
@@ -294,45 +296,6 @@ class Settings:
                 if f.name.startswith("RATE_") and f.name not in _RATE_LIMIT_OPTIONS}
 
 
-def _origin(value: str, path_allowed: bool = False) -> str:
-    """`https://h5.example.com` as a browser sends it in `Origin` (lower-case scheme and host, no default port)."""
-    parsed = urlsplit(value.strip())
-    if parsed.scheme not in ("http", "https") or not parsed.hostname or "*" in value:
-        raise ValueError(f"{value.strip()!r} is not an origin such as https://h5.example.com (no wildcards)")
-    if not path_allowed and (parsed.path not in ("", "/") or parsed.query or parsed.fragment):
-        raise ValueError(f"{value.strip()!r} is not an origin: no path, query or fragment")
-    if parsed.username or parsed.password:
-        raise ValueError(f"{value.strip()!r} is not an origin: no user or password")
-    host = parsed.hostname if ":" not in parsed.hostname else f"[{parsed.hostname}]"
-    port = parsed.port
-    default_port = {"http": 80, "https": 443}[parsed.scheme]
-    return f"{parsed.scheme}://{host}" + (f":{port}" if port and port != default_port else "")
-
-
-def dev_secret_key(path: Path = DEV_SECRET_KEY_FILE) -> str:
-    """This machine's development key: read from `path`, or generated there (mode 0600) on first use.
-
-    Created under a temporary name and linked into place, so processes starting together agree on one key.
-    """
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(48) + "\n")
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            pass  # another process won the race: use its key
-    finally:
-        temp.unlink(missing_ok=True)
-    return path.read_text().strip()
-
-
 _PROCESS_TEST_KEY = secrets.token_urlsafe(48)
 
 
@@ -342,7 +305,7 @@ class DevelopmentSettings(Settings):
     LOG_JSON: bool = True
 
     def default_secret_key(self) -> str:
-        return dev_secret_key()
+        return dev_secret_key(DEV_SECRET_KEY_FILE)
 
 
 @dataclass

@@ -6,6 +6,7 @@ import stat
 
 import pytest
 
+from config.dev_secret_key import dev_secret_key
 from config.settings import (
     MAX_TOKEN_TTL_S,
     PUBLISHED_SECRET_KEYS,
@@ -13,7 +14,6 @@ from config.settings import (
     DevelopmentSettings,
     ProductionSettings,
     TestSettings,
-    dev_secret_key,
     load_settings,
 )
 
