@@ -48,6 +48,18 @@ def sandbox():
     print(proc.output()[-3000:]) if proc.proc.returncode not in (0, -15, None) else None
 
 
+# --- the order of the tests -------------------------------------------------------------------
+
+def pytest_collection_modifyitems(session, config, items):
+    """Every test that runs in-process goes before the first test that starts the platform (stable otherwise).
+
+    Once up, the session's platform stays up, and its dispatcher moves every due row of the shared database within a
+    second: a HIS write is sent, an unpaid order expires. A test that reads a state the workers would move must not
+    share the database with them (CI caught one reading its HIS write as `sent` where it had just been `pending`).
+    """
+    items.sort(key=lambda item: "platform" in getattr(item, "fixturenames", ()))
+
+
 # --- the platform -----------------------------------------------------------------------------
 
 def _create_database(admin_url: str, name: str) -> str:
