@@ -20,6 +20,12 @@ UNGENERATABLE = {"GET /healthz", "GET /readyz", "POST /notify/wechat/{clinic_cod
                  "POST /notify/wechat/{clinic_code}/refund"}
 
 
+def _is_readiness_answer(case, response) -> bool:
+    """/readyz answers 503 `not_ready` by design while a dependency is missing (here: no dispatcher runs in the
+    test process): the probe's answer, not a server error (tests/api/test_platform_basics.py covers it)."""
+    return case.method == "GET" and case.path == "/readyz" and response.json().get("status") == "not_ready"
+
+
 @pytest.fixture(scope="module")
 def operations(app, sandbox, demo_clinic):
     schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
@@ -44,6 +50,8 @@ def test_no_generated_request_gets_a_server_error(operations, mp_token, mode):
         def check(case):
             headers = {**bearer(mp_token), **(case.headers or {})}
             response = case.call(headers=headers)
+            if response.status_code == 503 and _is_readiness_answer(case, response):
+                return
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: "
                                 f"{response.text[:200]}")
