@@ -242,6 +242,8 @@ def install(app: Flask, api: Api, settings: Settings) -> Limiter | None:
         swallow_errors=True,
         on_breach=_remember_breach,
     )
+    # Most endpoints have no limit: let their requests (a booking crowd's among them) skip the limiter's lookups.
+    limiter.request_filter(lambda: request.endpoint not in endpoints)
     for endpoint, rules in endpoints.items():
         view = app.view_functions[endpoint]
         for rule in rules:
