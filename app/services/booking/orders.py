@@ -88,18 +88,17 @@ def _new_order(rt: Runtime, principal: MpPrincipal, data: dict) -> Order:
 
 
 def _create_booking(rt: Runtime, mp_session: MpSignedSession, data: dict) -> dict:
-    """The admission gate first (a sold-out answer ends here), then the session confirmed, then the database
-    (app.services.booking.placing); a refusal after the gate admitted gives its place back."""
+    """The admission gate first (a sold-out answer ends here), then one transaction that confirms the session and
+    books (app.services.booking.placing); a refusal after the gate admitted gives its place back."""
     principal = mp_session.principal
     admission = placing.admit(rt, principal, data)
     try:
-        confirm_session(rt, mp_session)
         with rt.db.session() as session:
             order = _new_order(rt, principal, data)
-            placing.fill_booking(rt, session, principal, data, order)
+            booked = placing.fill_booking(rt, session, mp_session, data, order)
             placing.insert_booking(session, order)
-            order.payments = []
             answer = describe(session, order)
+            del booked  # held until the answer was built from the rows it read
             placing.take_stock(session, order)
     except BaseException as exc:
         placing.settle_refusal(rt, admission, data, exc)

@@ -11,6 +11,7 @@ counting, so concurrent requests of one user count one after the other).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
@@ -18,16 +19,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.admission_gate import ADMITTED, INVENTORY_FULL, SLOT_FULL, Admission
-from app.db.models import Clinic, MpUser, Order, Slot
+from app.db.models import Clinic, Item, Order, Patient, Slot
 from app.domain import orders as o
 from app.domain.errors import Conflict, NotFound
 from app.runtime import Runtime
 from app.services.booking import gate
 from app.services.clinics import PLATFORM, require_clinic_item, require_paying_account
-from app.services.common.principals import MpPrincipal
+from app.services.common.principals import MpPrincipal, MpSignedSession
 from app.services.common.staff_scope import MAX_ROW_ID, SHANGHAI
-from app.services.orders import take_inventory_place, take_slot_place
-from app.services.people import require_user_patient
+from app.services.orders import claim_open_slot_place, take_inventory_place
+from app.services.people import confirm_session_in, require_user_patient
 
 
 def sold_out(full: str, channel: str) -> Conflict:
@@ -56,11 +57,26 @@ def settle_refusal(rt: Runtime, admission: Admission, data: dict, exc: BaseExcep
         gate.give_back(rt, admission, *where)
 
 
-def fill_booking(rt: Runtime, session: Session, principal: MpPrincipal, data: dict, order: Order) -> None:
-    """Take the slot's place and check the request against what it names; raise (rolling back) on any refusal.
-    The item's stock is taken afterwards by `take_stock`, the last statement before the commit."""
+@dataclass(frozen=True)
+class BookedRows:
+    """The rows a booking read, held until its answer is built: the session's identity map holds rows weakly, and
+    the answer would otherwise read each of them again."""
+
+    slot: Slot
+    item: Item
+    patient: Patient
+
+
+def fill_booking(rt: Runtime, session: Session, mp_session: MpSignedSession, data: dict, order: Order) -> BookedRows:
+    """Confirm the session, take the slot's place and check the request against what it names; raise (rolling
+    back) on any refusal. The item's stock is taken afterwards by `take_stock`, the last statement before the
+    commit."""
+    principal = mp_session.principal
     item_id, slot_id, channel, now = data["item_id"], data["slot_id"], order.channel, order.created_at
-    if not take_slot_place(session, slot_id, item_id, open_at=now):
+    # The session's check and the daily cap's lock on the user's row in one statement.
+    confirm_session_in(session, mp_session, lock_user=rt.settings.BOOKINGS_PER_USER_PER_DAY > 0)
+    slot = claim_open_slot_place(session, slot_id, item_id, open_at=now)
+    if slot is None:
         _why_not(session, principal, item_id, slot_id, now)
         raise sold_out(SLOT_FULL, channel)
     account = require_paying_account(session, session.get(Clinic, principal.clinic_id), principal.user_id)
@@ -79,11 +95,12 @@ def fill_booking(rt: Runtime, session: Session, principal: MpPrincipal, data: di
                            "purchase_price_missing")
         order.purchase_price_fen = int(price)
     _within_daily_limit(rt, session, principal, now)
-    starts_at = session.get(Slot, slot_id).starts_at  # read once: the order's answer shows the slot too
     order.patient_id, order.item_id, order.slot_id = patient.id, item.id, slot_id
-    order.appointment_at, order.amount_fen = starts_at, item.price_fen
+    order.appointment_at, order.amount_fen = slot.starts_at, item.price_fen
     order.description = item.name[:200]
-    order.active_booking_key = o.active_booking_key(patient.id, item.id, starts_at)
+    order.active_booking_key = o.active_booking_key(patient.id, item.id, slot.starts_at)
+    order.payments = []  # set while the order is new: read after the insert, it would be queried
+    return BookedRows(slot, item, patient)
 
 
 def take_stock(session: Session, order: Order) -> None:
@@ -114,10 +131,10 @@ def flush_booking_key(session: Session, order: Order) -> None:
 
 
 def _within_daily_limit(rt: Runtime, session: Session, principal: MpPrincipal, now: datetime) -> None:
+    """Counted under the lock on the user's row that `fill_booking` took with the session's check."""
     limit = rt.settings.BOOKINGS_PER_USER_PER_DAY
     if limit <= 0:
         return
-    session.scalar(select(MpUser.id).where(MpUser.id == principal.user_id).with_for_update())
     day_start = datetime.combine(now.astimezone(SHANGHAI).date(), datetime.min.time(), SHANGHAI)
     made = session.scalar(select(func.count()).select_from(Order).where(
         Order.user_id == principal.user_id, Order.type == o.BOOKING, Order.created_at >= day_start,

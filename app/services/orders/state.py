@@ -53,17 +53,23 @@ def take_place(session: Session, slot_id: int, item_id: int, channel: str) -> st
     return None
 
 
-def take_slot_place(session: Session, slot_id: int, item_id: int | None = None,
-                    open_at: datetime | None = None) -> bool:
-    """One place of the slot, if it has one. With `item_id` and `open_at`: only in a slot of this item that is
-    open to patients then (released, not closed, not started), so a booking tries this first and looks up why
-    only when it fails."""
-    conditions = [Slot.id == slot_id, Slot.reserved < Slot.capacity]
-    if open_at is not None:
-        conditions += [Slot.item_id == item_id, Slot.closed.is_(False), Slot.starts_at > open_at,
-                       or_(Slot.release_at.is_(None), Slot.release_at <= open_at)]
-    return session.execute(update(Slot).where(*conditions).values(reserved=Slot.reserved + 1)
+def take_slot_place(session: Session, slot_id: int) -> bool:
+    """One place of the slot, if it has one."""
+    return session.execute(update(Slot).where(Slot.id == slot_id, Slot.reserved < Slot.capacity)
+                           .values(reserved=Slot.reserved + 1)
                            .execution_options(synchronize_session=False)).rowcount == 1
+
+
+def claim_open_slot_place(session: Session, slot_id: int, item_id: int, open_at: datetime) -> Slot | None:
+    """One place of a slot of this item that is open to patients at `open_at` (released, not closed, not
+    started) and has one: the slot as it is now, or None. A booking tries this first and looks up why only when
+    it fails; the slot comes back with the update (RETURNING), so the booking reads it no second time."""
+    return session.scalars(
+        update(Slot)
+        .where(Slot.id == slot_id, Slot.reserved < Slot.capacity, Slot.item_id == item_id, Slot.closed.is_(False),
+               Slot.starts_at > open_at, or_(Slot.release_at.is_(None), Slot.release_at <= open_at))
+        .values(reserved=Slot.reserved + 1).returning(Slot),
+        execution_options={"synchronize_session": False}).one_or_none()
 
 
 def take_inventory_place(session: Session, item_id: int, channel: str) -> bool:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from app import metrics
 from app.channels.base import ChannelRejected, ChannelUnavailable
@@ -110,12 +111,20 @@ def confirm_session(rt: Runtime, mp_session: MpSignedSession) -> MpPrincipal:
     """Check once that the token's session is still live (the user exists and did not log out since)."""
     if not mp_session.confirmed:
         with rt.db.session() as session:
-            current = session.scalar(select(MpUser.token_version).where(MpUser.id == mp_session.principal.user_id))
-        if current is None:
-            raise Unauthorized("the bearer token is not valid", "invalid_token")
-        if current != mp_session.token_version:
-            raise Unauthorized("this session was ended (logout); log in again", "token_revoked")
-        mp_session.confirmed = True
+            confirm_session_in(session, mp_session)
+    return mp_session.principal
+
+
+def confirm_session_in(session: Session, mp_session: MpSignedSession, lock_user: bool = False) -> MpPrincipal:
+    """`confirm_session` as the first statement of the caller's transaction; with `lock_user`, the user's row
+    stays locked until it ends (a use case counting what the user did, one request of theirs at a time)."""
+    query = select(MpUser.token_version).where(MpUser.id == mp_session.principal.user_id)
+    current = session.scalar(query.with_for_update() if lock_user else query)
+    if current is None:
+        raise Unauthorized("the bearer token is not valid", "invalid_token")
+    if current != mp_session.token_version:
+        raise Unauthorized("this session was ended (logout); log in again", "token_revoked")
+    mp_session.confirmed = True
     return mp_session.principal
 
 
