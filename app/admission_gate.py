@@ -7,6 +7,7 @@ FLUSHALL) the marker is gone, the gate answers `unbuilt`, the callers use the da
 rebuilds (app.services.booking.gate). A key of another generation, or none, answers `unknown`: the caller uses
 the database and then loads the slot. Places given back after their order's transaction commits come back
 here (`note_returned` in the transaction, applied by the after-commit hook), never above the slot's capacity.
+A process gives a sold-out answer again from memory for HPAY_BOOKING_GATE_SOLD_OUT_MEMO_S (`SoldOutMemo`).
 """
 from __future__ import annotations
 
@@ -109,14 +110,49 @@ class Admission:
         return self.answer == ADMITTED
 
 
+class SoldOutMemo:
+    """This process's recent sold-out answers, given again without asking Redis for `ttl_s` (0: never).
+
+    In a crowd most requests name a slot that sold out a moment ago; answering them from memory saves each a
+    Redis round trip. The cost: a place another process gives back (an expiry, a cancellation, a staff change)
+    is offered here up to `ttl_s` late. Changes made through this process clear the memo at once, and an answer
+    read from Redis before such a change is not remembered after it (the version)."""
+
+    MAX_ENTRIES = 10_000  # more distinct sold-out requests than this within ttl_s: start again
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s, self._clock = ttl_s, clock
+        self._answers: dict[tuple, tuple[Admission, float]] = {}
+        self.version = 0
+
+    def get(self, request: tuple) -> Admission | None:
+        if self.ttl_s <= 0:
+            return None
+        found = self._answers.get(request)
+        return found[0] if found is not None and found[1] > self._clock() else None
+
+    def remember(self, request: tuple, admission: Admission, version: int) -> None:
+        if self.ttl_s <= 0 or admission.answer not in (SLOT_FULL, INVENTORY_FULL) or version != self.version:
+            return
+        if len(self._answers) >= self.MAX_ENTRIES:
+            self._answers.clear()
+        self._answers[request] = (admission, self._clock() + self.ttl_s)
+
+    def clear(self) -> None:
+        self.version += 1
+        self._answers.clear()
+
+
 class AdmissionGate:
     """The Redis side of the gate. A Redis error answers DOWN (the caller uses the database) and keeps the
     gate out of the way for `retry_s`, so an outage costs each request nothing but the database path."""
 
-    def __init__(self, redis: Callable[[], Redis], prefix: str, retry_s: float) -> None:
+    def __init__(self, redis: Callable[[], Redis], prefix: str, retry_s: float,
+                 sold_out_memo: SoldOutMemo | None = None) -> None:
         self._redis = redis
         self.prefix = f"{prefix}:gate"
         self.retry_s = retry_s
+        self.sold_out_memo = sold_out_memo or SoldOutMemo(0)
         self._down_until = 0.0
         # A give-back or a drop lost to a Redis error leaves the mirror short of places: once Redis answers
         # again this process removes the marker, and the gate is rebuilt from the database.
@@ -165,13 +201,21 @@ class AdmissionGate:
 
     # --- what the booking path calls -------------------------------------------------------------------
     def take(self, clinic_id: int, item_id: int, slot_id: int, channel: str) -> Admission:
+        request = (clinic_id, item_id, slot_id, channel)
+        remembered = self.sold_out_memo.get(request)
+        if remembered is not None:
+            return remembered
+        version = self.sold_out_memo.version
         answer = self._call("take", _TAKE, [self.marker, self.slot_key(slot_id), self.inventory_key(item_id, channel)],
                             [clinic_id, item_id, int(time.time())], None)
         if answer is None:
             return Admission(DOWN)
-        return Admission(_text(answer[0]), _text(answer[1]))
+        admission = Admission(_text(answer[0]), _text(answer[1]))
+        self.sold_out_memo.remember(request, admission, version)
+        return admission
 
     def give_back(self, slot_id: int, item_id: int, channel: str, generation: str = "") -> None:
+        self.sold_out_memo.clear()
         self._call("give_back", _GIVE_BACK,
                    [self.marker, self.slot_key(slot_id), self.inventory_key(item_id, channel)], [generation], 0,
                    changes=True)
@@ -187,6 +231,7 @@ class AdmissionGate:
         """Drop keys whose database rows changed outside the gate (capacity, closing, stock): reloaded on use."""
         if not keys:
             return
+        self.sold_out_memo.clear()
         if time.monotonic() < self._down_until:
             self._lost_changes = True
             return
@@ -212,6 +257,7 @@ class AdmissionGate:
 
     def publish(self, generation: str, everything: list[SlotPlaces]) -> None:
         """Write every open slot of this generation, then the marker naming it (requests see all or nothing)."""
+        self.sold_out_memo.clear()
         redis = self._redis()
         with redis.pipeline(transaction=False) as pipe:
             for places in everything:

@@ -17,7 +17,7 @@ from redis import Redis
 from rq import Queue
 
 from app import live_events
-from app.admission_gate import AdmissionGate, apply_after_commit
+from app.admission_gate import AdmissionGate, SoldOutMemo, apply_after_commit
 from app.channels import channel_for, messenger_for
 from app.channels.base import MerchantConfig, PaymentChannel
 from app.channels.messaging import MessageSender
@@ -105,7 +105,8 @@ class Runtime:
     @cached_property
     def booking_gate(self) -> AdmissionGate:
         """The Redis mirror of open slots' places in front of the database (app.admission_gate)."""
-        return AdmissionGate(lambda: self.redis, self.settings.QUEUE_PREFIX, self.settings.BOOKING_GATE_RETRY_S)
+        return AdmissionGate(lambda: self.redis, self.settings.QUEUE_PREFIX, self.settings.BOOKING_GATE_RETRY_S,
+                             SoldOutMemo(self.settings.BOOKING_GATE_SOLD_OUT_MEMO_S))
 
     def queue_name(self, name: str) -> str:
         return f"{self.settings.QUEUE_PREFIX}-{name}"

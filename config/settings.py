@@ -88,6 +88,9 @@ class Settings:
     BOOKING_GATE_ENABLED: bool = True
     # After a Redis error the gate stays out of the way (bookings use the database alone) for this long.
     BOOKING_GATE_RETRY_S: float = 5.0
+    # A process answers a request for a slot it just found sold out from memory this long, without asking Redis;
+    # a place another process gives back (expiry, cancellation) is offered here at most this late. 0: always ask.
+    BOOKING_GATE_SOLD_OUT_MEMO_S: float = 0.5
     # Bookings one mini-program user may make per Asia/Shanghai day (those cancelled or expired unpaid do not
     # count); more: 409 booking_limit_reached. 0: no limit.
     BOOKINGS_PER_USER_PER_DAY: int = 5
