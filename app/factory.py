@@ -38,8 +38,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     configure_logging(settings.LOG_LEVEL, settings.LOG_JSON)
 
     app = Flask("app")
+    # No SECRET_KEY for Flask: nothing uses its cookie session, so the platform's key stays with the code that
+    # signs with it, and no request parses a session cookie.
     app.config.update(
-        SECRET_KEY=settings.SECRET_KEY,
         HPAY_SETTINGS=settings,
         API_TITLE="Clinic payment platform",
         API_VERSION="1.0",
