@@ -14,21 +14,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.admission_gate import ADMITTED, INVENTORY_FULL, SLOT_FULL, Admission
-from app.db.models import Clinic, Item, Order, Patient, Slot
+from app.db.models import Clinic, Item, MerchantAccount, MpUser, Order, Patient, Slot
 from app.domain import orders as o
 from app.domain.errors import Conflict, NotFound
 from app.runtime import Runtime
 from app.services.booking import gate
-from app.services.clinics import PLATFORM, require_clinic_item, require_paying_account
+from app.services.clinics import (
+    PLATFORM,
+    clinic_item_criteria,
+    clinic_item_or_refusal,
+    paying_account_or_refusal,
+    require_clinic_item,
+)
 from app.services.common.principals import MpPrincipal, MpSignedSession
 from app.services.common.staff_scope import MAX_ROW_ID, SHANGHAI
 from app.services.orders import claim_open_slot_place, take_inventory_place
-from app.services.people import confirm_session_in, require_user_patient
+from app.services.people import confirm_session_in, user_patient_criteria, user_patient_or_refusal
 
 
 def sold_out(full: str, channel: str) -> Conflict:
@@ -79,9 +85,11 @@ def fill_booking(rt: Runtime, session: Session, mp_session: MpSignedSession, dat
     if slot is None:
         _why_not(session, principal, item_id, slot_id, now)
         raise sold_out(SLOT_FULL, channel)
-    account = require_paying_account(session, session.get(Clinic, principal.clinic_id), principal.user_id)
-    patient = require_user_patient(session, principal, data["patient_id"])
-    item = require_clinic_item(session, principal.clinic_id, item_id)
+    clinic, account, patient, item, made_today = session.execute(
+        _what_the_request_names(rt, principal, data["patient_id"], item_id, now)).one()
+    account = paying_account_or_refusal(clinic, account)
+    patient = user_patient_or_refusal(patient, data["patient_id"])
+    item = clinic_item_or_refusal(item, item_id)
     if item.collected_by != account.owner:
         raise Conflict(f"this item is paid through the {item.collected_by}'s app, not the one you signed in through",
                        "item_not_sold_through_this_app")
@@ -94,7 +102,7 @@ def fill_booking(rt: Runtime, session: Session, mp_session: MpSignedSession, dat
             raise Conflict(f"this item has no {channel} purchase price; it cannot be sold there yet",
                            "purchase_price_missing")
         order.purchase_price_fen = int(price)
-    _within_daily_limit(rt, session, principal, now)
+    _within_daily_limit(rt, made_today)
     order.patient_id, order.item_id, order.slot_id = patient.id, item.id, slot_id
     order.appointment_at, order.amount_fen = slot.starts_at, item.price_fen
     order.description = item.name[:200]
@@ -130,16 +138,31 @@ def flush_booking_key(session: Session, order: Order) -> None:
                        details=who) from None
 
 
-def _within_daily_limit(rt: Runtime, session: Session, principal: MpPrincipal, now: datetime) -> None:
-    """Counted under the lock on the user's row that `fill_booking` took with the session's check."""
+def _what_the_request_names(rt: Runtime, principal: MpPrincipal, patient_id: int, item_id: int, now: datetime):
+    """One statement for the rows a booking checks: the clinic, the app the user signed in through, the patient
+    and the item (each None when it is not this user's or this clinic's), and the user's bookings made today.
+    The count runs under the lock on the user's row that the session's check took, so concurrent requests of
+    one user count one after the other."""
     limit = rt.settings.BOOKINGS_PER_USER_PER_DAY
-    if limit <= 0:
-        return
-    day_start = datetime.combine(now.astimezone(SHANGHAI).date(), datetime.min.time(), SHANGHAI)
-    made = session.scalar(select(func.count()).select_from(Order).where(
-        Order.user_id == principal.user_id, Order.type == o.BOOKING, Order.created_at >= day_start,
-        Order.created_at < day_start + timedelta(days=1), Order.status.in_(o.COUNTS_TOWARDS_DAILY_LIMIT)))
-    if made >= limit:
+    made_today = literal(0)
+    if limit > 0:
+        day_start = datetime.combine(now.astimezone(SHANGHAI).date(), datetime.min.time(), SHANGHAI)
+        made_today = select(func.count()).select_from(Order).where(
+            Order.user_id == principal.user_id, Order.type == o.BOOKING, Order.created_at >= day_start,
+            Order.created_at < day_start + timedelta(days=1),
+            Order.status.in_(o.COUNTS_TOWARDS_DAILY_LIMIT)).scalar_subquery()
+    return (select(Clinic, MerchantAccount, Patient, Item, made_today)
+            .select_from(Clinic)
+            .outerjoin(MpUser, MpUser.id == principal.user_id)
+            .outerjoin(MerchantAccount, MerchantAccount.id == MpUser.merchant_account_id)
+            .outerjoin(Patient, and_(*user_patient_criteria(principal, patient_id)))
+            .outerjoin(Item, and_(*clinic_item_criteria(principal.clinic_id, item_id)))
+            .where(Clinic.id == principal.clinic_id))
+
+
+def _within_daily_limit(rt: Runtime, made_today: int) -> None:
+    limit = rt.settings.BOOKINGS_PER_USER_PER_DAY
+    if limit > 0 and made_today >= limit:
         raise Conflict(f"you can make at most {limit} bookings a day", "booking_limit_reached",
                        details={"limit": limit})
 

@@ -4,7 +4,7 @@ schedules and slots, per-channel inventory and settlement-type settings.
 
 What other packages may call:
 """
-from app.services.clinics.catalog import require_clinic_item
+from app.services.clinics.catalog import clinic_item_criteria, clinic_item_or_refusal, require_clinic_item
 from app.services.clinics.his_connection import his_client, his_config
 from app.services.clinics.merchants import (
     CHANNELS,
@@ -17,6 +17,7 @@ from app.services.clinics.merchants import (
     get_clinic,
     login_account,
     merchant_config,
+    paying_account_or_refusal,
     require_active,
     require_paying_account,
     user_account,
@@ -24,5 +25,6 @@ from app.services.clinics.merchants import (
 from app.services.clinics.settlement_types import settlement_setting
 
 __all__ = ["CHANNELS", "CLINIC", "PLATFORM", "PLATFORM_CODE", "account_code", "accounts_for_notifications",
-           "channel_for_account", "get_clinic", "his_client", "his_config", "login_account", "merchant_config",
-           "require_active", "require_clinic_item", "require_paying_account", "settlement_setting", "user_account"]
+           "channel_for_account", "clinic_item_criteria", "clinic_item_or_refusal", "get_clinic", "his_client",
+           "his_config", "login_account", "merchant_config", "paying_account_or_refusal", "require_active",
+           "require_clinic_item", "require_paying_account", "settlement_setting", "user_account"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, false, or_, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Item, ItemInventory, Slot
@@ -26,10 +26,18 @@ from app.services.common.staff_scope import MAX_ROW_ID, SHANGHAI
 
 def require_clinic_item(session: Session, clinic_id: int, item_id: int) -> Item:
     """An active item of this clinic, or NotFound `item_not_found` (inactive items are off the catalog)."""
-    item = None
-    if 0 < item_id <= MAX_ROW_ID:
-        item = session.scalar(select(Item).where(Item.id == item_id, Item.clinic_id == clinic_id,
-                                                 Item.active.is_(True)))
+    return clinic_item_or_refusal(session.scalar(select(Item).where(*clinic_item_criteria(clinic_id, item_id))),
+                                  item_id)
+
+
+def clinic_item_criteria(clinic_id: int, item_id: int) -> list[ColumnElement[bool]]:
+    """What makes `item_id` an active item of this clinic, for a query of the caller's (or `require_clinic_item`)."""
+    if not 0 < item_id <= MAX_ROW_ID:
+        return [false()]
+    return [Item.id == item_id, Item.clinic_id == clinic_id, Item.active.is_(True)]
+
+
+def clinic_item_or_refusal(item: Item | None, item_id: int) -> Item:
     if item is None:
         raise NotFound(f"this clinic has no item {item_id}", "item_not_found")
     return item

@@ -71,8 +71,12 @@ def user_account(session: Session, user_id: int) -> MerchantAccount:
 
 def require_paying_account(session: Session, clinic: Clinic, user_id: int) -> MerchantAccount:
     """The user's app, when the clinic and the app may take a new payment (Conflict otherwise)."""
+    return paying_account_or_refusal(clinic, user_account(session, user_id))
+
+
+def paying_account_or_refusal(clinic: Clinic, account: MerchantAccount | None) -> MerchantAccount:
+    """`require_paying_account` on rows the caller read: the clinic and the user's app (None: it has none)."""
     require_active(clinic)
-    account = user_account(session, user_id)
     if account is None or not account.active:
         raise Conflict("the app you signed in through no longer takes payments; sign in again",
                        "channel_app_inactive")

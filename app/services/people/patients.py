@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, false, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -75,11 +75,18 @@ def his_key_for(patient_id: int, created_at: datetime, purpose: str) -> str:
 
 def require_user_patient(session: Session, principal: MpPrincipal, patient_id: int) -> Patient:
     """One of this user's patients, or NotFound `patient_not_found` (also for another user's)."""
-    patient = None
-    if 0 < patient_id <= MAX_ROW_ID:
-        patient = session.scalar(select(Patient).where(Patient.id == patient_id,
-                                                       Patient.user_id == principal.user_id,
-                                                       Patient.clinic_id == principal.clinic_id))
+    return user_patient_or_refusal(
+        session.scalar(select(Patient).where(*user_patient_criteria(principal, patient_id))), patient_id)
+
+
+def user_patient_criteria(principal: MpPrincipal, patient_id: int) -> list[ColumnElement[bool]]:
+    """What makes `patient_id` one of this user's patients, for a query of the caller's."""
+    if not 0 < patient_id <= MAX_ROW_ID:
+        return [false()]
+    return [Patient.id == patient_id, Patient.user_id == principal.user_id, Patient.clinic_id == principal.clinic_id]
+
+
+def user_patient_or_refusal(patient: Patient | None, patient_id: int) -> Patient:
     if patient is None:
         raise NotFound(f"patient {patient_id} is not one of your patients", "patient_not_found")
     return patient
