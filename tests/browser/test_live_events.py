@@ -72,7 +72,9 @@ def test_the_desk_pops_up_for_a_paid_booking_of_its_clinic_and_not_for_another_c
     pop_up.wait_for(timeout=30_000)
     shown = pop_up.inner_text()
     assert "新预约已付款" in shown and "美白套餐" in shown and "¥30.00" in shown
-    desk.wait_for_function("window.__sounds.length === 1 && window.__sounds[0].outcome !== 'pending'")
+    # A function, not a bare expression: Playwright evals the string in the page, which the console's CSP (no
+    # 'unsafe-eval') allows only on the first check; a function is evaluated once and then called on each poll.
+    desk.wait_for_function("() => window.__sounds.length === 1 && window.__sounds[0].outcome !== 'pending'")
     [sound] = desk.evaluate("window.__sounds")
     # The chime is made in the page: nothing is fetched, and the page's CSP lets it play (a refusal for want of a
     # click on this page would be the browser's autoplay rule, which a real desk meets by signing in).
