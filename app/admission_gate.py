@@ -215,10 +215,12 @@ class AdmissionGate:
         return admission
 
     def give_back(self, slot_id: int, item_id: int, channel: str, generation: str = "") -> None:
-        self.sold_out_memo.clear()
         self._call("give_back", _GIVE_BACK,
                    [self.marker, self.slot_key(slot_id), self.inventory_key(item_id, channel)], [generation], 0,
                    changes=True)
+        # After the change, never before it: an answer read before it is then either forgotten here or refused
+        # by its version, and one read after it already sees the place.
+        self.sold_out_memo.clear()
 
     def drain(self, generation: str, key: str) -> None:
         self._call("drain", _DRAIN, [self.marker, key], [generation], 0)
@@ -231,7 +233,12 @@ class AdmissionGate:
         """Drop keys whose database rows changed outside the gate (capacity, closing, stock): reloaded on use."""
         if not keys:
             return
-        self.sold_out_memo.clear()
+        try:
+            self._drop(keys)
+        finally:
+            self.sold_out_memo.clear()  # after the change, as in give_back
+
+    def _drop(self, keys: list[str]) -> None:
         if time.monotonic() < self._down_until:
             self._lost_changes = True
             return
@@ -257,7 +264,12 @@ class AdmissionGate:
 
     def publish(self, generation: str, everything: list[SlotPlaces]) -> None:
         """Write every open slot of this generation, then the marker naming it (requests see all or nothing)."""
-        self.sold_out_memo.clear()
+        try:
+            self._write_generation(generation, everything)
+        finally:
+            self.sold_out_memo.clear()  # after the change, as in give_back
+
+    def _write_generation(self, generation: str, everything: list[SlotPlaces]) -> None:
         redis = self._redis()
         with redis.pipeline(transaction=False) as pipe:
             for places in everything:
