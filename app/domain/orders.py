@@ -7,10 +7,11 @@ bills are complete once the HIS recorded them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from enum import StrEnum
 
 from app.domain.errors import InvalidTransition
+from app.domain.ids import SHANGHAI
 from app.domain.state_machine import StateMachine
 
 
@@ -77,15 +78,6 @@ MONEY_RECEIVED = frozenset({PAID, COMPLETED, BOOKED, REDEEMED, NO_SHOW, RESCHEDU
 # Statuses that hold a slot and inventory place.
 HOLDS_PLACE = frozenset({CREATED, PAID, BOOKED, NO_SHOW, RESCHEDULED})
 # Bookings that count towards a user's daily limit: all but those that ended unpaid (cancelled, expired).
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
-
-
-def active_booking_key(patient_id: int, item_id: int, appointment_at: datetime) -> str:
-    """The unique key of a booking holding a place: one per patient, item and Asia/Shanghai day of the
-    appointment (hospitals' rule), so two devices booking at once cannot both pass."""
-    return f"{patient_id}:{item_id}:{appointment_at.astimezone(SHANGHAI).date().isoformat()}"
-
-
 COUNTS_TOWARDS_DAILY_LIMIT = HOLDS_PLACE | {REDEEMED, REFUNDING, REFUNDED, PARTIALLY_REFUNDED}
 # A paid booking that has not been redeemed yet: cancellable (and refunded in full).
 CANCELLABLE_BOOKING = (PAID, BOOKED, NO_SHOW, RESCHEDULED)
@@ -120,3 +112,9 @@ def transition(order_type: str, from_status: str, to_status: str, reason: str) -
 
 def can_transition(order_type: str, from_status: str, to_status: str) -> bool:
     return order_type in MACHINES and MACHINES[order_type].allows(from_status, to_status)
+
+
+def active_booking_key(patient_id: int, item_id: int, appointment_at: datetime) -> str:
+    """The unique key of a booking holding a place: one per patient, item and Asia/Shanghai day of the
+    appointment (hospitals' rule), so two devices booking at once cannot both pass."""
+    return f"{patient_id}:{item_id}:{appointment_at.astimezone(SHANGHAI).date().isoformat()}"

@@ -1,7 +1,8 @@
 """Placing a booking when a day's appointments open: the admission gate first, then the conditional update,
 then the lookups, and the fairness rules hospitals apply.
 
-A crowd's sold-out answer costs one Redis script (app.services.booking.gate). A request the gate admits (or
+A crowd's sold-out answer costs at most one Redis script (app.services.booking.gate; none while this process
+remembers the slot as sold out). A request the gate admits (or
 that goes to the database because the gate is off, unbuilt or down) takes its place with the conditional
 update first and looks things up only when that succeeded; a lookup or a rule that fails rolls the place back
 with the transaction (and gives the gate its place back). The rules: one booking holding a place per patient,
