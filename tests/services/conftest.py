@@ -65,3 +65,13 @@ def world(services_database, data_keys):
 @pytest.fixture()
 def rt(world):
     return world.runtime()
+
+
+@pytest.fixture()
+def redis(redis_url):
+    """A client of the session's Redis, for tests that look at or take away what the platform keeps there."""
+    from redis import Redis
+
+    client = Redis.from_url(redis_url)
+    yield client
+    client.close()

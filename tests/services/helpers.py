@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.db.models import (
     AuditEvent,
@@ -27,7 +28,7 @@ from app.runtime import Runtime
 from app.services.booking import orders
 from app.services.common.principals import MpPrincipal, MpSignedSession
 from app.services.his import send
-from app.services.payments import pay_order, query_attempt
+from app.services.payments import expire_order, pay_order, query_attempt
 from app.services.refunds import advance
 from tests.services.conftest import World
 
@@ -159,3 +160,11 @@ def audit_actions(rt: Runtime, clinic: OwnClinic) -> list[str]:
     with rt.db.session() as session:
         return list(session.scalars(select(AuditEvent.action).where(AuditEvent.clinic_id == clinic.id)
                                     .order_by(AuditEvent.id)))
+
+
+def expire_unpaid(rt: Runtime, order_no: str) -> None:
+    """The unpaid order's time is up and `rt`'s process closes it, as the workers would."""
+    with rt.db.session() as session:
+        order_id = session.scalar(select(Order.id).where(Order.order_no == order_no))
+        session.execute(update(Order).where(Order.id == order_id).values(expires_at=datetime.now(UTC)))
+    assert expire_order(rt, order_id) == "closed"

@@ -21,21 +21,13 @@ from app.services.booking.gate import rebuild
 from app.services.clinics import schedules
 from app.services.clinics.inventory import set_inventory
 from app.services.common.principals import StaffPrincipal
-from app.services.payments import expire_order
-from tests.services.helpers import new_clinic, new_holder, signed
+from tests.services.helpers import expire_unpaid, new_clinic, new_holder, signed
 
 
 @pytest.fixture()
 def gate_rt(world, redis_url):
     """A Runtime on the session's Redis, with gate keys of its own (a prefix no other test uses)."""
     return world.runtime(REDIS_URL=redis_url, QUEUE_PREFIX=f"gate{secrets.token_hex(4)}")
-
-
-@pytest.fixture()
-def redis(redis_url):
-    client = Redis.from_url(redis_url)
-    yield client
-    client.close()
 
 
 def _slots(rt, clinic, capacity: int, count: int = 1, inventory: int = 100, days: int = 2) -> tuple[int, list[int]]:
@@ -178,10 +170,7 @@ def test_a_place_released_by_expiry_goes_back_to_the_gate_and_is_sold_again(gate
     first = _book(rt, new_holder(rt, world, clinic), item_id, slot_id)
     waiting = new_holder(rt, world, clinic)
     assert _refusal(rt, waiting, item_id, slot_id) == "slot_sold_out"
-    with rt.db.session() as session:
-        order_id = session.scalar(select(Order.id).where(Order.order_no == first["order_no"]))
-        session.execute(update(Order).where(Order.id == order_id).values(expires_at=datetime.now(UTC)))
-    assert expire_order(rt, order_id) == "closed"
+    expire_unpaid(rt, first["order_no"])
     assert _left(rt, redis, slot_id) == 1
 
     again = _book(rt, waiting, item_id, slot_id)
@@ -322,10 +311,7 @@ def test_a_place_given_back_while_redis_was_unreachable_is_not_lost(gate_rt, wor
     # never hears of it.
     worker = world.runtime(REDIS_URL="redis://127.0.0.1:1/0", QUEUE_PREFIX=rt.settings.QUEUE_PREFIX,
                            BOOKING_GATE_RETRY_S=0)
-    with worker.db.session() as session:
-        order_id = session.scalar(select(Order.id).where(Order.order_no == first["order_no"]))
-        session.execute(update(Order).where(Order.id == order_id).values(expires_at=datetime.now(UTC)))
-    assert expire_order(worker, order_id) == "closed"
+    expire_unpaid(worker, first["order_no"])
     assert _left(rt, redis, slot_id) == 0 and _reserved(rt, slot_id) == (0, 0)
 
     # Redis answers that process again (the client reconnects at the right address): its first call marks

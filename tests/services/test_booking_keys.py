@@ -3,15 +3,13 @@ unpaid takes the place back only while the patient holds no other booking of the
 that day again), and is refunded otherwise."""
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from sqlalchemy import select
 
-from sqlalchemy import select, update
-
-from app.db.models import Order, RefundRequest
+from app.db.models import RefundRequest
 from app.services.common.principals import StaffPrincipal
-from app.services.payments import expire_order, pay_order
+from app.services.payments import pay_order
 from app.services.support import staff_inquiry
-from tests.services.helpers import attempt_of, new_clinic, new_holder, order
+from tests.services.helpers import attempt_of, expire_unpaid, new_clinic, new_holder, order
 from tests.services.test_booking_gate import _book, _refusal, _reserved, _slots
 
 
@@ -19,10 +17,7 @@ def _closed_with_its_trade(rt, holder, item_id: int, slot_id: int) -> tuple[str,
     """A booking whose trade was opened, then closed unpaid when it expired: (order_no, out_trade_no)."""
     booked = _book(rt, holder, item_id, slot_id)
     out_trade_no = pay_order(rt, holder.principal, booked["order_no"], "127.0.0.1").out_trade_no
-    with rt.db.session() as session:
-        order_id = session.scalar(select(Order.id).where(Order.order_no == booked["order_no"]))
-        session.execute(update(Order).where(Order.id == order_id).values(expires_at=datetime.now(UTC)))
-    assert expire_order(rt, order_id) == "closed"
+    expire_unpaid(rt, booked["order_no"])
     return booked["order_no"], out_trade_no
 
 

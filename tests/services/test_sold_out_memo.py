@@ -5,16 +5,12 @@ seen at once, and an answer read before such a change is never remembered after 
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
 
 import pytest
 from redis import Redis
-from sqlalchemy import select, update
 
 from app.admission_gate import ADMITTED, SLOT_FULL, Admission, SoldOutMemo
-from app.db.models import Order
-from app.services.payments import expire_order
-from tests.services.helpers import new_clinic, new_holder
+from tests.services.helpers import expire_unpaid, new_clinic, new_holder
 from tests.services.test_booking_gate import _book, _left, _refusal, _reserved, _slots
 
 TTL_S = 0.5
@@ -43,24 +39,10 @@ def web(world, redis_url, clock):
     return rt
 
 
-@pytest.fixture()
-def redis(redis_url):
-    client = Redis.from_url(redis_url)
-    yield client
-    client.close()
-
-
 def _lose_the_gate(rt, redis: Redis) -> None:
     """Remove the marker, as a Redis restart would: the next request that asks Redis rebuilds the gate, so the
     marker's absence afterwards shows that nobody asked (whatever else uses this Redis)."""
     redis.delete(rt.booking_gate.marker)
-
-
-def _expire(rt, order_no: str) -> None:
-    with rt.db.session() as session:
-        order_id = session.scalar(select(Order.id).where(Order.order_no == order_no))
-        session.execute(update(Order).where(Order.id == order_id).values(expires_at=datetime.now(UTC)))
-    assert expire_order(rt, order_id) == "closed"
 
 
 def test_a_sold_out_slot_is_answered_from_memory_and_a_place_given_back_elsewhere_sells_after_it(
@@ -83,7 +65,7 @@ def test_a_sold_out_slot_is_answered_from_memory_and_a_place_given_back_elsewher
     # A worker process expires the unpaid booking: the place is back in the database and in Redis, but this
     # process remembers the slot as sold out until its memory of it is TTL_S old.
     worker = world.runtime(REDIS_URL=redis_url, QUEUE_PREFIX=web.settings.QUEUE_PREFIX)
-    _expire(worker, first["order_no"])
+    expire_unpaid(worker, first["order_no"])
     assert _left(web, redis, slot_id) == 1 and _reserved(web, slot_id) == (0, 0)
     clock.now += TTL_S - 0.01
     assert _refusal(web, waiting, item_id, slot_id) == "slot_sold_out"
@@ -100,7 +82,7 @@ def test_a_place_given_back_through_the_same_process_sells_at_once(web, world, r
     waiting = new_holder(web, world, clinic)
     assert _refusal(web, waiting, item_id, slot_id) == "slot_sold_out"
 
-    _expire(web, first["order_no"])  # its give-back clears this process's memory
+    expire_unpaid(web, first["order_no"])  # its give-back clears this process's memory
     assert _book(web, waiting, item_id, slot_id)["status"] == "created"  # the clock has not moved
     assert _reserved(web, slot_id) == (1, 1)
 
