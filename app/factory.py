@@ -13,6 +13,7 @@ from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from admin_api import blueprints as admin_blueprints
+from admin_api.onboarding_cli import COMMANDS as ONBOARDING_COMMANDS  # noqa: F401  (app.cli registers them)
 from admin_api.security import PUBLIC, declared_access
 from app import monitoring, ratelimit
 from app.api.contracts import register_contracts

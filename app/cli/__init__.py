@@ -12,12 +12,11 @@ from app.cli.data_keys import rotate_data_key_command
 from app.cli.demo import seed_demo as run_seed
 from app.cli.messaging import bill_push_mode_command
 from app.cli.migrations import db_current_command, db_history_command
-from app.cli.onboarding import COMMANDS as ONBOARDING_COMMANDS
 from app.cli.reconcile import reconcile_command
 from app.cli.users import create_user_command
 from app.db.migrate import upgrade
 from app.extensions import runtime
-from app.factory import create_app
+from app.factory import ONBOARDING_COMMANDS, create_app
 from config.settings import Settings
 
 

@@ -1,5 +1,6 @@
 """`flask --app wsgi create-user`: a staff, finance or admin user of one or more clinics, or an operator (of none).
-Kept for existing scripts; `flask --app wsgi user create` (app.cli.onboarding) also reads the password from a file."""
+Kept for existing scripts; `flask --app wsgi user create` (admin_api.onboarding_cli) also reads the password from
+a file."""
 from __future__ import annotations
 
 import click

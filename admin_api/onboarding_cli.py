@@ -10,6 +10,9 @@
 Secrets come from files or stdin, never from the command line (argv is visible to every user of the host). The
 channel app's JSON is the body of POST /clinics/{code}/channel-apps. Results are printed as JSON; a refusal
 exits with status 1 and says why. Changes are audited as `cli:<the OS user>`.
+
+It lives with the admin API because it speaks the operator routes' schemas; app.factory hands the commands to
+app.cli, which registers them (only the factory imports admin_api).
 """
 from __future__ import annotations
 
