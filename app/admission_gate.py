@@ -200,6 +200,10 @@ class AdmissionGate:
             return fallback
 
     # --- what the booking path calls -------------------------------------------------------------------
+    def remembered(self, clinic_id: int, item_id: int, slot_id: int, channel: str) -> Admission | None:
+        """The sold-out answer `take` would give now from this process's memory alone, or None."""
+        return self.sold_out_memo.get((clinic_id, item_id, slot_id, channel))
+
     def take(self, clinic_id: int, item_id: int, slot_id: int, channel: str) -> Admission:
         request = (clinic_id, item_id, slot_id, channel)
         remembered = self.sold_out_memo.get(request)

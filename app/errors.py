@@ -50,13 +50,18 @@ class ApiErrorSchema(Schema):
                        "`headers`) then field name", "example": {"json": {"amount_fen": ["Must be at least 1."]}}})
 
 
-def error_response(status: int, message: str, code: str | None = None, details=None, headers=None):
+def error_document(message: str, code: str | None = None, details=None) -> dict:
+    """The body of an error answer (ApiErrorSchema)."""
     body: dict = {"message": message}
     if code:
         body["error"] = code
     if details:
         body["errors"] = details
-    response = jsonify(body)
+    return body
+
+
+def error_response(status: int, message: str, code: str | None = None, details=None, headers=None):
+    response = jsonify(error_document(message, code, details))
     response.status_code = status
     for name, value in (headers or []):
         if name.lower() != "content-type":

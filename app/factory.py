@@ -2,10 +2,7 @@
 the console's files. The CLI (app.cli.create_cli_app) is built on it."""
 from __future__ import annotations
 
-import logging
-import re
 import time
-import uuid
 
 import swagger_ui_bundle
 from flask import Flask, g, request, send_from_directory
@@ -20,18 +17,18 @@ from app.api.contracts import register_contracts
 from app.api.health import blp as health_blp
 from app.api.his.views import blp as his_blp
 from app.api.mp import blueprints as mp_blueprints
+from app.api.mp.sold_out_edge import SoldOutEdge
 from app.api.notify import blp as notify_blp
 from app.console import register_console
 from app.cors import install_cors
 from app.errors import document_unavailable, register_error_handlers
+from app.http_basics import ALWAYS_SET, REQUEST_ID_HEADER, log_access, request_id, security_headers
 from app.openapi import document_operations, platform_api
 from app.runtime import Runtime
 from config.logging import configure_logging, request_id_var
 from config.settings import Settings, load_settings
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 DOCS_STATIC = "/docs/static"
-access_log = logging.getLogger("hpay.access")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -55,6 +52,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     app.json.ensure_ascii = False
     app.extensions["hpay_runtime"] = Runtime(settings)
+    if settings.BOOKING_GATE_ENABLED and settings.BOOKING_GATE_SOLD_OUT_MEMO_S > 0:
+        # A crowd's sold-out answers this process remembers are given before Flask, exactly as the view gives them.
+        app.wsgi_app = SoldOutEdge(app.wsgi_app, app.extensions["hpay_runtime"],
+                                   encode=lambda document: app.json.dumps(document, separators=(",", ":")),
+                                   hsts=settings.ENV == "production", vary_origin=bool(settings.cors_origins()))
     if settings.PROXY_COUNT:
         # Behind N reverse proxies the client address is the Nth from the end of X-Forwarded-For; one
         # the client wrote itself further left is never believed.
@@ -97,43 +99,29 @@ def _register_blueprints(api: Api) -> None:
 
 
 def _install_security_headers(app: Flask, hsts: bool) -> None:
-    """Headers on every response: no MIME sniffing, no framing (clickjacking), no referrer; API answers
-    (tokens among them) are never stored by a cache; HTTPS only, remembered by the browser, in production."""
-
     @app.after_request
-    def security_headers(response):
+    def add_security_headers(response):
         headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        if response.mimetype == "text/html":
-            # The docs page (Swagger UI from our own static files) runs its own inline start-up script.
-            headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-        else:
-            headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-        if request.path.startswith("/api/") or response.mimetype == "application/json":
-            headers["Cache-Control"] = "no-store"
-            headers.setdefault("Pragma", "no-cache")
-        if hsts:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        for name, value in security_headers(request.path, response.mimetype, hsts):
+            if name in ALWAYS_SET:
+                headers[name] = value
+            else:
+                headers.setdefault(name, value)
         return response
 
 
 def _install_request_id(app: Flask) -> None:
     @app.before_request
     def assign_request_id():
-        incoming = request.headers.get("X-Request-Id", "")
-        g.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = request_id(request.headers.get(REQUEST_ID_HEADER))
         g.request_id_token = request_id_var.set(g.request_id)
         g.started = time.perf_counter()
 
     @app.after_request
     def echo_request_id(response):
         if "request_id" in g:
-            response.headers["X-Request-Id"] = g.request_id
-            access_log.info("%s %s -> %s", request.method, request.path, response.status_code,
-                            extra={"status": response.status_code,
-                                   "duration_ms": round((time.perf_counter() - g.started) * 1000, 1)})
+            response.headers[REQUEST_ID_HEADER] = g.request_id
+            log_access(request.method, request.path, response.status_code, g.started)
         return response
 
     @app.teardown_request

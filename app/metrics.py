@@ -22,6 +22,9 @@ REQUESTS = Counter("hpay_http_requests_total", "HTTP requests answered, by endpo
 REQUEST_SECONDS = Histogram("hpay_http_request_duration_seconds", "Time to answer an HTTP request, by endpoint",
                             ["endpoint", "method"],
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
+SOLD_OUT_FROM_MEMORY = Counter("hpay_booking_sold_out_from_memory_total", "Booking requests this process answered "
+                               "sold out from its memory of the slot, before the web framework (app.api.mp."
+                               "sold_out_edge)")
 NOTIFICATIONS = Counter("hpay_notifications_total", "Channel notifications received, by channel, kind, verdict "
                         "(accepted, rejected) and reason class", ["channel", "kind", "verdict", "reason"])
 RECONCILIATION_RUNS = Counter("hpay_reconciliation_runs_total", "Reconciliation runs finished, by source and outcome "
@@ -32,3 +35,14 @@ LOGIN_FAILURES = Counter("hpay_login_failures_total", "Refused sign-ins, by who 
                          ["who", "reason"])
 RATE_LIMITED = Counter("hpay_rate_limited_total", "Requests refused by a rate limit, by the limit's name",
                        ["limit"])
+
+
+# Labels are bounded: a method name a client made up is counted as "other".
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def count_request(endpoint: str, method: str, status: int, seconds: float) -> None:
+    """One answered request: `endpoint` is the Flask endpoint name (or "unmatched"), never a path."""
+    method = method if method in _METHODS else "other"
+    REQUESTS.labels(endpoint, method, str(status)).inc()
+    REQUEST_SECONDS.labels(endpoint, method).observe(seconds)

@@ -161,10 +161,6 @@ def metrics_endpoint():
     return Response(generate_latest(_registry(current_app)), mimetype=CONTENT_TYPE_LATEST)
 
 
-# Labels are bounded: a method name a client made up is counted as "other".
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-
-
 def _install_request_metrics(app: Flask) -> None:
     @app.before_request
     def start_timing():
@@ -175,9 +171,7 @@ def _install_request_metrics(app: Flask) -> None:
         started = g.pop("metrics_started", None)
         if started is not None:
             endpoint = request.url_rule.endpoint if request.url_rule is not None else "unmatched"
-            method = request.method if request.method in _METHODS else "other"
-            metrics.REQUESTS.labels(endpoint, method, str(response.status_code)).inc()
-            metrics.REQUEST_SECONDS.labels(endpoint, method).observe(time.perf_counter() - started)
+            metrics.count_request(endpoint, request.method, response.status_code, time.perf_counter() - started)
         return response
 
 

@@ -12,26 +12,11 @@ from app.factory import create_app
 from app.services.reconciliation import reconcile
 from config.settings import TestSettings
 from tests.api.admin_helpers import ADMIN, clinic_id
+from tests.api.metrics_helpers import sample, scrape
 from tests.api.order_helpers import add_patient, paying_booking, user, wechat_merchant
 from workers.dispatcher import LEASES
 
 TOKEN = "metrics-" + "t" * 40
-
-
-def sample(text: str, name: str, **labels) -> float:
-    """The value of one series (0 when it is not there yet)."""
-    for family in text_string_to_metric_families(text):
-        for found in family.samples:
-            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
-                return found.value
-    return 0.0
-
-
-def scrape(client, **kwargs) -> str:
-    resp = client.get("/metrics", **kwargs)
-    assert resp.status_code == 200, resp.get_data(as_text=True)
-    assert resp.mimetype == "text/plain"
-    return resp.get_data(as_text=True)
 
 
 def xml(fields: dict) -> bytes:

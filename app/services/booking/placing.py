@@ -52,6 +52,15 @@ def admit(rt: Runtime, principal: MpPrincipal, data: dict) -> Admission:
     return admission
 
 
+def remembered_sold_out(rt: Runtime, clinic_id: int, item_id: int, slot_id: int, channel: str) -> Conflict | None:
+    """The sold-out refusal `admit` would give now from this process's memory alone (no Redis, no database), or
+    None: what lets a crowd's repeated requests be answered before the web framework (app.api.mp.sold_out_edge)."""
+    if not rt.settings.BOOKING_GATE_ENABLED:
+        return None
+    remembered = rt.booking_gate.remembered(clinic_id, item_id, slot_id, channel)
+    return None if remembered is None else sold_out(remembered.answer, channel)
+
+
 def settle_refusal(rt: Runtime, admission: Admission, data: dict, exc: BaseException) -> None:
     """The database refused after the gate admitted: drain the gate when it said full, else give back."""
     if admission.answer != ADMITTED:
