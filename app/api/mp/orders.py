@@ -60,7 +60,8 @@ CREATE_ORDER_EXAMPLES = {
 @blp.alt_response(422, schema=ApiErrorSchema, description="Invalid order")
 @blp.alt_response(503, schema=ApiErrorSchema,
                   description="`his_unavailable`: a visit-bill order reads the bills live from the HIS, which did "
-                              "not answer after a few tries; try again after Retry-After")
+                              "not answer after a few tries; `order_number_unavailable`: three new order numbers in "
+                              "a row were taken (not seen in practice); try again after Retry-After")
 def create_order(body):
     """Place a booking, card top-up or visit-bill order (a booking holds its place until it expires)."""
     mp_session = current_session()

@@ -129,10 +129,25 @@ def take_stock(session: Session, order: Order) -> None:
         raise sold_out(INVENTORY_FULL, order.channel)
 
 
+class OrderNumberTaken(Exception):
+    """Another order holds the number just made for a new one (its random part repeated within the same second):
+    the caller's transaction rolled back, and the order is placed again with a new number."""
+
+
 def insert_booking(session: Session, order: Order) -> None:
     """Add the order; the unique key refuses a patient's second booking of the item that day."""
     session.add(order)
     flush_booking_key(session, order)
+
+
+def flush_new_order(session: Session) -> None:
+    """Write a new order; OrderNumberTaken when its number is another order's."""
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        if "order_no" in str(exc.orig):
+            raise OrderNumberTaken() from None
+        raise
 
 
 def flush_booking_key(session: Session, order: Order) -> None:
@@ -140,7 +155,7 @@ def flush_booking_key(session: Session, order: Order) -> None:
     of the item that day (the caller's transaction then rolls back whole)."""
     who = {"patient_id": order.patient_id, "item_id": order.item_id}  # read now: a failed flush expires the order
     try:
-        session.flush()
+        flush_new_order(session)
     except IntegrityError as exc:
         if "active_booking_key" not in str(exc.orig):
             raise
