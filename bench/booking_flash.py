@@ -164,6 +164,13 @@ def check_release(rt, run: CrowdRun, slot_ids: list[int], places: int) -> Check:
                  sum(s.reserved > s.capacity for s in slots))
 
 
+def server_errors(log_path, limit: int = 40) -> str:
+    """What a server logged at ERROR (its unhandled errors with their tracebacks), to explain a failed check."""
+    found = [line for line in log_path.read_text(errors="replace").splitlines()
+             if '"level": "ERROR"' in line or "Traceback" in line]
+    return "server errors:\n" + ("\n".join(found[-limit:]) if found else "(none logged)")
+
+
 def spread(values: list[float], digits: int = 0) -> str:
     fmt = f"{{:.{digits}f}}"
     return f"{fmt.format(statistics.median(values))} ({fmt.format(min(values))}-{fmt.format(max(values))})"
@@ -221,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             check = check_release(rt, run, slot_ids, places)
             print(f"round {round_no}/{args.rounds} {variant.label:<9} {len(run.answers) / run.wall_s:6.0f} req/s  "
                   f"p50 {_percentile(run, 50):7.1f} ms  p99 {_percentile(run, 99):7.1f} ms  {check}", flush=True)
+            if not check.ok:
+                print(server_errors(server.process.log_path), flush=True)
             return check.ok
 
         # Warm-up, not counted: each server's connection pools, the gate built, the imports of the first requests.
