@@ -12,10 +12,11 @@ counting, so concurrent requests of one user count one after the other).
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, literal, select
+from sqlalchemy import and_, bindparam, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,7 +36,7 @@ from app.services.clinics import (
 from app.services.common.principals import MpPrincipal, MpSignedSession
 from app.services.common.staff_scope import MAX_ROW_ID, SHANGHAI
 from app.services.orders import claim_open_slot_place, take_inventory_place
-from app.services.people import confirm_session_in, user_patient_criteria, user_patient_or_refusal
+from app.services.people import confirm_session_in, user_patient_match, user_patient_or_refusal
 
 
 def sold_out(full: str, channel: str) -> Conflict:
@@ -96,7 +97,7 @@ def fill_booking(rt: Runtime, session: Session, mp_session: MpSignedSession, dat
         _why_not(session, principal, item_id, slot_id, now)
         raise sold_out(SLOT_FULL, channel)
     clinic, account, patient, item, made_today = session.execute(
-        _what_the_request_names(rt, principal, data["patient_id"], item_id, now)).one()
+        *_what_the_request_names(rt, principal, data["patient_id"], item_id, now)).one()
     account = paying_account_or_refusal(clinic, account)
     patient = user_patient_or_refusal(patient, data["patient_id"])
     item = clinic_item_or_refusal(item, item_id)
@@ -167,22 +168,31 @@ def _what_the_request_names(rt: Runtime, principal: MpPrincipal, patient_id: int
     """One statement for the rows a booking checks: the clinic, the app the user signed in through, the patient
     and the item (each None when it is not this user's or this clinic's), and the user's bookings made today.
     The count runs under the lock on the user's row that the session's check took, so concurrent requests of
-    one user count one after the other."""
-    limit = rt.settings.BOOKINGS_PER_USER_PER_DAY
+    one user count one after the other. The ids are in range (the API's schema, or the claim that succeeded)."""
+    day_start = datetime.combine(now.astimezone(SHANGHAI).date(), datetime.min.time(), SHANGHAI)
+    return _names_statement(rt.settings.BOOKINGS_PER_USER_PER_DAY > 0), {
+        "p_clinic": principal.clinic_id, "p_user": principal.user_id, "p_patient": patient_id, "p_item": item_id,
+        "p_day_start": day_start, "p_day_end": day_start + timedelta(days=1)}
+
+
+@functools.cache
+def _names_statement(counting: bool):
+    """`_what_the_request_names`' statement, built once per process with bound parameters (with or without the
+    day's count): building it per request cost each booking about 0.3 ms of CPU."""
     made_today = literal(0)
-    if limit > 0:
-        day_start = datetime.combine(now.astimezone(SHANGHAI).date(), datetime.min.time(), SHANGHAI)
+    if counting:
         made_today = select(func.count()).select_from(Order).where(
-            Order.user_id == principal.user_id, Order.type == o.BOOKING, Order.created_at >= day_start,
-            Order.created_at < day_start + timedelta(days=1),
+            Order.user_id == bindparam("p_user"), Order.type == o.BOOKING, Order.created_at >= bindparam("p_day_start"),
+            Order.created_at < bindparam("p_day_end"),
             Order.status.in_(o.COUNTS_TOWARDS_DAILY_LIMIT)).scalar_subquery()
+    clinic_id = bindparam("p_clinic")
     return (select(Clinic, MerchantAccount, Patient, Item, made_today)
             .select_from(Clinic)
-            .outerjoin(MpUser, MpUser.id == principal.user_id)
+            .outerjoin(MpUser, MpUser.id == bindparam("p_user"))
             .outerjoin(MerchantAccount, MerchantAccount.id == MpUser.merchant_account_id)
-            .outerjoin(Patient, and_(*user_patient_criteria(principal, patient_id)))
-            .outerjoin(Item, and_(*clinic_item_criteria(principal.clinic_id, item_id)))
-            .where(Clinic.id == principal.clinic_id))
+            .outerjoin(Patient, and_(*user_patient_match(bindparam("p_user"), clinic_id, bindparam("p_patient"))))
+            .outerjoin(Item, and_(*clinic_item_criteria(clinic_id, bindparam("p_item"))))
+            .where(Clinic.id == clinic_id))
 
 
 def _within_daily_limit(rt: Runtime, made_today: int) -> None:

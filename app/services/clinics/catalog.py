@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, false, or_, select
+from sqlalchemy import BindParameter, ColumnElement, false, or_, select
 from sqlalchemy.orm import Session
 
 from app.db.models import Item, ItemInventory, Slot
@@ -30,9 +30,11 @@ def require_clinic_item(session: Session, clinic_id: int, item_id: int) -> Item:
                                   item_id)
 
 
-def clinic_item_criteria(clinic_id: int, item_id: int) -> list[ColumnElement[bool]]:
-    """What makes `item_id` an active item of this clinic, for a query of the caller's (or `require_clinic_item`)."""
-    if not 0 < item_id <= MAX_ROW_ID:
+def clinic_item_criteria(clinic_id: int | BindParameter, item_id: int | BindParameter) -> list[ColumnElement[bool]]:
+    """What makes `item_id` an active item of this clinic, for a query of the caller's (or `require_clinic_item`).
+    The ids may be bound parameters of a statement built once; a value passed with it is then the caller's to
+    keep in range."""
+    if isinstance(item_id, int) and not 0 < item_id <= MAX_ROW_ID:
         return [false()]
     return [Item.id == item_id, Item.clinic_id == clinic_id, Item.active.is_(True)]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, or_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -60,27 +60,36 @@ def take_slot_place(session: Session, slot_id: int) -> bool:
                            .execution_options(synchronize_session=False)).rowcount == 1
 
 
+# A booking's two conditional updates, built once with bound parameters: building them per request cost each
+# booking about 0.25 ms of CPU. (Parameter names differ from the columns': an UPDATE's parameters named like a
+# column would set it.)
+_CLAIM_OPEN_SLOT_PLACE = (
+    update(Slot)
+    .where(Slot.id == bindparam("p_slot"), Slot.reserved < Slot.capacity, Slot.item_id == bindparam("p_item"),
+           Slot.closed.is_(False), Slot.starts_at > bindparam("p_open_at"),
+           or_(Slot.release_at.is_(None), Slot.release_at <= bindparam("p_open_at")))
+    .values(reserved=Slot.reserved + 1).returning(Slot))
+_TAKE_INVENTORY_PLACE = (
+    update(ItemInventory)
+    .where(ItemInventory.item_id == bindparam("p_item"), ItemInventory.channel == bindparam("p_channel"),
+           ItemInventory.reserved < ItemInventory.quantity)
+    .values(reserved=ItemInventory.reserved + 1))
+_UNSYNCHRONIZED = {"synchronize_session": False}
+
+
 def claim_open_slot_place(session: Session, slot_id: int, item_id: int, open_at: datetime) -> Slot | None:
     """One place of a slot of this item that is open to patients at `open_at` (released, not closed, not
     started) and has one: the slot as it is now, or None. A booking tries this first and looks up why only when
     it fails; the slot comes back with the update (RETURNING), so the booking reads it no second time."""
-    return session.scalars(
-        update(Slot)
-        .where(Slot.id == slot_id, Slot.reserved < Slot.capacity, Slot.item_id == item_id, Slot.closed.is_(False),
-               Slot.starts_at > open_at, or_(Slot.release_at.is_(None), Slot.release_at <= open_at))
-        .values(reserved=Slot.reserved + 1).returning(Slot),
-        execution_options={"synchronize_session": False}).one_or_none()
+    return session.scalars(_CLAIM_OPEN_SLOT_PLACE, {"p_slot": slot_id, "p_item": item_id, "p_open_at": open_at},
+                           execution_options=_UNSYNCHRONIZED).one_or_none()
 
 
 def take_inventory_place(session: Session, item_id: int, channel: str) -> bool:
     """One place of the item's stock on this channel. Every booking of the item waits for this row's lock until
     its transaction ends: a booking takes it last, just before its order is written."""
-    return session.execute(
-        update(ItemInventory)
-        .where(ItemInventory.item_id == item_id, ItemInventory.channel == channel,
-               ItemInventory.reserved < ItemInventory.quantity)
-        .values(reserved=ItemInventory.reserved + 1).execution_options(synchronize_session=False)
-    ).rowcount == 1
+    return session.execute(_TAKE_INVENTORY_PLACE, {"p_item": item_id, "p_channel": channel},
+                           execution_options=_UNSYNCHRONIZED).rowcount == 1
 
 
 def release_place(session: Session, order: Order) -> None:

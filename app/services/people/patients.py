@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, false, select, update
+from sqlalchemy import BindParameter, ColumnElement, false, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -83,7 +83,14 @@ def user_patient_criteria(principal: MpPrincipal, patient_id: int) -> list[Colum
     """What makes `patient_id` one of this user's patients, for a query of the caller's."""
     if not 0 < patient_id <= MAX_ROW_ID:
         return [false()]
-    return [Patient.id == patient_id, Patient.user_id == principal.user_id, Patient.clinic_id == principal.clinic_id]
+    return user_patient_match(principal.user_id, principal.clinic_id, patient_id)
+
+
+def user_patient_match(user_id: int | BindParameter, clinic_id: int | BindParameter,
+                       patient_id: int | BindParameter) -> list[ColumnElement[bool]]:
+    """`user_patient_criteria` without the range check, whose values may be bound parameters of a statement built
+    once (the caller keeps what it passes with it in range)."""
+    return [Patient.id == patient_id, Patient.user_id == user_id, Patient.clinic_id == clinic_id]
 
 
 def user_patient_or_refusal(patient: Patient | None, patient_id: int) -> Patient:
