@@ -21,9 +21,9 @@ engine. gthread, deliberately, also because of staff's live events (Server-Sent 
 `/api/admin/v1/events/stream`): an open stream holds one thread of its worker for up to
 HPAY_LIVE_STREAM_MAX_S while it waits on Redis, which a sync worker could not do without being
 taken out of service for everyone. Measured for a slot-release crowd (bench/booking_flash.py, README
-"Benchmarks": 1,000 patients at once on 2 cores): 2 gthread workers x 8 threads served the booking crowd
-within a few percent of 3 x 8 and 4 x 8, better than 3 x 16; 2 sync workers were about 15% faster but cannot
-hold a stream; gevent workers were slower still (about 280 req/s). So the
+"Benchmarks": 1,000 patients at once on 2 cores): 2 gthread workers x 8 threads, 3 x 8, 2 x 4 and 2 sync
+workers served the booking crowd within the machine's noise of each other (1611-1770 req/s), and a sync worker
+cannot hold a stream; gevent workers were the slowest (about 280 req/s, measured earlier). So the
 default stays 2 (or one per CPU) x 8 threads. gthread's timeout watches the worker's main loop, not a request,
 so a long stream is not killed as a hung worker. Each process serves at most
 HPAY_LIVE_STREAMS_PER_PROCESS streams (default 4) and refuses more with 503 and Retry-After, so with
