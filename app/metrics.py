@@ -17,14 +17,16 @@ if metrics_files.directory() is not None:
     # Before any metric exists: each value is created in files named by host and pid (config/metrics_files.py).
     values.ValueClass = values.MultiProcessValue(process_identifier=metrics_files.identifier)
 
+# Every metric has labels, so that its value (and in multiprocess mode its file) is made when first counted, not
+# when a process imports this module: a CLI command may import it before the metrics directory exists.
 REQUESTS = Counter("hpay_http_requests_total", "HTTP requests answered, by endpoint (the Flask endpoint name) and "
                    "status", ["endpoint", "method", "status"])
 REQUEST_SECONDS = Histogram("hpay_http_request_duration_seconds", "Time to answer an HTTP request, by endpoint",
                             ["endpoint", "method"],
                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0))
 SOLD_OUT_FROM_MEMORY = Counter("hpay_booking_sold_out_from_memory_total", "Booking requests this process answered "
-                               "sold out from its memory of the slot, before the web framework (app.api.mp."
-                               "sold_out_edge)")
+                               "sold out from its memory, before the web framework (app.api.mp.sold_out_edge), by "
+                               "the answer's error code (slot_sold_out, inventory_sold_out)", ["error"])
 NOTIFICATIONS = Counter("hpay_notifications_total", "Channel notifications received, by channel, kind, verdict "
                         "(accepted, rejected) and reason class", ["channel", "kind", "verdict", "reason"])
 RECONCILIATION_RUNS = Counter("hpay_reconciliation_runs_total", "Reconciliation runs finished, by source and outcome "

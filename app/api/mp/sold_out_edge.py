@@ -96,7 +96,7 @@ class SoldOutEdge:
         finally:
             request_id_var.reset(context)
         metrics.count_request(ENDPOINT, "POST", status, time.perf_counter() - started)
-        metrics.SOLD_OUT_FROM_MEMORY.inc()
+        metrics.SOLD_OUT_FROM_MEMORY.labels(refusal.code).inc()
         return [body]
 
 
