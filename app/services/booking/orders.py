@@ -75,14 +75,12 @@ def _numbered(place: Callable[[], dict]) -> dict:
     """`place()`, again with a new order number when the one it made was taken: with 100 orders in a second the
     6 random digits of two of them are the same with a chance of about 1 in 200 (4,950 pairs), and that must
     not be a failed request."""
-    for tries_left in reversed(range(ORDER_NUMBER_TRIES)):
+    for _ in range(ORDER_NUMBER_TRIES):
         try:
             return place()
         except placing.OrderNumberTaken:
-            if not tries_left:
-                raise Unavailable("no free order number was found; try again", "order_number_unavailable",
-                                  retry_after_s=1) from None
-    raise AssertionError("unreachable")
+            continue
+    raise Unavailable("no free order number was found; try again", "order_number_unavailable", retry_after_s=1)
 
 
 def _place_card_order(rt: Runtime, principal: MpPrincipal, data: dict, bills: dict[str, int] | None) -> dict:

@@ -36,7 +36,7 @@ from app.services.clinics import (
 from app.services.common.principals import MpPrincipal, MpSignedSession
 from app.services.common.staff_scope import MAX_ROW_ID, SHANGHAI
 from app.services.orders import claim_open_slot_place, take_inventory_place
-from app.services.people import confirm_session_in, user_patient_match, user_patient_or_refusal
+from app.services.people import confirm_session_in, user_patient_criteria, user_patient_or_refusal
 
 
 def sold_out(full: str, channel: str) -> Conflict:
@@ -190,7 +190,7 @@ def _names_statement(counting: bool):
             .select_from(Clinic)
             .outerjoin(MpUser, MpUser.id == bindparam("p_user"))
             .outerjoin(MerchantAccount, MerchantAccount.id == MpUser.merchant_account_id)
-            .outerjoin(Patient, and_(*user_patient_match(bindparam("p_user"), clinic_id, bindparam("p_patient"))))
+            .outerjoin(Patient, and_(*user_patient_criteria(bindparam("p_user"), clinic_id, bindparam("p_patient"))))
             .outerjoin(Item, and_(*clinic_item_criteria(clinic_id, bindparam("p_item"))))
             .where(Clinic.id == clinic_id))
 

@@ -11,11 +11,10 @@ from app.services.people.patients import (
     require_user_card,
     require_user_patient,
     user_patient_criteria,
-    user_patient_match,
     user_patient_or_refusal,
 )
 from app.services.people.staff_auth import ADMIN, FINANCE, OPERATOR, ROLES, STAFF
 
 __all__ = ["ADMIN", "FINANCE", "OPERATOR", "PHONE_PATTERN", "ROLES", "STAFF", "confirm_session",
            "confirm_session_in", "his_key_for", "normalized_patient_fields", "require_user_card",
-           "require_user_patient", "user_patient_criteria", "user_patient_match", "user_patient_or_refusal"]
+           "require_user_patient", "user_patient_criteria", "user_patient_or_refusal"]

@@ -75,21 +75,16 @@ def his_key_for(patient_id: int, created_at: datetime, purpose: str) -> str:
 
 def require_user_patient(session: Session, principal: MpPrincipal, patient_id: int) -> Patient:
     """One of this user's patients, or NotFound `patient_not_found` (also for another user's)."""
-    return user_patient_or_refusal(
-        session.scalar(select(Patient).where(*user_patient_criteria(principal, patient_id))), patient_id)
+    criteria = user_patient_criteria(principal.user_id, principal.clinic_id, patient_id)
+    return user_patient_or_refusal(session.scalar(select(Patient).where(*criteria)), patient_id)
 
 
-def user_patient_criteria(principal: MpPrincipal, patient_id: int) -> list[ColumnElement[bool]]:
-    """What makes `patient_id` one of this user's patients, for a query of the caller's."""
-    if not 0 < patient_id <= MAX_ROW_ID:
+def user_patient_criteria(user_id: int | BindParameter, clinic_id: int | BindParameter,
+                          patient_id: int | BindParameter) -> list[ColumnElement[bool]]:
+    """What makes `patient_id` one of this user's patients, for a query of the caller's. The values may be bound
+    parameters of a statement built once; a value passed with it is then the caller's to keep in range."""
+    if isinstance(patient_id, int) and not 0 < patient_id <= MAX_ROW_ID:
         return [false()]
-    return user_patient_match(principal.user_id, principal.clinic_id, patient_id)
-
-
-def user_patient_match(user_id: int | BindParameter, clinic_id: int | BindParameter,
-                       patient_id: int | BindParameter) -> list[ColumnElement[bool]]:
-    """`user_patient_criteria` without the range check, whose values may be bound parameters of a statement built
-    once (the caller keeps what it passes with it in range)."""
     return [Patient.id == patient_id, Patient.user_id == user_id, Patient.clinic_id == clinic_id]
 
 
