@@ -123,7 +123,12 @@ class SoldOutMemo:
     def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl_s, self._clock = ttl_s, clock
         self._answers: dict[tuple, tuple[Admission, float]] = {}
+        self._last_expiry = 0.0
         self.version = 0
+
+    def holds_any(self) -> bool:
+        """Whether any answer is still remembered (a request can skip looking when none is)."""
+        return self._last_expiry > self._clock()
 
     def get(self, request: tuple) -> Admission | None:
         if self.ttl_s <= 0:
@@ -136,11 +141,13 @@ class SoldOutMemo:
             return
         if len(self._answers) >= self.MAX_ENTRIES:
             self._answers.clear()
-        self._answers[request] = (admission, self._clock() + self.ttl_s)
+        self._last_expiry = self._clock() + self.ttl_s
+        self._answers[request] = (admission, self._last_expiry)
 
     def clear(self) -> None:
         self.version += 1
         self._answers.clear()
+        self._last_expiry = 0.0
 
 
 class AdmissionGate:

@@ -31,7 +31,7 @@ from app.domain.errors import DomainError
 from app.errors import error_document
 from app.http_basics import REQUEST_ID_HEADER, log_access, request_id, security_headers
 from app.runtime import Runtime
-from app.services.booking import remembered_sold_out
+from app.services.booking import remembered_sold_out, remembers_sold_out
 from app.services.common.staff_scope import MAX_ROW_ID
 from app.services.people.mp_auth import read_session
 from config.logging import request_id_var
@@ -55,12 +55,16 @@ class SoldOutEdge:
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO") == PATH:
-            answer = self._sold_out_answer(environ, time.perf_counter())
-            if answer is not None:
-                return answer(start_response)
+            started = time.perf_counter()
+            refusal = self._remembered_refusal(environ)
+            if refusal is not None:
+                return self._answer(environ, start_response, refusal, started)
         return self.wsgi_app(environ, start_response)
 
-    def _sold_out_answer(self, environ: dict, started: float):
+    def _remembered_refusal(self, environ: dict) -> DomainError | None:
+        """The sold-out refusal the view would give this request from this process's memory, or None."""
+        if not remembers_sold_out(self.rt):
+            return None  # outside a crowd: no body read, no token checked twice
         if "HTTP_IDEMPOTENCY_KEY" in environ or "HTTP_ORIGIN" in environ:
             return None
         if environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/json":
@@ -78,11 +82,8 @@ class SoldOutEdge:
             return None  # Flask answers it (401 and its code)
         if booking["channel"] != principal.channel:
             return None
-        refusal = remembered_sold_out(self.rt, principal.clinic_id, booking["item_id"], booking["slot_id"],
-                                      booking["channel"])
-        if refusal is None:
-            return None
-        return lambda start_response: self._answer(environ, start_response, refusal, started)
+        return remembered_sold_out(self.rt, principal.clinic_id, booking["item_id"], booking["slot_id"],
+                                   booking["channel"])
 
     def _answer(self, environ: dict, start_response, refusal: DomainError, started: float) -> list[bytes]:
         status = refusal.http_status

@@ -53,6 +53,11 @@ def admit(rt: Runtime, principal: MpPrincipal, data: dict) -> Admission:
     return admission
 
 
+def remembers_sold_out(rt: Runtime) -> bool:
+    """Whether this process remembers any sold-out answer now (outside a crowd, none: nothing to look up)."""
+    return rt.settings.BOOKING_GATE_ENABLED and rt.booking_gate.sold_out_memo.holds_any()
+
+
 def remembered_sold_out(rt: Runtime, clinic_id: int, item_id: int, slot_id: int, channel: str) -> Conflict | None:
     """The sold-out refusal `admit` would give now from this process's memory alone (no Redis, no database), or
     None: what lets a crowd's repeated requests be answered before the web framework (app.api.mp.sold_out_edge)."""
